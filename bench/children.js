@@ -1,0 +1,138 @@
+'use strict';
+// Starting, timing and tracking every child the benchmark creates.
+//
+// Every spawn goes through here so that (1) all variants are timed the same way:
+// from just before the spawn call to the moment JavaScript learns of the exit, and
+// (2) the run can always kill and reap whatever is still alive: on a hung child
+// (watchdog), on Ctrl-C, on a crash, and at the end.
+const cp = require('child_process');
+
+const live = new Map(); // id -> { label, started, kill(signal), done: Promise }
+let nextId = 0;
+
+function track(label, kill, done) {
+  const id = ++nextId;
+  live.set(id, { label, started: Date.now(), kill, done });
+  return () => live.delete(id);
+}
+
+function liveCount() {
+  return live.size;
+}
+
+/**
+ * Kill (SIGKILL) anything that has been alive longer than maxAgeMs: /bin/true exits
+ * in milliseconds, so a child this old is hung and would stall the run. The timer
+ * is unref'd so it never keeps the process alive by itself.
+ */
+function startWatchdog(maxAgeMs) {
+  const timer = setInterval(() => {
+    const now = Date.now();
+    for (const entry of live.values()) {
+      if (now - entry.started > maxAgeMs) {
+        process.stderr.write(`watchdog: killing ${entry.label}, alive for ${now - entry.started} ms\n`);
+        try {
+          entry.kill('SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    }
+  }, 1000);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+/** SIGKILL every tracked child and wait (bounded) until each has been reaped. */
+async function killAll(timeoutMs = 5000) {
+  const entries = [...live.values()];
+  for (const e of entries) {
+    try {
+      e.kill('SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  let timer;
+  const timeout = new Promise((resolve) => {
+    timer = setTimeout(resolve, timeoutMs);
+  });
+  await Promise.race([Promise.allSettled(entries.map((e) => e.done)), timeout]);
+  clearTimeout(timer);
+  return entries.length;
+}
+
+function exitError(label, code, signal) {
+  return new Error(`${label} exited with ${signal ? `signal ${signal}` : `code ${code}`}`);
+}
+
+/**
+ * child_process.spawn(command, args) and wait for 'exit'.
+ * Resolves to the elapsed nanoseconds; rejects if it did not exit 0.
+ */
+function runCp(command, args = [], options = {}) {
+  const t0 = process.hrtime.bigint();
+  const child = cp.spawn(command, args, { stdio: 'ignore', ...options });
+  let untrack = () => {};
+  const done = new Promise((resolve, reject) => {
+    child.once('error', (err) => {
+      untrack();
+      reject(err);
+    });
+    child.once('exit', (code, signal) => {
+      const t1 = process.hrtime.bigint();
+      untrack();
+      if (code === 0) resolve(Number(t1 - t0));
+      else reject(exitError(command, code, signal));
+    });
+  });
+  untrack = track(command, (sig) => child.kill(sig), done);
+  return done;
+}
+
+/**
+ * spawnIsolated(options) and wait for its `exited` promise.
+ * Resolves to the elapsed nanoseconds; rejects (or throws synchronously, as the
+ * library does on bad options) if it did not exit 0.
+ */
+function runIso(spawnIsolated, options) {
+  const t0 = process.hrtime.bigint();
+  const handle = spawnIsolated(options);
+  const done = handle.exited.then((r) => {
+    const t1 = process.hrtime.bigint();
+    if (r.exitCode !== 0) throw exitError('spawnIsolated', r.exitCode, r.signal);
+    return Number(t1 - t0);
+  });
+  const untrack = track('spawnIsolated', (sig) => handle.kill(sig), done);
+  done.then(untrack, untrack);
+  return done;
+}
+
+/**
+ * Run a program to completion and collect its stdout (used for bench/build/floor,
+ * which times itself and prints one number per line).
+ */
+function runCollect(command, args) {
+  const child = cp.spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
+  child.stderr.setEncoding('utf8').on('data', (d) => (err += d));
+  let untrack = () => {};
+  const done = new Promise((resolve, reject) => {
+    child.once('error', (e) => {
+      untrack();
+      reject(e);
+    });
+    // 'close', not 'exit': we need all of stdout.
+    child.once('close', (code, signal) => {
+      untrack();
+      if (code === 0) resolve(out);
+      else reject(new Error(`${command} failed (${signal || `code ${code}`}): ${err.trim()}`));
+    });
+  });
+  untrack = track(command, (sig) => child.kill(sig), done);
+  return done;
+}
+
+module.exports = { runCp, runIso, runCollect, killAll, startWatchdog, liveCount };

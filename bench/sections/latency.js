@@ -1,0 +1,85 @@
+'use strict';
+// Section 1: spawn latency of /bin/true, every way side by side, as ratios to the C floor.
+const { latencyVariants } = require('../variants');
+const { runRounds } = require('../rounds');
+const { summarize, fmtMs, fmtRatio, table } = require('../stats');
+
+async function run(ctx) {
+  const { quick } = ctx;
+  const rounds = quick ? 40 : 400;
+  const warmup = quick ? 5 : 30;
+  const variants = latencyVariants(ctx.env);
+  const { samples, failures, skipped } = await runRounds(variants, { rounds, warmup });
+
+  // One row per variant, plus the extra floor rows right under (h).
+  const rows = [];
+  for (const v of variants) {
+    rows.push({ key: v.key, label: v.label, stats: samples[v.key] ? summarize(samples[v.key]) : null });
+    for (const [key, label] of Object.entries(v.extraRows || {}))
+      rows.push({ key, label, stats: samples[key] ? summarize(samples[key]) : null });
+  }
+  const byKey = Object.fromEntries(rows.map((r) => [r.key, r.stats]));
+  const floor = byKey.h;
+  const ownFloor = { a: byKey.h0, c: byKey.hc };
+
+  const tableRows = rows.map((r) => {
+    const s = r.stats;
+    if (!s) return [r.label, '-', '-', '-', '-', '-', '-', '-', skipped[r.key] ? 'skipped' : ''];
+    const own = ownFloor[r.key];
+    return [
+      r.label,
+      s.n,
+      fmtMs(s.p50),
+      fmtMs(s.p99),
+      fmtMs(s.mean),
+      floor ? fmtRatio(s.p50 / floor.p50) : '-',
+      floor ? fmtRatio(s.mean / floor.mean) : '-',
+      own ? fmtRatio(s.p50 / own.p50) : '',
+      failures[r.key] ? `${failures[r.key].count} failed` : '',
+    ];
+  });
+
+  // The comparisons the project cares about, as "how many times faster is (b)".
+  const b = byKey.b;
+  const comparisons = {};
+  const lines = [];
+  const compare = (name, other) => {
+    if (!b || !other) return;
+    comparisons[name] = { p50: other.p50 / b.p50, mean: other.mean / b.mean };
+    lines.push(
+      `  ${name}: ${fmtRatio(other.p50 / b.p50)} at p50, ${fmtRatio(other.mean / b.mean)} on the mean ` +
+        `(its time / spawnIsolated(b)'s; >1 means spawnIsolated(b) is faster)`,
+    );
+  };
+  compare('bwrap vs spawnIsolated(b)', byKey.f);
+  compare('child_process vs spawnIsolated(b)', byKey.d);
+  compare('unshare(1) vs spawnIsolated(b)', byKey.e);
+  compare('nsjail vs spawnIsolated(b)', byKey.g);
+
+  const text = [
+    `${rounds} interleaved rounds after ${warmup} warm-up rounds; times in ms, from the spawn call until the exit is known.`,
+    `The floor (h) times itself in C (clone to waitpid); p50/floor and mean/floor divide by (h); "own floor" divides (a) and (c) by the floor with their namespaces.`,
+    '',
+    table(['variant', 'n', 'p50', 'p99', 'mean', 'p50/floor', 'mean/floor', 'own floor', ''], tableRows),
+    '',
+    ...(lines.length ? ['Ratios:', ...lines] : ['Ratios: need spawnIsolated(b) and the variants it is compared with.']),
+  ].join('\n');
+
+  return {
+    text,
+    skipped,
+    data: {
+      rounds,
+      warmup,
+      unit: 'ms',
+      rows: rows.map((r) => ({ key: r.key, label: r.label.trim(), ...(r.stats || {}), failures: failures[r.key] || null })),
+      ratiosToFloor: Object.fromEntries(
+        rows.filter((r) => r.stats && floor).map((r) => [r.key, { p50: r.stats.p50 / floor.p50, mean: r.stats.mean / floor.mean }]),
+      ),
+      comparisons,
+    },
+    chartRows: rows.filter((r) => r.stats).map((r) => ({ label: r.label.trim(), p50: r.stats.p50, p99: r.stats.p99 })),
+  };
+}
+
+module.exports = { name: 'latency', title: '1. Spawn latency of /bin/true', run };

@@ -1,0 +1,22 @@
+{
+  "targets": [
+    {
+      "target_name": "nsjail_node",
+      "sources": [
+        "src-native/addon.cc",
+        "src-native/plan.cc",
+        "src-native/clone.cc",
+        "src-native/child.cc",
+        "src-native/spawn.cc",
+        "src-native/child_handle.cc",
+        "src-native/syscalls.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_DISABLE_CPP_EXCEPTIONS", "_GNU_SOURCE"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc": ["-std=c++17", "-fvisibility=hidden", "-Wall", "-Wextra", "-Werror=return-type", "-fno-exceptions", "-fstack-protector-strong", "-D_FORTIFY_SOURCE=2"],
+      "cflags": ["-fvisibility=hidden"]
+    }
+  ]
+}

@@ -1,0 +1,236 @@
+/**
+ * The public options of spawnIsolated and their validation. Everything a user can get wrong
+ * is caught here, with the option's name and the reason, before any process starts.
+ */
+import * as os from 'node:os';
+
+/** Where one of the program's standard streams goes. */
+export type StdioOption =
+  /** A pipe to this process: the handle's `stdin`/`stdout`/`stderr` stream. */
+  | 'pipe'
+  /** This process's own descriptor of the same number. */
+  | 'inherit'
+  /** /dev/null. */
+  | 'ignore'
+  /** A file descriptor of this process, duplicated into the child. */
+  | number;
+
+/** Options of {@link spawnIsolated}. Only `command` is required; every namespace is off by default. */
+export interface SpawnOptions {
+  /**
+   * The program: an absolute path inside the sandbox, a path relative to `cwd`, or a bare
+   * name looked up on the sandbox's `PATH` (from `env`, else {@link DEFAULT_PATH}) inside
+   * the new root.
+   */
+  command: string;
+  /** Arguments after argv[0]. */
+  args?: readonly string[];
+  /** argv[0] as the program sees it; defaults to `command`. */
+  argv0?: string;
+  /**
+   * The program's whole environment. Default: only `PATH` ({@link DEFAULT_PATH}). The host's
+   * environment is never passed on unless given here (e.g. `env: process.env`).
+   */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** Working directory inside the sandbox (absolute). Default: `/` with `root`, else this process's cwd. */
+  cwd?: string;
+  /**
+   * A host directory to become the sandbox's `/`. With `mount: true` it is switched to with
+   * pivot_root and the old root is detached; without a mount namespace by chroot + chdir("/").
+   */
+  root?: string;
+  /** Host name inside the sandbox; needs `uts: true`. */
+  hostname?: string;
+  /** New PID namespace: the program is PID 1 and sees only its own descendants. */
+  pid?: boolean;
+  /** New network namespace: only a loopback interface. */
+  net?: boolean;
+  /** New mount namespace, made private first so that no mount propagates to the host. */
+  mount?: boolean;
+  /** New UTS namespace (host name and domain name). */
+  uts?: boolean;
+  /** New IPC namespace (System V IPC and POSIX message queues). */
+  ipc?: boolean;
+  /**
+   * New user namespace. The caller's uid and gid are mapped to 0 inside (root inside, the
+   * caller outside); the child writes that single-line map itself, with setgroups denied.
+   */
+  user?: boolean;
+  /** New cgroup namespace: the program's cgroup appears as the root. */
+  cgroup?: boolean;
+  /** Standard streams: one value for all three, or one each for stdin, stdout, stderr. Default 'pipe'. */
+  stdio?: StdioOption | readonly [StdioOption, StdioOption, StdioOption];
+  /** Kill the sandbox with SIGKILL when the thread that spawned it exits. Default true. */
+  dieWithParent?: boolean;
+  /** Start the program in a new session (setsid), detached from any terminal. Default true. */
+  newSession?: boolean;
+}
+
+/** The PATH a sandbox gets when `env` does not give one. */
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** Options after validation: defaults filled in, shapes normalised. */
+export interface ValidatedOptions {
+  command: string;
+  argv: string[];
+  env: [string, string][];
+  cwd: string | undefined;
+  root: string | undefined;
+  hostname: string | undefined;
+  namespaces: { pid: boolean; net: boolean; mount: boolean; uts: boolean; ipc: boolean; user: boolean; cgroup: boolean };
+  stdio: [StdioOption, StdioOption, StdioOption];
+  dieWithParent: boolean;
+  newSession: boolean;
+}
+
+const KNOWN_KEYS: readonly (keyof SpawnOptions)[] = [
+  'command', 'args', 'argv0', 'env', 'cwd', 'root', 'hostname', 'pid', 'net', 'mount', 'uts', 'ipc', 'user',
+  'cgroup', 'stdio', 'dieWithParent', 'newSession',
+];
+
+const NAMESPACE_KEYS = ['pid', 'net', 'mount', 'uts', 'ipc', 'user', 'cgroup'] as const;
+
+function fail(option: string, reason: string, kind: 'type' | 'range' = 'type'): never {
+  const message = `spawnIsolated: options.${option} ${reason}`;
+  throw kind === 'range' ? new RangeError(message) : new TypeError(message);
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = row[0];
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const above = row[j];
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diagonal = above;
+    }
+  }
+  return row[b.length];
+}
+
+/** The known option closest to a misspelt one, if it is close enough to be a typo. */
+export function didYouMean(key: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.floor(key.length / 3)) + 1;
+  for (const candidate of known) {
+    const d = editDistance(key.toLowerCase(), candidate.toLowerCase());
+    if (d < bestDistance) {
+      best = candidate;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+/** Rejects keys that are not options: a typo must not silently drop isolation. */
+export function rejectUnknownKeys(options: object, known: readonly string[], where: string): void {
+  for (const key of Object.keys(options)) {
+    if (known.includes(key)) continue;
+    const guess = didYouMean(key, known);
+    throw new TypeError(`spawnIsolated: unknown option ${where}${key}${guess ? ` (did you mean ${where}${guess}?)` : ''}`);
+  }
+}
+
+/** A string without NUL bytes (the kernel would cut it there). */
+export function checkCString(option: string, value: unknown, { allowEmpty = false } = {}): string {
+  if (typeof value !== 'string') fail(option, `must be a string, got ${describe(value)}`);
+  if (!allowEmpty && value.length === 0) fail(option, 'must not be empty', 'range');
+  if (value.includes('\0')) fail(option, 'must not contain NUL bytes', 'range');
+  return value;
+}
+
+function checkAbsolutePath(option: string, value: unknown): string {
+  const s = checkCString(option, value);
+  if (!s.startsWith('/')) fail(option, `must be an absolute path, got '${s}'`, 'range');
+  return s;
+}
+
+function checkBoolean(option: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') fail(option, `must be a boolean, got ${describe(value)}`);
+  return value;
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'string') return `the string '${value}'`;
+  return typeof value === 'object' ? 'an object' : `${typeof value} ${String(value)}`;
+}
+
+function checkStdio(option: string, value: unknown): StdioOption {
+  if (value === 'pipe' || value === 'inherit' || value === 'ignore') return value;
+  if (typeof value === 'number') {
+    if (!Number.isInteger(value) || value < 0 || value > 0x7fffffff) fail(option, `must be a file descriptor (a non-negative integer), got ${value}`, 'range');
+    return value;
+  }
+  return fail(option, `must be 'pipe', 'inherit', 'ignore' or a file descriptor, got ${describe(value)}`);
+}
+
+/** Validates user options and fills in defaults; throws TypeError/RangeError naming the option. */
+export function validateOptions(options: SpawnOptions): ValidatedOptions {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new TypeError(`spawnIsolated: options must be an object, got ${describe(options)}`);
+  }
+  rejectUnknownKeys(options, KNOWN_KEYS, 'options.');
+
+  const command = checkCString('command', options.command);
+  const argv0 = options.argv0 === undefined ? command : checkCString('argv0', options.argv0, { allowEmpty: true });
+  if (options.args !== undefined && !Array.isArray(options.args)) fail('args', `must be an array of strings, got ${describe(options.args)}`);
+  const args = (options.args ?? []).map((a, i) => checkCString(`args[${i}]`, a, { allowEmpty: true }));
+
+  let env: [string, string][] = [['PATH', DEFAULT_PATH]];
+  if (options.env !== undefined) {
+    if (options.env === null || typeof options.env !== 'object' || Array.isArray(options.env)) fail('env', `must be an object of strings, got ${describe(options.env)}`);
+    env = [];
+    for (const [key, value] of Object.entries(options.env)) {
+      if (value === undefined) continue;
+      checkCString(`env key '${key}'`, key);
+      if (key.includes('=')) fail(`env`, `key '${key}' must not contain '='`, 'range');
+      env.push([key, checkCString(`env.${key}`, value, { allowEmpty: true })]);
+    }
+  }
+
+  const namespaces = {} as ValidatedOptions['namespaces'];
+  for (const key of NAMESPACE_KEYS) namespaces[key] = checkBoolean(key, options[key], false);
+
+  const root = options.root === undefined ? undefined : checkAbsolutePath('root', options.root);
+  const cwd = options.cwd === undefined ? undefined : checkAbsolutePath('cwd', options.cwd);
+  let hostname: string | undefined;
+  if (options.hostname !== undefined) {
+    hostname = checkCString('hostname', options.hostname);
+    if (Buffer.byteLength(hostname) > 64) fail('hostname', 'must be at most 64 bytes (HOST_NAME_MAX)', 'range');
+    if (!namespaces.uts) fail('hostname', 'needs uts: true (a host name set without a UTS namespace would change the host\'s)');
+  }
+
+  let stdio: [StdioOption, StdioOption, StdioOption];
+  if (options.stdio === undefined) {
+    stdio = ['pipe', 'pipe', 'pipe'];
+  } else if (Array.isArray(options.stdio)) {
+    if (options.stdio.length !== 3) fail('stdio', `as an array must have 3 entries (stdin, stdout, stderr), got ${options.stdio.length}`, 'range');
+    stdio = [checkStdio('stdio[0]', options.stdio[0]), checkStdio('stdio[1]', options.stdio[1]), checkStdio('stdio[2]', options.stdio[2])];
+  } else {
+    const one = checkStdio('stdio', options.stdio);
+    stdio = [one, one, one];
+  }
+
+  return {
+    command,
+    argv: [argv0, ...args],
+    env,
+    cwd,
+    root,
+    hostname,
+    namespaces,
+    stdio,
+    dieWithParent: checkBoolean('dieWithParent', options.dieWithParent, true),
+    newSession: checkBoolean('newSession', options.newSession, true),
+  };
+}
+
+/** The caller's ids, for the default user-namespace map. */
+export function callerIds(): { uid: number; gid: number } {
+  const info = os.userInfo();
+  return { uid: process.geteuid?.() ?? info.uid, gid: process.getegid?.() ?? info.gid };
+}

@@ -1,0 +1,48 @@
+// Module init: the binding's exports (types/native.d.ts is their typed contract).
+#include <sched.h>
+
+#include "addon.h"
+#include "child_handle.h"
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+
+namespace nsjail {
+
+AddonData* GetAddonData(Napi::Env env) { return env.GetInstanceData<AddonData>(); }
+
+namespace {
+
+Napi::Object Constants(Napi::Env env) {
+  Napi::Object c = Napi::Object::New(env);
+  c.Set("CLONE_NEWNS", CLONE_NEWNS);
+  c.Set("CLONE_NEWUTS", CLONE_NEWUTS);
+  c.Set("CLONE_NEWIPC", CLONE_NEWIPC);
+  c.Set("CLONE_NEWUSER", CLONE_NEWUSER);
+  c.Set("CLONE_NEWPID", CLONE_NEWPID);
+  c.Set("CLONE_NEWNET", CLONE_NEWNET);
+  c.Set("CLONE_NEWCGROUP", CLONE_NEWCGROUP);
+  c.Set("CLONE_NEWTIME", CLONE_NEWTIME);
+  c.Set("CLONE_VM", CLONE_VM);
+  c.Set("CLONE_VFORK", CLONE_VFORK);
+  return c;
+}
+
+}  // namespace
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  data->child_constructor = Napi::Persistent(ChildHandle::DefineClass(env));
+  env.SetInstanceData(data);
+  exports.Set("spawn", Napi::Function::New(env, Spawn, "spawn"));
+  exports.Set("constants", Constants(env));
+  InitSyscalls(env, exports);
+  return exports;
+}
+
+}  // namespace nsjail
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return nsjail::Init(env, exports); }
+
+NODE_API_MODULE(nsjail_node, InitAddon)

@@ -1,0 +1,18 @@
+// Per-environment state of the addon (one per Node main thread or worker).
+#pragma once
+#include <napi.h>
+
+namespace nsjail {
+
+struct AddonData {
+  Napi::FunctionReference child_constructor;
+};
+
+AddonData* GetAddonData(Napi::Env env);
+
+// Entry points, one file each.
+Napi::Value Spawn(const Napi::CallbackInfo& info);      // spawn.cc
+void InitSyscalls(Napi::Env env, Napi::Object exports);  // syscalls.cc
+Napi::Object Init(Napi::Env env, Napi::Object exports);  // addon.cc
+
+}  // namespace nsjail

@@ -1,0 +1,186 @@
+// The child between clone and execve.
+//
+// This code shares the parent's memory (CLONE_VM) while the parent thread is suspended
+// (CLONE_VFORK). It may only make system calls: no allocation, no exceptions, no locks, no
+// logging, nothing that touches state another thread of the parent could hold. Every
+// string and number it needs was laid out by the parent in a ChildPlan before clone. A step
+// that fails writes {step, errno} to the error pipe and exits with 127.
+#include "child_plan.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstring>
+
+namespace nsjail {
+namespace {
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+[[noreturn]] void Fail(const ChildPlan* plan, int32_t step, int err, int32_t candidate = -1) noexcept {
+  ChildError report{step, err, candidate};
+  // A short write to a pipe of this size cannot be partial; if it fails there is nobody to tell.
+  ssize_t ignored = ::write(plan->error_fd, &report, sizeof report);
+  (void)ignored;
+  ::_exit(127);
+}
+
+// Handlers installed by Node (and ignored signals such as SIGPIPE) must not reach the
+// program: ignored dispositions survive execve.
+int ResetSignalDispositions() noexcept {
+  struct sigaction dfl;
+  std::memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; sig++) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    // glibc refuses its two internal signals with EINVAL; nothing else can fail here.
+    ::sigaction(sig, &dfl, nullptr);
+  }
+  return 0;
+}
+
+int WireStdio(const ChildPlan* plan) noexcept {
+  // Every source fd is >= 3 (the parent made sure), so dup2 onto 0..2 clobbers no source.
+  for (int target = 0; target < 3; target++) {
+    int source = plan->stdio[target];
+    if (source < 0) {
+      ::close(target);
+    } else if (::dup2(source, target) < 0) {
+      return errno;
+    }
+  }
+  return 0;
+}
+
+// Nothing but 0, 1, 2 survives execve. close_range marks every other fd CLOEXEC in one call
+// (Linux 5.11); before that, walk /proc/self/fd with getdents64 into a stack buffer.
+int MarkInheritedFdsCloexec() noexcept {
+  if (::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) == 0) return 0;
+  int dir = ::open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) return errno;
+  alignas(8) char buf[4096];
+  for (;;) {
+    long n = ::syscall(SYS_getdents64, dir, buf, sizeof buf);
+    if (n < 0) {
+      int err = errno;
+      ::close(dir);
+      return err;
+    }
+    if (n == 0) break;
+    for (long off = 0; off < n;) {
+      // struct linux_dirent64 { u64 ino; s64 off; u16 reclen; u8 type; char name[]; }
+      unsigned short reclen;
+      std::memcpy(&reclen, buf + off + 16, sizeof reclen);
+      const char* name = buf + off + 19;
+      int fd = 0;
+      bool numeric = *name != '\0';
+      for (const char* c = name; *c; c++) {
+        if (*c < '0' || *c > '9') { numeric = false; break; }
+        fd = fd * 10 + (*c - '0');
+      }
+      if (numeric && fd >= 3 && fd != dir) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+      off += reclen;
+    }
+  }
+  ::close(dir);
+  return 0;
+}
+
+int WriteFile(const Step& s) noexcept {
+  int fd = ::open(s.path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  ssize_t n = ::write(fd, s.data, s.data_len);
+  int err = n < 0 ? errno : (static_cast<size_t>(n) != s.data_len ? EIO : 0);
+  ::close(fd);
+  return err;
+}
+
+int PivotRoot(const Step& s) noexcept {
+  // pivot_root(".", ".") stacks the old root on top of the new one; detaching "." then
+  // removes the old root without needing a directory for it inside the new root.
+  if (::chdir(s.path) < 0) return errno;
+  if (::syscall(SYS_pivot_root, ".", ".") < 0) return errno;
+  if (::umount2(".", MNT_DETACH) < 0) return errno;
+  if (::chdir("/") < 0) return errno;
+  return 0;
+}
+
+int RunStep(const Step& s) noexcept {
+  switch (s.op) {
+    case StepOp::kWriteFile:
+      return WriteFile(s);
+    case StepOp::kMount:
+      return ::mount(s.source, s.path, s.fstype, s.flags, s.data) < 0 ? errno : 0;
+    case StepOp::kMkdir:
+      return ::mkdir(s.path, s.mode) < 0 && errno != EEXIST ? errno : 0;
+    case StepOp::kPivotRoot:
+      return PivotRoot(s);
+    case StepOp::kChroot:
+      if (::chroot(s.path) < 0) return errno;
+      return ::chdir("/") < 0 ? errno : 0;
+    case StepOp::kChdir:
+      return ::chdir(s.path) < 0 ? errno : 0;
+    case StepOp::kSetHostname:
+      return ::sethostname(s.data, s.data_len) < 0 ? errno : 0;
+  }
+  return EINVAL;
+}
+
+// execvp's rules over a list of candidates computed before clone: a candidate that does
+// not exist is skipped, EACCES is remembered (a later candidate may still run), anything
+// else is final.
+[[noreturn]] void Exec(const ChildPlan* plan) noexcept {
+  int eacces_candidate = -1;
+  int last_err = ENOENT;
+  int last_candidate = 0;
+  for (size_t i = 0; i < plan->exec_candidate_count; i++) {
+    ::execve(plan->exec_candidates[i], plan->argv, plan->envp);
+    int err = errno;
+    last_err = err;
+    last_candidate = static_cast<int>(i);
+    if (err == EACCES) {
+      if (eacces_candidate < 0) eacces_candidate = static_cast<int>(i);
+      continue;
+    }
+    if (err == ENOENT || err == ENOTDIR || err == ESTALE || err == ENODEV || err == ETIMEDOUT) continue;
+    break;
+  }
+  if (eacces_candidate >= 0 && (last_err == ENOENT || last_err == ENOTDIR)) {
+    Fail(plan, kStepExec, EACCES, eacces_candidate);
+  }
+  Fail(plan, kStepExec, last_err, last_candidate);
+}
+
+}  // namespace
+
+int RunChild(void* arg) noexcept {
+  const ChildPlan* plan = static_cast<const ChildPlan*>(arg);
+
+  ResetSignalDispositions();
+  if (plan->die_with_parent && ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) {
+    Fail(plan, kStepDieWithParent, errno);
+  }
+  if (plan->new_session && ::setsid() < 0) Fail(plan, kStepSetsid, errno);
+  if (int err = WireStdio(plan)) Fail(plan, kStepStdio, err);
+  if (int err = MarkInheritedFdsCloexec()) Fail(plan, kStepCloseFds, err);
+
+  for (size_t i = 0; i < plan->step_count; i++) {
+    if (int err = RunStep(plan->steps[i])) Fail(plan, static_cast<int32_t>(i), err);
+  }
+
+  // Signals were blocked by the parent around clone; the program starts with none blocked.
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  Exec(plan);
+}
+
+}  // namespace nsjail

@@ -1,0 +1,162 @@
+// Parent side: one running sandbox, watched through its pidfd on the libuv loop.
+//
+// No SIGCHLD handler and no waitpid(-1): the pidfd becomes readable when the child exits,
+// and only then is that one pid reaped, so Node's child_process keeps reaping its own.
+#include "child_handle.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "addon.h"
+
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+
+namespace nsjail {
+namespace {
+
+double Micros(const timeval& tv) { return static_cast<double>(tv.tv_sec) * 1e6 + static_cast<double>(tv.tv_usec); }
+
+Napi::Object ExitObject(Napi::Env env, int status, const rusage& ru) {
+  Napi::Object result = Napi::Object::New(env);
+  bool exited = WIFEXITED(status);
+  result.Set("exitCode", exited ? Napi::Value(Napi::Number::New(env, WEXITSTATUS(status))) : env.Null());
+  result.Set("signal", WIFSIGNALED(status) ? Napi::Value(Napi::Number::New(env, WTERMSIG(status))) : env.Null());
+  result.Set("coreDumped", Napi::Boolean::New(env, WIFSIGNALED(status) && WCOREDUMP(status)));
+  Napi::Object usage = Napi::Object::New(env);
+  usage.Set("userMicros", Micros(ru.ru_utime));
+  usage.Set("systemMicros", Micros(ru.ru_stime));
+  usage.Set("maxRssKiB", static_cast<double>(ru.ru_maxrss));
+  result.Set("rusage", usage);
+  return result;
+}
+
+}  // namespace
+
+Napi::Function ChildHandle::DefineClass(Napi::Env env) {
+  return ObjectWrap<ChildHandle>::DefineClass(env, "NativeChild",
+                                              {
+                                                  InstanceMethod("kill", &ChildHandle::Kill),
+                                                  InstanceMethod("ref", &ChildHandle::Ref),
+                                                  InstanceMethod("unref", &ChildHandle::Unref),
+                                                  InstanceAccessor("pid", &ChildHandle::GetPid, nullptr),
+                                              });
+}
+
+Napi::Object ChildHandle::Create(Napi::Env env, pid_t pid, UniqueFd pidfd, Napi::Function on_exit) {
+  Napi::Object obj = GetAddonData(env)->child_constructor.New({});
+  ChildHandle* self = Unwrap(obj);
+  self->pid_ = pid;
+  self->pidfd_ = std::move(pidfd);
+  self->on_exit_ = Napi::Persistent(on_exit);
+  self->env_ = env;
+  if (!self->Start(env)) return Napi::Object();
+  return obj;
+}
+
+ChildHandle::ChildHandle(const Napi::CallbackInfo& info) : ObjectWrap<ChildHandle>(info) {}
+
+ChildHandle::~ChildHandle() {
+  if (!reaped_ && env_) napi_remove_env_cleanup_hook(env_, OnEnvCleanup, this);
+  StopWatching();
+}
+
+bool ChildHandle::Start(Napi::Env env) {
+  uv_loop_t* loop = nullptr;
+  napi_get_uv_event_loop(env, &loop);
+  poll_ = new uv_poll_t;
+  poll_->data = this;
+  int rc = uv_poll_init(loop, poll_, pidfd_.get());
+  if (rc == 0) {
+    rc = uv_poll_start(poll_, UV_READABLE, [](uv_poll_t* handle, int, int) {
+      static_cast<ChildHandle*>(handle->data)->OnReadable();
+    });
+  }
+  if (rc != 0) {
+    // Cannot watch it: do not leave a child nobody will reap.
+    StopWatching();
+    ::syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
+    while (::waitpid(pid_, nullptr, __WALL) < 0 && errno == EINTR) {
+    }
+    reaped_ = true;
+    Napi::Error::New(env, std::string("spawnIsolated: uv_poll on pidfd failed: ") + uv_strerror(rc))
+        .ThrowAsJavaScriptException();
+    return false;
+  }
+  ObjectWrap::Ref();  // alive until reaped
+  napi_add_env_cleanup_hook(env, OnEnvCleanup, this);
+  return true;
+}
+
+void ChildHandle::StopWatching() {
+  if (!poll_) return;
+  uv_poll_stop(poll_);
+  uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+  poll_ = nullptr;
+}
+
+void ChildHandle::OnReadable() {
+  int status = 0;
+  rusage ru{};
+  pid_t r;
+  do {
+    r = ::wait4(pid_, &status, WNOHANG | __WALL, &ru);
+  } while (r < 0 && errno == EINTR);
+  if (r == 0) return;  // not yet: a spurious wakeup
+  reaped_ = true;
+  napi_remove_env_cleanup_hook(env_, OnEnvCleanup, this);
+  StopWatching();
+  pidfd_.reset();
+
+  Napi::Env env(env_);
+  Napi::HandleScope scope(env);
+  Napi::Value arg = r < 0 ? Napi::Value(env.Null()) : Napi::Value(ExitObject(env, status, ru));
+  Napi::FunctionReference callback = std::move(on_exit_);
+  ObjectWrap::Unref();
+  callback.MakeCallback(env.Global(), {arg});
+  if (env.IsExceptionPending()) {
+    Napi::Error e = env.GetAndClearPendingException();
+    napi_fatal_exception(env, e.Value());
+  }
+}
+
+// The environment (main thread or a worker) is going away: its sandboxes go with it.
+void ChildHandle::OnEnvCleanup(void* arg) {
+  auto* self = static_cast<ChildHandle*>(arg);
+  if (self->reaped_) return;
+  ::syscall(SYS_pidfd_send_signal, self->pidfd_.get(), SIGKILL, nullptr, 0);
+  while (::waitpid(self->pid_, nullptr, __WALL) < 0 && errno == EINTR) {
+  }
+  self->reaped_ = true;
+  self->StopWatching();
+  self->pidfd_.reset();
+}
+
+Napi::Value ChildHandle::Kill(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int sig = info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : SIGKILL;
+  if (reaped_) return Napi::Number::New(env, ESRCH);
+  // The pidfd names exactly this process, even if it has exited and its pid been reused.
+  long r = ::syscall(SYS_pidfd_send_signal, pidfd_.get(), sig, nullptr, 0);
+  if (r < 0 && errno == ENOSYS) r = ::kill(pid_, sig);  // unreaped, so the pid is still ours
+  return Napi::Number::New(env, r < 0 ? errno : 0);
+}
+
+Napi::Value ChildHandle::Ref(const Napi::CallbackInfo& info) {
+  if (poll_) uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
+  return info.Env().Undefined();
+}
+
+Napi::Value ChildHandle::Unref(const Napi::CallbackInfo& info) {
+  if (poll_) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+  return info.Env().Undefined();
+}
+
+Napi::Value ChildHandle::GetPid(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), pid_); }
+
+}  // namespace nsjail

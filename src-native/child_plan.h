@@ -1,0 +1,66 @@
+// The spawn plan as the child sees it: plain C data, built by the parent before clone and
+// only read by the child. Nothing here owns memory; plan.cc keeps the storage alive.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace nsjail {
+
+// One setup step. Which fields matter depends on `op`; unused ones are null/0.
+enum class StepOp : uint32_t {
+  kWriteFile,   // open(path, O_WRONLY) and write data: uid_map, gid_map, setgroups, sysctls
+  kMount,       // mount(source, path, fstype, flags, data)
+  kMkdir,       // mkdir(path, mode); EEXIST is not an error
+  kPivotRoot,   // make `path` the root: chdir, pivot_root(".", "."), detach the old root
+  kChroot,      // chroot(path) + chdir("/"), the seed's way (no mount namespace)
+  kChdir,       // chdir(path)
+  kSetHostname, // sethostname(data)
+};
+
+struct Step {
+  StepOp op;
+  const char* path;
+  const char* source;
+  const char* fstype;
+  const char* data;  // not NUL-terminated for kWriteFile/kSetHostname: see data_len
+  size_t data_len;
+  unsigned long flags;
+  unsigned mode;
+};
+
+// Where the child's fd 0, 1, 2 come from: an fd >= 3 opened O_CLOEXEC by the parent, or -1
+// to leave that descriptor closed.
+struct ChildPlan {
+  int stdio[3];
+  int error_fd;            // write end of the CLOEXEC error pipe
+  bool die_with_parent;    // PR_SET_PDEATHSIG(SIGKILL)
+  bool new_session;        // setsid(): no controlling terminal, no TIOCSTI injection
+  const Step* steps;
+  size_t step_count;
+  // execve is tried on each candidate in turn (PATH lookup done as a list by TypeScript).
+  char* const* exec_candidates;
+  size_t exec_candidate_count;
+  char* const* argv;
+  char* const* envp;
+};
+
+// What the child reports through the error pipe when a step fails. `step` indexes
+// ChildPlan::steps; kStepExec, kStepStdio, ... name the fixed steps around them.
+struct ChildError {
+  int32_t step;
+  int32_t err;        // errno
+  int32_t candidate;  // for kStepExec: which exec candidate failed
+};
+
+constexpr int32_t kStepExec = -1;
+constexpr int32_t kStepStdio = -2;
+constexpr int32_t kStepSignals = -3;
+constexpr int32_t kStepCloseFds = -4;
+constexpr int32_t kStepDieWithParent = -5;
+constexpr int32_t kStepSetsid = -6;
+
+// Runs in the cloned child: walks the plan and execs. Never returns on success.
+// Async-signal-safe only: see child.cc.
+int RunChild(void* plan) noexcept;
+
+}  // namespace nsjail

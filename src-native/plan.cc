@@ -1,0 +1,189 @@
+// Parent side: turning the JavaScript plan object into a ChildPlan before clone.
+//
+// The plan's shape is the private contract in types/native.d.ts; lib/plan.ts builds it.
+#include "plan.h"
+
+#include <sched.h>
+
+#include <cstring>
+
+namespace nsjail {
+namespace {
+
+bool GetStringList(const Napi::Object& obj, const char* key, std::vector<std::string>* out,
+                   std::string* error) {
+  Napi::Value v = obj.Get(key);
+  if (!v.IsArray()) {
+    *error = std::string("plan.") + key + " must be an array";
+    return false;
+  }
+  Napi::Array arr = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Value item = arr.Get(i);
+    if (!item.IsString()) {
+      *error = std::string("plan.") + key + " must hold strings";
+      return false;
+    }
+    std::string s = item.As<Napi::String>().Utf8Value();
+    if (s.find('\0') != std::string::npos) {
+      *error = std::string("plan.") + key + " holds a NUL byte";
+      return false;
+    }
+    out->push_back(std::move(s));
+  }
+  return true;
+}
+
+// An optional string (or Buffer, for data) field of a step; absent means null.
+bool GetBytes(const Napi::Object& obj, const char* key, std::string* out, bool* present) {
+  Napi::Value v = obj.Get(key);
+  *present = !v.IsUndefined() && !v.IsNull();
+  if (!*present) return true;
+  if (v.IsString()) {
+    *out = v.As<Napi::String>().Utf8Value();
+    return true;
+  }
+  if (v.IsBuffer()) {
+    Napi::Buffer<char> b = v.As<Napi::Buffer<char>>();
+    out->assign(b.Data(), b.Length());
+    return true;
+  }
+  return false;
+}
+
+double GetNumber(const Napi::Object& obj, const char* key, double fallback) {
+  Napi::Value v = obj.Get(key);
+  return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
+}
+
+bool ParseStepOp(const std::string& name, StepOp* op) {
+  static const struct {
+    const char* name;
+    StepOp op;
+  } kOps[] = {
+      {"writeFile", StepOp::kWriteFile}, {"mount", StepOp::kMount},         {"mkdir", StepOp::kMkdir},
+      {"pivotRoot", StepOp::kPivotRoot}, {"chroot", StepOp::kChroot},       {"chdir", StepOp::kChdir},
+      {"sethostname", StepOp::kSetHostname},
+  };
+  for (const auto& entry : kOps) {
+    if (name == entry.name) {
+      *op = entry.op;
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+const char* PlanStorage::Keep(std::string s) {
+  strings_.push_back(std::move(s));
+  return strings_.back().c_str();
+}
+
+bool PlanStorage::Parse(const Napi::Object& plan, std::string* error) {
+  clone_flags = static_cast<unsigned long long>(GetNumber(plan, "cloneFlags", 0));
+
+  std::string engine_name = plan.Get("engine").IsString() ? plan.Get("engine").As<Napi::String>().Utf8Value() : "auto";
+  if (engine_name == "clone3") {
+    engine = CloneEngine::kClone3;
+  } else if (engine_name == "clone") {
+    engine = CloneEngine::kLegacyClone;
+  } else if (engine_name == "auto") {
+    engine = CloneEngine::kAuto;
+  } else {
+    *error = "plan.engine must be auto, clone3 or clone";
+    return false;
+  }
+
+  std::vector<std::string> argv, envp, candidates;
+  if (!GetStringList(plan, "argv", &argv, error) || !GetStringList(plan, "envp", &envp, error) ||
+      !GetStringList(plan, "execCandidates", &candidates, error)) {
+    return false;
+  }
+  if (candidates.empty()) {
+    *error = "plan.execCandidates is empty";
+    return false;
+  }
+  auto keep_list = [this](std::vector<std::string>& from, std::vector<char*>* to) {
+    for (auto& s : from) to->push_back(const_cast<char*>(Keep(std::move(s))));
+    to->push_back(nullptr);
+  };
+  keep_list(argv, &argv_);
+  keep_list(envp, &envp_);
+  keep_list(candidates, &candidates_);
+
+  Napi::Value stdio_value = plan.Get("stdio");
+  if (!stdio_value.IsArray() || stdio_value.As<Napi::Array>().Length() != 3) {
+    *error = "plan.stdio must be an array of 3";
+    return false;
+  }
+  Napi::Array stdio_array = stdio_value.As<Napi::Array>();
+  for (uint32_t i = 0; i < 3; i++) {
+    Napi::Value s = stdio_array.Get(i);
+    if (s.IsNumber()) {
+      stdio[i] = {StdioRequest::kFd, s.As<Napi::Number>().Int32Value()};
+    } else if (s.IsString() && s.As<Napi::String>().Utf8Value() == "pipe") {
+      stdio[i] = {StdioRequest::kPipe, -1};
+    } else if (s.IsString() && s.As<Napi::String>().Utf8Value() == "null") {
+      stdio[i] = {StdioRequest::kNull, -1};
+    } else if (s.IsString() && s.As<Napi::String>().Utf8Value() == "close") {
+      stdio[i] = {StdioRequest::kClose, -1};
+    } else {
+      *error = "plan.stdio entries must be 'pipe', 'null', 'close' or an fd";
+      return false;
+    }
+  }
+
+  Napi::Value steps_value = plan.Get("steps");
+  if (!steps_value.IsArray()) {
+    *error = "plan.steps must be an array";
+    return false;
+  }
+  Napi::Array steps = steps_value.As<Napi::Array>();
+  steps_.reserve(steps.Length());
+  for (uint32_t i = 0; i < steps.Length(); i++) {
+    Napi::Value sv = steps.Get(i);
+    if (!sv.IsObject()) {
+      *error = "plan.steps entries must be objects";
+      return false;
+    }
+    Napi::Object so = sv.As<Napi::Object>();
+    Step step{};
+    Napi::Value op_value = so.Get("op");
+    if (!op_value.IsString() || !ParseStepOp(op_value.As<Napi::String>().Utf8Value(), &step.op)) {
+      *error = "plan.steps[" + std::to_string(i) + "].op is not a known step";
+      return false;
+    }
+    const char* fields[] = {"path", "source", "fstype", "data"};
+    const char** targets[] = {&step.path, &step.source, &step.fstype, &step.data};
+    for (size_t f = 0; f < 4; f++) {
+      std::string bytes;
+      bool present = false;
+      if (!GetBytes(so, fields[f], &bytes, &present)) {
+        *error = "plan.steps[" + std::to_string(i) + "]." + fields[f] + " must be a string or Buffer";
+        return false;
+      }
+      if (!present) continue;
+      if (f == 3) step.data_len = bytes.size();
+      *targets[f] = Keep(std::move(bytes));
+    }
+    step.flags = static_cast<unsigned long>(GetNumber(so, "flags", 0));
+    step.mode = static_cast<unsigned>(GetNumber(so, "mode", 0));
+    steps_.push_back(step);
+  }
+
+  child.steps = steps_.data();
+  child.step_count = steps_.size();
+  child.argv = argv_.data();
+  child.envp = envp_.data();
+  child.exec_candidates = candidates_.data();
+  child.exec_candidate_count = candidates_.size() - 1;
+  child.die_with_parent = plan.Get("dieWithParent").ToBoolean();
+  child.new_session = plan.Get("newSession").ToBoolean();
+  child.stdio[0] = child.stdio[1] = child.stdio[2] = -1;
+  child.error_fd = -1;
+  return true;
+}
+
+}  // namespace nsjail

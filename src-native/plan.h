@@ -1,0 +1,40 @@
+// Parent side: turning the JavaScript plan object into a ChildPlan before clone.
+#pragma once
+#include <napi.h>
+
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "child_plan.h"
+#include "clone.h"
+
+namespace nsjail {
+
+// How the parent provides one of the child's fd 0..2.
+struct StdioRequest {
+  enum Kind { kPipe, kNull, kFd, kClose } kind = kNull;
+  int fd = -1;  // for kFd
+};
+
+// Owns every byte the child will read. Strings live in a deque so their addresses stay put
+// while more are added; the ChildPlan points into it.
+class PlanStorage {
+ public:
+  // Reads and checks the plan; on a malformed plan returns false with a reason. TypeScript
+  // validates user options, so a failure here is a bug in the library, not user error.
+  bool Parse(const Napi::Object& plan, std::string* error);
+
+  ChildPlan child{};
+  StdioRequest stdio[3];
+  unsigned long long clone_flags = 0;
+  CloneEngine engine = CloneEngine::kAuto;
+
+ private:
+  const char* Keep(std::string s);
+  std::deque<std::string> strings_;
+  std::vector<Step> steps_;
+  std::vector<char*> argv_, envp_, candidates_;
+};
+
+}  // namespace nsjail

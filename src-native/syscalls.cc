@@ -1,0 +1,49 @@
+// The raw layer (nsjail-node/syscalls): unshare, setns and chroot on the calling thread.
+//
+// Each returns 0 or an errno; lib/syscalls.ts explains what the call did to the process and
+// its threads and raises the error.
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include "addon.h"
+#include "unique_fd.h"
+
+namespace nsjail {
+namespace {
+
+Napi::Value Unshare(const Napi::CallbackInfo& info) {
+  int flags = info[0].As<Napi::Number>().Int32Value();
+  return Napi::Number::New(info.Env(), ::unshare(flags) < 0 ? errno : 0);
+}
+
+// setns(path or fd, nstype)
+Napi::Value Setns(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int nstype = info[1].As<Napi::Number>().Int32Value();
+  if (info[0].IsNumber()) {
+    int fd = info[0].As<Napi::Number>().Int32Value();
+    return Napi::Number::New(env, ::setns(fd, nstype) < 0 ? errno : 0);
+  }
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return Napi::Number::New(env, errno);
+  return Napi::Number::New(env, ::setns(fd.get(), nstype) < 0 ? errno : 0);
+}
+
+Napi::Value Chroot(const Napi::CallbackInfo& info) {
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  if (::chroot(path.c_str()) < 0) return Napi::Number::New(info.Env(), errno);
+  return Napi::Number::New(info.Env(), ::chdir("/") < 0 ? errno : 0);
+}
+
+}  // namespace
+
+void InitSyscalls(Napi::Env env, Napi::Object exports) {
+  exports.Set("unshare", Napi::Function::New(env, Unshare, "unshare"));
+  exports.Set("setns", Napi::Function::New(env, Setns, "setns"));
+  exports.Set("chroot", Napi::Function::New(env, Chroot, "chroot"));
+}
+
+}  // namespace nsjail
