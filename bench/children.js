@@ -2,7 +2,8 @@
 // Starting, timing and tracking every child the benchmark creates.
 //
 // Every spawn goes through here so that (1) all variants are timed the same way:
-// from just before the spawn call to the moment JavaScript learns of the exit, and
+// from just before the spawn call to the moment JavaScript learns of the exit (ns),
+// plus how long the spawn call itself blocked the event loop (callNs), and
 // (2) the run can always kill and reap whatever is still alive: on a hung child
 // (watchdog), on Ctrl-C, on a crash, and at the end.
 const cp = require('child_process');
@@ -68,11 +69,12 @@ function exitError(label, code, signal) {
 
 /**
  * child_process.spawn(command, args) and wait for 'exit'.
- * Resolves to the elapsed nanoseconds; rejects if it did not exit 0.
+ * Resolves to { ns, callNs }; rejects if it did not exit 0.
  */
 function runCp(command, args = [], options = {}) {
   const t0 = process.hrtime.bigint();
   const child = cp.spawn(command, args, { stdio: 'ignore', ...options });
+  const callNs = Number(process.hrtime.bigint() - t0);
   let untrack = () => {};
   const done = new Promise((resolve, reject) => {
     child.once('error', (err) => {
@@ -82,7 +84,7 @@ function runCp(command, args = [], options = {}) {
     child.once('exit', (code, signal) => {
       const t1 = process.hrtime.bigint();
       untrack();
-      if (code === 0) resolve(Number(t1 - t0));
+      if (code === 0) resolve({ ns: Number(t1 - t0), callNs });
       else reject(exitError(command, code, signal));
     });
   });
@@ -92,16 +94,17 @@ function runCp(command, args = [], options = {}) {
 
 /**
  * spawnIsolated(options) and wait for its `exited` promise.
- * Resolves to the elapsed nanoseconds; rejects (or throws synchronously, as the
- * library does on bad options) if it did not exit 0.
+ * Resolves to { ns, callNs }; rejects (or throws synchronously, as the library
+ * does on bad options) if it did not exit 0.
  */
 function runIso(spawnIsolated, options) {
   const t0 = process.hrtime.bigint();
   const handle = spawnIsolated(options);
+  const callNs = Number(process.hrtime.bigint() - t0);
   const done = handle.exited.then((r) => {
     const t1 = process.hrtime.bigint();
     if (r.exitCode !== 0) throw exitError('spawnIsolated', r.exitCode, r.signal);
-    return Number(t1 - t0);
+    return { ns: Number(t1 - t0), callNs };
   });
   const untrack = track('spawnIsolated', (sig) => handle.kill(sig), done);
   done.then(untrack, untrack);

@@ -4,7 +4,8 @@
 // Every variant has the same shape so the sections can treat them alike:
 //   { key, label, skip, run() }
 // run() does one spawn (the floor: a small batch, timed inside the C program)
-// and resolves to an object { [rowKey]: [nanoseconds, ...] }, usually { [key]: [ns] }.
+// and resolves to an object { [rowKey]: [nanoseconds, ...] }: for a JavaScript
+// variant { [key]: [ns], [key.call]: [ns the spawn call blocked the event loop] }.
 // skip is null, or a sentence saying why the variant cannot run here.
 const { runCp, runIso, runCollect } = require('./children');
 
@@ -54,8 +55,9 @@ function parseFloor(out) {
  */
 function latencyVariants(env) {
   const isoSkip = env.lib.error ? `spawnIsolated: ${env.lib.error}` : null;
-  const iso = (key, set) => async () => ({ [key]: [await runIso(env.lib.spawnIsolated, isoOptions(set))] });
-  const viaCp = (key, command, args) => async () => ({ [key]: [await runCp(command, args)] });
+  const rowsOf = (key, r) => ({ [key]: [r.ns], [`${key}.call`]: [r.callNs] });
+  const iso = (key, set) => async () => rowsOf(key, await runIso(env.lib.spawnIsolated, isoOptions(set)));
+  const viaCp = (key, command, args) => async () => rowsOf(key, await runCp(command, args));
   return [
     { key: 'a', label: '(a) spawnIsolated, no namespaces', skip: isoSkip, run: iso('a', 'none') },
     { key: 'b', label: '(b) spawnIsolated, pid+net+mount+uts+ipc', skip: isoSkip, run: iso('b', 'b') },

@@ -105,8 +105,8 @@ export async function readElf(path: string): Promise<ElfInfo> {
     const r = new FileReader(path, fd, (await fd.stat()).size);
     const ident = await r.at(0, Math.min(16, r.size));
     if (ident.length < 4 || ident.readUInt32BE(0) !== 0x7f454c46) {
-      const hint = ident.subarray(0, 2).toString('latin1') === '#!' ? ' (it is a script: add its interpreter instead)' : '';
-      throw new Error(`${path}: not an ELF file (bad magic)${hint}`);
+      const script = ident.subarray(0, 2).toString('latin1') === '#!';
+      throw new Error(`${path}: not an ELF file (${script ? 'a #! script' : 'bad magic'})`);
     }
     if (ident.length < 16) throw new Error(`${path}: truncated ELF file (${r.size} bytes)`);
     if (ident[4] !== 1 && ident[4] !== 2) throw new Error(`${path}: unsupported ELF class ${ident[4]}`);
@@ -241,16 +241,18 @@ export function parseLdCache(buf: Buffer, source = 'ld.so.cache'): LdCacheEntry[
 
   let newStart = 0;
   if (buf.toString('latin1', 0, OLD_MAGIC.length) === OLD_MAGIC) {
-    // struct cache_file { char magic[11]; char version[5]; uint32 nlibs; } then 12-byte entries.
-    if (buf.length < 20) throw bad('truncated old header');
-    const nlibs = u32(16);
-    const entriesEnd = 20 + nlibs * 12;
+    // struct cache_file { char magic[11]; (pad) uint32 nlibs; } then 12-byte entries.
+    if (buf.length < 16) throw bad('truncated old header');
+    const nlibs = u32(12);
+    const entriesEnd = 16 + nlibs * 12;
     if (entriesEnd > buf.length) throw bad('truncated old table');
-    newStart = (entriesEnd + 7) & ~7; // the new header is aligned like struct cache_file_new (8)
-    if (buf.toString('latin1', newStart, newStart + NEW_MAGIC.length) !== NEW_MAGIC) {
+    // The new header follows, aligned like struct cache_file_new: 8 bytes, but 4 on i386.
+    const isNew = (at: number): boolean => buf.toString('latin1', at, at + NEW_MAGIC.length) === NEW_MAGIC;
+    newStart = [(entriesEnd + 7) & ~7, entriesEnd].find(isNew) ?? -1;
+    if (newStart < 0) {
       const entries: LdCacheEntry[] = [];
       for (let i = 0; i < nlibs; i++) {
-        const e = 20 + i * 12;
+        const e = 16 + i * 12;
         // Old-format string offsets are relative to the end of the entry table.
         entries.push({ flags: u32(e) | 0, name: str(entriesEnd, u32(e + 4)), path: str(entriesEnd, u32(e + 8)), hwcap: 0n });
       }

@@ -1,5 +1,11 @@
 /** Errors raised by nsjail-node, shaped like Node's own SystemError. */
-import * as util from 'node:util';
+import * as os from 'node:os';
+import { binding } from './binding';
+
+const ERRNO_NAMES = new Map<number, string>();
+for (const [name, n] of Object.entries(os.constants.errno)) {
+  if (!ERRNO_NAMES.has(n)) ERRNO_NAMES.set(n, name);
+}
 
 /** The fields that locate a failure: which step, which system call, on what path. */
 export interface IsolationErrorDetails {
@@ -17,8 +23,8 @@ export interface IsolationErrorDetails {
 
 /** Describes an errno: its code (`ENOENT`) and text (`no such file or directory`). */
 export function describeErrno(errno: number): { code: string; text: string } {
-  const entry = util.getSystemErrorMap().get(-Math.abs(errno));
-  return entry ? { code: entry[0], text: entry[1] } : { code: `E${Math.abs(errno)}`, text: 'unknown error' };
+  const n = Math.abs(errno);
+  return { code: ERRNO_NAMES.get(n) ?? `E${n}`, text: binding.strerror(n).toLowerCase() };
 }
 
 /**

@@ -14,9 +14,11 @@ export interface ExitStatus {
   signal: NodeJS.Signals | null;
 }
 
-const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(
-  Object.entries(os.constants.signals).map(([name, n]) => [n, name as NodeJS.Signals]),
-);
+// Number -> name; the first name wins, so 6 is SIGABRT (not its alias SIGIOT), as in child_process.
+const SIGNAL_NAMES = new Map<number, NodeJS.Signals>();
+for (const [name, n] of Object.entries(os.constants.signals)) {
+  if (!SIGNAL_NAMES.has(n)) SIGNAL_NAMES.set(n, name as NodeJS.Signals);
+}
 
 /** Signal name or number -> number; throws TypeError for what is neither. */
 export function signalNumber(signal: NodeJS.Signals | number, option = 'signal'): number {

@@ -167,7 +167,8 @@ class Resolver {
       return e && e.machine === obj.elf.machine && e.elfClass === obj.elf.elfClass ? e : undefined;
     };
     if (name.includes('/')) {
-      const found = await attempt(path.resolve(await this.expand(name, obj, abi) ?? name));
+      const p = await this.expand(name, obj, abi); // ld.so opens such names as they are (relative to cwd)
+      const found = p === undefined ? undefined : await attempt(path.resolve(p));
       if (found) return found;
     } else {
       const dirs: string[] = [];
@@ -321,6 +322,8 @@ class RootfsWriter {
     const st = await this.existing(inside);
     // copyFile follows a symlink at the destination; refuse rather than write outside the rootfs.
     if (st && !st.isFile()) throw new Error(`buildRootfs: ${dest} exists and is not a regular file`);
+    // Unlink first: truncating in place would also clobber any hard link that file shares with the host.
+    if (st) await fs.promises.unlink(dest);
     await fs.promises.copyFile(inside, dest);
     await fs.promises.chmod(dest, mode & 0o7777);
     this.created.add(inside);

@@ -7,6 +7,8 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <cstring>
+
 #include "addon.h"
 #include "unique_fd.h"
 
@@ -38,12 +40,21 @@ Napi::Value Chroot(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), ::chdir("/") < 0 ? errno : 0);
 }
 
+// The C library's text for an errno: libuv's table (util.getSystemErrorMap) lacks some,
+// such as ENOEXEC.
+Napi::Value StrError(const Napi::CallbackInfo& info) {
+  char buf[256];
+  const char* text = ::strerror_r(info[0].As<Napi::Number>().Int32Value(), buf, sizeof buf);
+  return Napi::String::New(info.Env(), text);
+}
+
 }  // namespace
 
 void InitSyscalls(Napi::Env env, Napi::Object exports) {
   exports.Set("unshare", Napi::Function::New(env, Unshare, "unshare"));
   exports.Set("setns", Napi::Function::New(env, Setns, "setns"));
   exports.Set("chroot", Napi::Function::New(env, Chroot, "chroot"));
+  exports.Set("strerror", Napi::Function::New(env, StrError, "strerror"));
 }
 
 }  // namespace nsjail

@@ -69,6 +69,8 @@ export interface NativeBinding {
   unshare(flags: number): number;
   setns(target: string | number, nstype: number): number;
   chroot(path: string): number;
+  /** strerror_r(3). */
+  strerror(errno: number): string;
   constants: {
     CLONE_NEWNS: number;
     CLONE_NEWUTS: number;

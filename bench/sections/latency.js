@@ -13,8 +13,9 @@ async function run(ctx) {
 
   // One row per variant, plus the extra floor rows right under (h).
   const rows = [];
+  const stat = (key) => (samples[key] ? summarize(samples[key]) : null);
   for (const v of variants) {
-    rows.push({ key: v.key, label: v.label, stats: samples[v.key] ? summarize(samples[v.key]) : null });
+    rows.push({ key: v.key, label: v.label, stats: stat(v.key), call: stat(`${v.key}.call`) });
     for (const [key, label] of Object.entries(v.extraRows || {}))
       rows.push({ key, label, stats: samples[key] ? summarize(samples[key]) : null });
   }
@@ -24,7 +25,7 @@ async function run(ctx) {
 
   const tableRows = rows.map((r) => {
     const s = r.stats;
-    if (!s) return [r.label, '-', '-', '-', '-', '-', '-', '-', skipped[r.key] ? 'skipped' : ''];
+    if (!s) return [r.label, '-', '-', '-', '-', '-', '-', '-', '-', '-', skipped[r.key] ? 'skipped' : ''];
     const own = ownFloor[r.key];
     return [
       r.label,
@@ -35,6 +36,8 @@ async function run(ctx) {
       floor ? fmtRatio(s.p50 / floor.p50) : '-',
       floor ? fmtRatio(s.mean / floor.mean) : '-',
       own ? fmtRatio(s.p50 / own.p50) : '',
+      r.call ? fmtMs(r.call.p50) : '',
+      r.call ? fmtMs(r.call.p99) : '',
       failures[r.key] ? `${failures[r.key].count} failed` : '',
     ];
   });
@@ -59,8 +62,9 @@ async function run(ctx) {
   const text = [
     `${rounds} interleaved rounds after ${warmup} warm-up rounds; times in ms, from the spawn call until the exit is known.`,
     `The floor (h) times itself in C (clone to waitpid); p50/floor and mean/floor divide by (h); "own floor" divides (a) and (c) by the floor with their namespaces.`,
+    `"in call": how long the spawn call itself took before returning, i.e. blocked the event loop.`,
     '',
-    table(['variant', 'n', 'p50', 'p99', 'mean', 'p50/floor', 'mean/floor', 'own floor', ''], tableRows),
+    table(['variant', 'n', 'p50', 'p99', 'mean', 'p50/floor', 'mean/floor', 'own floor', 'in call p50', 'in call p99', ''], tableRows),
     '',
     ...(lines.length ? ['Ratios:', ...lines] : ['Ratios: need spawnIsolated(b) and the variants it is compared with.']),
   ].join('\n');
@@ -72,7 +76,7 @@ async function run(ctx) {
       rounds,
       warmup,
       unit: 'ms',
-      rows: rows.map((r) => ({ key: r.key, label: r.label.trim(), ...(r.stats || {}), failures: failures[r.key] || null })),
+      rows: rows.map((r) => ({ key: r.key, label: r.label.trim(), ...(r.stats || {}), inCall: r.call, failures: failures[r.key] || null })),
       ratiosToFloor: Object.fromEntries(
         rows.filter((r) => r.stats && floor).map((r) => [r.key, { p50: r.stats.p50 / floor.p50, mean: r.stats.mean / floor.mean }]),
       ),

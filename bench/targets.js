@@ -1,0 +1,50 @@
+'use strict';
+// The project's performance targets, checked against one run's results.
+// A target whose inputs were not measured (section skipped or not selected) says so
+// instead of passing or failing.
+const { fmtRatio, fmtMB, fmtMs } = require('./stats');
+
+function row(results, section, key) {
+  const s = results[section];
+  return s && s.rows ? s.rows.find((r) => r.key === key && Number.isFinite(r.p50)) : undefined;
+}
+
+function evaluateTargets(results) {
+  const targets = [];
+  const add = (name, measured, value, pass, shown) => targets.push(measured ? { name, value, pass, shown } : { name, value: null, pass: null, shown: 'not measured' });
+
+  const b = row(results, 'latency', 'b');
+  const floor = row(results, 'latency', 'h');
+  const bwrap = row(results, 'latency', 'f');
+  add('spawnIsolated(b) p50 within 1.15x of the floor', b && floor, b && floor && b.p50 / floor.p50, b && floor && b.p50 / floor.p50 <= 1.15, b && floor && fmtRatio(b.p50 / floor.p50));
+  add('spawnIsolated(b) >= 2.5x faster than bwrap (p50)', b && bwrap, b && bwrap && bwrap.p50 / b.p50, b && bwrap && bwrap.p50 / b.p50 >= 2.5, b && bwrap && fmtRatio(bwrap.p50 / b.p50));
+
+  const mem = results.scale && results.scale.memory && results.scale.memory.steps.filter((s) => s.iso);
+  const first = mem && mem[0];
+  const last = mem && mem[mem.length - 1];
+  const flat = first && last && mem.length > 1 ? last.iso.p50 / first.iso.p50 : undefined;
+  add(
+    `spawnIsolated(b) flat within 1.2x from 50 MB to ${last ? fmtMB(last.ballastBytes) : '2 GB'} (p50)`,
+    flat !== undefined,
+    flat,
+    flat <= 1.2,
+    flat !== undefined && fmtRatio(flat),
+  );
+
+  const el = results.eventloop && results.eventloop.iso;
+  add('event-loop lag p99 < 2 ms while spawning (spawnIsolated(b), 8 in flight)', el, el && el.p99, el && el.p99 < 2, el && `${fmtMs(el.p99)} ms`);
+
+  const soak = results.soak && results.soak.before ? results.soak : null;
+  const rss = soak && soak.after.rss - soak.before.rss;
+  add(`RSS growth < 10 MB over the soak`, soak, rss, rss < 10 * 1048576, soak && `${fmtMB(rss)} over ${soak.total} spawns`);
+  const fds = soak && soak.after.fds - soak.before.fds;
+  add('no fd growth over the soak', soak, fds, fds <= 0, soak && `${fds >= 0 ? '+' : ''}${fds} fds`);
+  add('no zombies after the soak', soak, soak && soak.after.zombies, soak && soak.after.zombies === 0, soak && `${soak.after.zombies} zombies`);
+  return targets;
+}
+
+function formatTargets(targets) {
+  return targets.map((t) => `${t.pass === null ? 'n/a ' : t.pass ? 'PASS' : 'MISS'}  ${t.name}: ${t.shown}`).join('\n');
+}
+
+module.exports = { evaluateTargets, formatTargets };

@@ -1,0 +1,71 @@
+/** Shared helpers for tests that run real sandboxes. */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { Readable } from 'node:stream';
+import { spawnIsolated, type ExitStatus, type SpawnOptions } from '../lib';
+
+/** Reads a stream to its end. */
+export function collect(stream: Readable | null): Promise<string> {
+  if (!stream) return Promise.resolve('');
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('error', reject);
+    stream.on('end', () => resolve(Buffer.concat(chunks).toString()));
+  });
+}
+
+/** Runs a sandbox to its end with stdout and stderr collected. */
+export async function run(options: SpawnOptions): Promise<ExitStatus & { stdout: string; stderr: string }> {
+  const child = spawnIsolated({ stdio: ['ignore', 'pipe', 'pipe'], ...options });
+  const [stdout, stderr, status] = await Promise.all([collect(child.stdout), collect(child.stderr), child.exited]);
+  return { ...status, stdout, stderr };
+}
+
+/** Runs `sh -c script` in a sandbox. */
+export function sh(script: string, options: Omit<SpawnOptions, 'command' | 'args'> = {}): ReturnType<typeof run> {
+  return run({ command: '/bin/sh', args: ['-c', script], ...options });
+}
+
+/** Zombie children of this process: what a leak of unreaped sandboxes would leave. */
+export function zombieChildren(): number[] {
+  const zombies: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // exited while we looked
+    }
+    // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
+    const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (state === 'Z' && Number(ppid) === process.pid) zombies.push(Number(entry));
+  }
+  return zombies;
+}
+
+/**
+ * Zombie children of this process that stay zombies: other libraries' children (jest's own)
+ * are reaped by libuv within a loop turn or two, an unreaped sandbox never is.
+ */
+export async function lingeringZombies(): Promise<number[]> {
+  let zombies = zombieChildren();
+  for (let i = 0; i < 40 && zombies.length > 0; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    zombies = zombieChildren().filter((pid) => zombies.includes(pid));
+  }
+  return zombies;
+}
+
+/** The number of open file descriptors of this process. */
+export function openFdCount(): number {
+  return fs.readdirSync('/proc/self/fd').length;
+}
+
+/** A temp dir removed by the returned cleanup (use in afterEach / finally). */
+export function makeTempDir(prefix = 'nsjail-node-test-'): { dir: string; cleanup: () => void } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  return { dir, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
