@@ -7,6 +7,10 @@
         "src-native/plan.cc",
         "src-native/clone.cc",
         "src-native/child.cc",
+        "src-native/child_fs.cc",
+        "src-native/child_net.cc",
+        "src-native/child_limits.cc",
+        "src-native/child_identity.cc",
         "src-native/spawn.cc",
         "src-native/child_handle.cc",
         "src-native/syscalls.cc"

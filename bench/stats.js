@@ -48,7 +48,7 @@ function table(header, rows) {
       .map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i])))
       .join('  ')
       .trimEnd();
-  return [line(all[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...all.slice(1).map(line)].join('\n');
+  return [line(all[0]), widths.map((w) => '-'.repeat(w)).join('  ').trimEnd(), ...all.slice(1).map(line)].join('\n');
 }
 
 module.exports = { percentile, summarize, fmtMs, fmtRatio, fmtMB, table };

@@ -2,7 +2,11 @@
  * The public options of spawnIsolated and their validation. Everything a user can get wrong
  * is caught here, with the option's name and the reason, before any process starts.
  */
-import * as os from 'node:os';
+import { FILESYSTEM_OPTION_KEYS, validateFilesystem, type FilesystemOptions, type ValidatedFilesystem } from './filesystem';
+import { IDENTITY_OPTION_KEYS, validateIdentity, type IdentityOptions, type ValidatedIdentity } from './identity';
+import { LIMIT_OPTION_KEYS, validateLimits, type LimitOptions, type ValidatedLimits } from './limits';
+import { NETWORK_OPTION_KEYS, validateNetwork, type NetworkOptions, type ValidatedNetwork } from './network';
+import { checkAbsolutePath, checkBoolean, checkCString, describe, fail, rejectUnknownKeys } from './validate';
 
 /** Where one of the program's standard streams goes. */
 export type StdioOption =
@@ -15,8 +19,15 @@ export type StdioOption =
   /** A file descriptor of this process, duplicated into the child. */
   | number;
 
-/** Options of {@link spawnIsolated}. Only `command` is required; every namespace is off by default. */
-export interface SpawnOptions {
+/**
+ * Options of {@link spawnIsolated}. Only `command` is required; every namespace is off by
+ * default. The feature groups (filesystem, identity, limits, network) are documented in
+ * their own interfaces.
+ */
+export interface SpawnOptions extends CoreOptions, FilesystemOptions, IdentityOptions, LimitOptions, NetworkOptions {}
+
+/** The program, its environment and the namespaces it gets. */
+export interface CoreOptions {
   /**
    * The program: an absolute path inside the sandbox, a path relative to `cwd`, or a bare
    * name looked up on the sandbox's `PATH` (from `env`, else {@link DEFAULT_PATH}) inside
@@ -34,11 +45,6 @@ export interface SpawnOptions {
   env?: Readonly<Record<string, string | undefined>>;
   /** Working directory inside the sandbox (absolute). Default: `/` with `root`, else this process's cwd. */
   cwd?: string;
-  /**
-   * A host directory to become the sandbox's `/`. With `mount: true` it is switched to with
-   * pivot_root and the old root is detached; without a mount namespace by chroot + chdir("/").
-   */
-  root?: string;
   /** Host name inside the sandbox; needs `uts: true`. */
   hostname?: string;
   /** New PID namespace: the program is PID 1 and sees only its own descendants. */
@@ -75,89 +81,27 @@ export interface ValidatedOptions {
   argv: string[];
   env: [string, string][];
   cwd: string | undefined;
-  root: string | undefined;
   hostname: string | undefined;
   namespaces: { pid: boolean; net: boolean; mount: boolean; uts: boolean; ipc: boolean; user: boolean; cgroup: boolean };
   stdio: [StdioOption, StdioOption, StdioOption];
   dieWithParent: boolean;
   newSession: boolean;
+  filesystem: ValidatedFilesystem;
+  identity: ValidatedIdentity;
+  limits: ValidatedLimits;
+  network: ValidatedNetwork;
 }
 
-const KNOWN_KEYS: readonly (keyof SpawnOptions)[] = [
-  'command', 'args', 'argv0', 'env', 'cwd', 'root', 'hostname', 'pid', 'net', 'mount', 'uts', 'ipc', 'user',
+const CORE_OPTION_KEYS: readonly (keyof CoreOptions)[] = [
+  'command', 'args', 'argv0', 'env', 'cwd', 'hostname', 'pid', 'net', 'mount', 'uts', 'ipc', 'user',
   'cgroup', 'stdio', 'dieWithParent', 'newSession',
 ];
 
+const KNOWN_KEYS: readonly string[] = [
+  ...CORE_OPTION_KEYS, ...FILESYSTEM_OPTION_KEYS, ...IDENTITY_OPTION_KEYS, ...LIMIT_OPTION_KEYS, ...NETWORK_OPTION_KEYS,
+];
+
 const NAMESPACE_KEYS = ['pid', 'net', 'mount', 'uts', 'ipc', 'user', 'cgroup'] as const;
-
-function fail(option: string, reason: string, kind: 'type' | 'range' = 'type'): never {
-  const message = `spawnIsolated: options.${option} ${reason}`;
-  throw kind === 'range' ? new RangeError(message) : new TypeError(message);
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let diagonal = row[0];
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const above = row[j];
-      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diagonal = above;
-    }
-  }
-  return row[b.length];
-}
-
-/** The known option closest to a misspelt one, if it is close enough to be a typo. */
-export function didYouMean(key: string, known: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Math.max(2, Math.floor(key.length / 3)) + 1;
-  for (const candidate of known) {
-    const d = editDistance(key.toLowerCase(), candidate.toLowerCase());
-    if (d < bestDistance) {
-      best = candidate;
-      bestDistance = d;
-    }
-  }
-  return best;
-}
-
-/** Rejects keys that are not options: a typo must not silently drop isolation. */
-export function rejectUnknownKeys(options: object, known: readonly string[], where: string): void {
-  for (const key of Object.keys(options)) {
-    if (known.includes(key)) continue;
-    const guess = didYouMean(key, known);
-    throw new TypeError(`spawnIsolated: unknown option ${where}${key}${guess ? ` (did you mean ${where}${guess}?)` : ''}`);
-  }
-}
-
-/** A string without NUL bytes (the kernel would cut it there). */
-export function checkCString(option: string, value: unknown, { allowEmpty = false } = {}): string {
-  if (typeof value !== 'string') fail(option, `must be a string, got ${describe(value)}`);
-  if (!allowEmpty && value.length === 0) fail(option, 'must not be empty', 'range');
-  if (value.includes('\0')) fail(option, 'must not contain NUL bytes', 'range');
-  return value;
-}
-
-function checkAbsolutePath(option: string, value: unknown): string {
-  const s = checkCString(option, value);
-  if (!s.startsWith('/')) fail(option, `must be an absolute path, got '${s}'`, 'range');
-  return s;
-}
-
-function checkBoolean(option: string, value: unknown, fallback: boolean): boolean {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'boolean') fail(option, `must be a boolean, got ${describe(value)}`);
-  return value;
-}
-
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'string') return `the string '${value}'`;
-  return typeof value === 'object' ? 'an object' : `${typeof value} ${String(value)}`;
-}
 
 function checkStdio(option: string, value: unknown): StdioOption {
   if (value === 'pipe' || value === 'inherit' || value === 'ignore') return value;
@@ -195,7 +139,6 @@ export function validateOptions(options: SpawnOptions): ValidatedOptions {
   const namespaces = {} as ValidatedOptions['namespaces'];
   for (const key of NAMESPACE_KEYS) namespaces[key] = checkBoolean(key, options[key], false);
 
-  const root = options.root === undefined ? undefined : checkAbsolutePath('root', options.root);
   const cwd = options.cwd === undefined ? undefined : checkAbsolutePath('cwd', options.cwd);
   let hostname: string | undefined;
   if (options.hostname !== undefined) {
@@ -220,17 +163,14 @@ export function validateOptions(options: SpawnOptions): ValidatedOptions {
     argv: [argv0, ...args],
     env,
     cwd,
-    root,
     hostname,
     namespaces,
     stdio,
     dieWithParent: checkBoolean('dieWithParent', options.dieWithParent, true),
     newSession: checkBoolean('newSession', options.newSession, true),
+    filesystem: validateFilesystem(options, namespaces.mount),
+    identity: validateIdentity(options, namespaces.user),
+    limits: validateLimits(options),
+    network: validateNetwork(options, namespaces.net),
   };
-}
-
-/** The caller's ids, for the default user-namespace map. */
-export function callerIds(): { uid: number; gid: number } {
-  const info = os.userInfo();
-  return { uid: process.geteuid?.() ?? info.uid, gid: process.getegid?.() ?? info.gid };
 }

@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import { binding } from './binding';
 import { IsolationError } from './errors';
-import { checkCString } from './options';
+import { checkCString } from './validate';
 import { liveProcess, type ExitStatus } from './process';
 
 const C = binding.constants;

@@ -6,13 +6,12 @@
 // string and number it needs was laid out by the parent in a ChildPlan before clone. A step
 // that fails writes {step, errno} to the error pipe and exits with 127.
 #include "child_plan.h"
+#include "child_steps.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/mount.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -94,42 +93,23 @@ int MarkInheritedFdsCloexec() noexcept {
   return 0;
 }
 
-int WriteFile(const Step& s) noexcept {
-  int fd = ::open(s.path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return errno;
-  ssize_t n = ::write(fd, s.data, s.data_len);
-  int err = n < 0 ? errno : (static_cast<size_t>(n) != s.data_len ? EIO : 0);
-  ::close(fd);
-  return err;
-}
-
-int PivotRoot(const Step& s) noexcept {
-  // pivot_root(".", ".") stacks the old root on top of the new one; detaching "." then
-  // removes the old root without needing a directory for it inside the new root.
-  if (::chdir(s.path) < 0) return errno;
-  if (::syscall(SYS_pivot_root, ".", ".") < 0) return errno;
-  if (::umount2(".", MNT_DETACH) < 0) return errno;
-  if (::chdir("/") < 0) return errno;
-  return 0;
-}
-
 int RunStep(const Step& s) noexcept {
   switch (s.op) {
-    case StepOp::kWriteFile:
-      return WriteFile(s);
-    case StepOp::kMount:
-      return ::mount(s.source, s.path, s.fstype, s.flags, s.data) < 0 ? errno : 0;
-    case StepOp::kMkdir:
-      return ::mkdir(s.path, s.mode) < 0 && errno != EEXIST ? errno : 0;
-    case StepOp::kPivotRoot:
-      return PivotRoot(s);
-    case StepOp::kChroot:
-      if (::chroot(s.path) < 0) return errno;
-      return ::chdir("/") < 0 ? errno : 0;
-    case StepOp::kChdir:
-      return ::chdir(s.path) < 0 ? errno : 0;
-    case StepOp::kSetHostname:
-      return ::sethostname(s.data, s.data_len) < 0 ? errno : 0;
+    case StepOp::kWriteFile: return StepWriteFile(s);
+    case StepOp::kMount: return StepMount(s);
+    case StepOp::kMkdir: return StepMkdir(s);
+    case StepOp::kPivotRoot: return StepPivotRoot(s);
+    case StepOp::kChroot: return StepChroot(s);
+    case StepOp::kChdir: return StepChdir(s);
+    case StepOp::kSetHostname: return StepSetHostname(s);
+    case StepOp::kSetns: return StepSetns(s);
+    case StepOp::kLoopbackUp: return StepLoopbackUp(s);
+    case StepOp::kSetrlimit: return StepSetrlimit(s);
+    case StepOp::kSetIds: return StepSetIds(s);
+    case StepOp::kCapabilities: return StepCapabilities(s);
+    case StepOp::kNoNewPrivs: return StepNoNewPrivs(s);
+    case StepOp::kSeccomp: return StepSeccomp(s);
+    case StepOp::kUnshare: return StepUnshare(s);
   }
   return EINVAL;
 }

@@ -6,15 +6,29 @@
 
 namespace nsjail {
 
-// One setup step. Which fields matter depends on `op`; unused ones are null/0.
+// One setup step. Which fields matter depends on `op`; unused ones are null/0. The steps are
+// implemented one file per concern (child_fs.cc, child_identity.cc, child_limits.cc,
+// child_net.cc), declared in child_steps.h; lib/ decides their order.
 enum class StepOp : uint32_t {
-  kWriteFile,   // open(path, O_WRONLY) and write data: uid_map, gid_map, setgroups, sysctls
+  // child_fs.cc
+  kWriteFile,   // open(path, O_WRONLY) and write data: uid_map, gid_map, cgroup.procs, sysctls
   kMount,       // mount(source, path, fstype, flags, data)
   kMkdir,       // mkdir(path, mode); EEXIST is not an error
   kPivotRoot,   // make `path` the root: chdir, pivot_root(".", "."), detach the old root
   kChroot,      // chroot(path) + chdir("/"), the seed's way (no mount namespace)
   kChdir,       // chdir(path)
+  // child_net.cc
   kSetHostname, // sethostname(data)
+  kSetns,       // open(path) + setns(fd, flags)
+  kLoopbackUp,  // bring `lo` up (SIOCSIFFLAGS)
+  // child_limits.cc
+  kSetrlimit,   // prlimit(0, flags = resource, {values[0], values[1]})
+  // child_identity.cc
+  kSetIds,      // setgroups(data = gid_t[]), setresgid(values[1]), setresuid(values[0])
+  kCapabilities,// keep only the capabilities in values[0] (bounding, ambient, effective, ...)
+  kNoNewPrivs,  // prctl(PR_SET_NO_NEW_PRIVS)
+  kSeccomp,     // install the classic BPF program in data (struct sock_filter[])
+  kUnshare,     // unshare(flags), e.g. CLONE_NEWTIME for the children of an init
 };
 
 struct Step {
@@ -22,10 +36,11 @@ struct Step {
   const char* path;
   const char* source;
   const char* fstype;
-  const char* data;  // not NUL-terminated for kWriteFile/kSetHostname: see data_len
+  const char* data;  // not NUL-terminated for binary steps: see data_len
   size_t data_len;
   unsigned long flags;
   unsigned mode;
+  uint64_t values[2];  // numbers that need all 64 bits (rlimits, ids, capability sets)
 };
 
 // Where the child's fd 0, 1, 2 come from: an fd >= 3 opened O_CLOEXEC by the parent, or -1

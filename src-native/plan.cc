@@ -56,14 +56,35 @@ double GetNumber(const Napi::Object& obj, const char* key, double fallback) {
   return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
 }
 
+// Up to two 64-bit numbers, as BigInts (rlimits and capability sets need all 64 bits).
+bool GetValues(const Napi::Object& obj, uint64_t values[2]) {
+  Napi::Value v = obj.Get("values");
+  if (v.IsUndefined()) return true;
+  if (!v.IsArray() || v.As<Napi::Array>().Length() > 2) return false;
+  Napi::Array arr = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Value item = arr.Get(i);
+    if (!item.IsBigInt()) return false;
+    bool lossless = false;
+    values[i] = item.As<Napi::BigInt>().Uint64Value(&lossless);
+    if (!lossless) return false;
+  }
+  return true;
+}
+
 bool ParseStepOp(const std::string& name, StepOp* op) {
   static const struct {
     const char* name;
     StepOp op;
   } kOps[] = {
-      {"writeFile", StepOp::kWriteFile}, {"mount", StepOp::kMount},         {"mkdir", StepOp::kMkdir},
-      {"pivotRoot", StepOp::kPivotRoot}, {"chroot", StepOp::kChroot},       {"chdir", StepOp::kChdir},
-      {"sethostname", StepOp::kSetHostname},
+      {"writeFile", StepOp::kWriteFile},     {"mount", StepOp::kMount},
+      {"mkdir", StepOp::kMkdir},             {"pivotRoot", StepOp::kPivotRoot},
+      {"chroot", StepOp::kChroot},           {"chdir", StepOp::kChdir},
+      {"sethostname", StepOp::kSetHostname}, {"setns", StepOp::kSetns},
+      {"loopbackUp", StepOp::kLoopbackUp},   {"setrlimit", StepOp::kSetrlimit},
+      {"setIds", StepOp::kSetIds},           {"capabilities", StepOp::kCapabilities},
+      {"noNewPrivs", StepOp::kNoNewPrivs},   {"seccomp", StepOp::kSeccomp},
+      {"unshare", StepOp::kUnshare},
   };
   for (const auto& entry : kOps) {
     if (name == entry.name) {
@@ -170,6 +191,10 @@ bool PlanStorage::Parse(const Napi::Object& plan, std::string* error) {
     }
     step.flags = static_cast<unsigned long>(GetNumber(so, "flags", 0));
     step.mode = static_cast<unsigned>(GetNumber(so, "mode", 0));
+    if (!GetValues(so, step.values)) {
+      *error = "plan.steps[" + std::to_string(i) + "].values must be an array of up to 2 BigInts";
+      return false;
+    }
     steps_.push_back(step);
   }
 

@@ -5,13 +5,19 @@
 
 /** One setup step the child runs between clone and execve (src-native/child.cc). */
 export interface NativeStep {
-  op: 'writeFile' | 'mount' | 'mkdir' | 'pivotRoot' | 'chroot' | 'chdir' | 'sethostname';
+  op:
+    | 'writeFile' | 'mount' | 'mkdir' | 'pivotRoot' | 'chroot' | 'chdir'
+    | 'sethostname' | 'setns' | 'loopbackUp'
+    | 'setrlimit'
+    | 'setIds' | 'capabilities' | 'noNewPrivs' | 'seccomp' | 'unshare';
   path?: string;
   source?: string;
   fstype?: string;
   data?: string | Buffer;
   flags?: number;
   mode?: number;
+  /** Up to two unsigned 64-bit numbers (rlimits, ids, capability sets). */
+  values?: bigint[];
 }
 
 /** Where the child's fd 0, 1 or 2 comes from: a new pipe, /dev/null, an fd of ours, or nothing. */

@@ -1,0 +1,80 @@
+/** Shared checks for user options: each failure names the option and the reason. */
+
+/** Throws TypeError (wrong kind of value) or RangeError (right kind, bad value) for `options.<option>`. */
+export function fail(option: string, reason: string, kind: 'type' | 'range' = 'type'): never {
+  const message = `spawnIsolated: options.${option} ${reason}`;
+  throw kind === 'range' ? new RangeError(message) : new TypeError(message);
+}
+
+/** A short description of a bad value for an error message. */
+export function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'string') return `the string '${value}'`;
+  return typeof value === 'object' ? 'an object' : `${typeof value} ${String(value)}`;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = row[0];
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const above = row[j];
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diagonal = above;
+    }
+  }
+  return row[b.length];
+}
+
+/** The known name closest to a misspelt one, if it is close enough to be a typo. */
+export function didYouMean(key: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.floor(key.length / 3)) + 1;
+  for (const candidate of known) {
+    const d = editDistance(key.toLowerCase(), candidate.toLowerCase());
+    if (d < bestDistance) {
+      best = candidate;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+/** Rejects keys that are not options: a typo must not silently drop isolation. */
+export function rejectUnknownKeys(options: object, known: readonly string[], where: string): void {
+  for (const key of Object.keys(options)) {
+    if (known.includes(key)) continue;
+    const guess = didYouMean(key, known);
+    throw new TypeError(`spawnIsolated: unknown option ${where}${key}${guess ? ` (did you mean ${where}${guess}?)` : ''}`);
+  }
+}
+
+/** A string without NUL bytes (the kernel would cut it there). */
+export function checkCString(option: string, value: unknown, { allowEmpty = false } = {}): string {
+  if (typeof value !== 'string') fail(option, `must be a string, got ${describe(value)}`);
+  if (!allowEmpty && value.length === 0) fail(option, 'must not be empty', 'range');
+  if (value.includes('\0')) fail(option, 'must not contain NUL bytes', 'range');
+  return value;
+}
+
+/** An absolute path without NUL bytes. */
+export function checkAbsolutePath(option: string, value: unknown): string {
+  const s = checkCString(option, value);
+  if (!s.startsWith('/')) fail(option, `must be an absolute path, got '${s}'`, 'range');
+  return s;
+}
+
+/** An optional boolean with its default. */
+export function checkBoolean(option: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') fail(option, `must be a boolean, got ${describe(value)}`);
+  return value;
+}
+
+/** A plain object (not null, not an array). */
+export function checkObject(option: string, value: unknown): Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) fail(option, `must be an object, got ${describe(value)}`);
+  return value as Record<string, unknown>;
+}
