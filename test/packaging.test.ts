@@ -1,0 +1,87 @@
+/**
+ * The package as users meet it: the packed tarball installs without a compiler (prebuilds for
+ * linux-x64 and linux-arm64), ESM and CommonJS load the same module, the public types hold,
+ * and the cmake-js build of the same sources still compiles and runs.
+ */
+import * as childProcess from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { readElf, EM } from '../lib/elf';
+import { makeTempDir } from './helpers';
+
+const project = path.join(__dirname, '..');
+const exec = (cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env): string =>
+  childProcess.execFileSync(cmd, args, { cwd, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+
+const SPAWN_CHECK = `
+  const { spawnIsolated, IsolationError } = require('nsjail-node');
+  spawnIsolated({ command: '/bin/sh', args: ['-c', 'echo $$'], pid: true, net: true, stdio: ['ignore', 'pipe', 'inherit'] })
+    .stdout.on('data', (d) => process.stdout.write('cjs:' + d));
+  if (typeof IsolationError !== 'function') process.exit(3);`;
+const ESM_CHECK = `
+  import { spawnIsolated } from 'nsjail-node';
+  import cjs from 'nsjail-node';
+  import { unshare } from 'nsjail-node/syscalls';
+  const { createRequire } = await import('node:module');
+  const required = createRequire(process.cwd() + '/')('nsjail-node');
+  if (required.spawnIsolated !== spawnIsolated || cjs.spawnIsolated !== spawnIsolated || typeof unshare !== 'function') process.exit(4);
+  const { exitCode } = await spawnIsolated({ command: '/bin/true', pid: true, stdio: 'ignore' });
+  console.log('esm:' + exitCode);`;
+
+describe('packaging', () => {
+  test('the packed tarball, installed with scripts disabled, runs a sandbox from its prebuilds (CJS and ESM)', async () => {
+    const tmp = makeTempDir('nsjail-node-pack-');
+    try {
+      const prebuilds = path.join(tmp.dir, 'stage', 'prebuilds');
+      exec('bash', [path.join(project, 'scripts', 'make-prebuilds.sh'), 'x64', 'arm64'], project, { ...process.env, PREBUILDS_OUT: prebuilds });
+      expect((await readElf(path.join(prebuilds, 'linux-x64', 'nsjail-node.node'))).machine).toBe(EM.X86_64);
+      expect((await readElf(path.join(prebuilds, 'linux-arm64', 'nsjail-node.node'))).machine).toBe(EM.AARCH64);
+
+      // Pack a staged copy (dist as built by `npm install`), so this test never rewrites the tree.
+      const stage = path.join(tmp.dir, 'stage');
+      const pkg = JSON.parse(fs.readFileSync(path.join(project, 'package.json'), 'utf8')) as { files: string[] };
+      for (const entry of [...pkg.files, 'package.json']) {
+        if (entry === 'prebuilds' || !fs.existsSync(path.join(project, entry))) continue;
+        fs.cpSync(path.join(project, entry), path.join(stage, entry), { recursive: true });
+      }
+      const tarball = exec('npm', ['pack', '--ignore-scripts', '--silent', '--pack-destination', tmp.dir], stage).trim().split('\n').pop()!;
+      const listing = exec('tar', ['-tzf', path.join(tmp.dir, tarball)], tmp.dir);
+      expect(listing).toContain('package/prebuilds/linux-x64/nsjail-node.node');
+      expect(listing).toContain('package/prebuilds/linux-arm64/nsjail-node.node');
+      expect(listing).toContain('package/dist/index.mjs');
+      expect(listing).not.toContain('package/build/');
+
+      const app = path.join(tmp.dir, 'app');
+      fs.mkdirSync(app);
+      fs.writeFileSync(path.join(app, 'package.json'), '{"name":"app","version":"1.0.0","private":true}');
+      exec('npm', ['install', '--ignore-scripts', '--prefer-offline', '--no-audit', '--no-fund', path.join(tmp.dir, tarball)], app);
+      expect(fs.existsSync(path.join(app, 'node_modules', 'nsjail-node', 'build'))).toBe(false);
+      expect(exec(process.execPath, ['-e', SPAWN_CHECK], app)).toBe('cjs:1\n');
+      expect(exec(process.execPath, ['--input-type=module', '-e', ESM_CHECK], app)).toBe('esm:0\n');
+    } finally {
+      tmp.cleanup();
+    }
+  }, 240_000);
+
+  test('the public types hold (tsc over test/types/usage.ts, with @ts-expect-error lines)', () => {
+    exec(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(project, 'test', 'types', 'tsconfig.json')], project);
+  }, 60_000);
+
+  test('cmake-js builds the same addon, and it runs a sandbox', () => {
+    const tmp = makeTempDir('nsjail-node-cmake-');
+    try {
+      exec(path.join(project, 'node_modules', '.bin', 'cmake-js'), ['build', '--out', tmp.dir, '--parallel', '2', '--log-level', 'error'], project);
+      const addon = path.join(tmp.dir, 'Release', 'nsjail_node.node');
+      const script = `
+        const b = require(${JSON.stringify(addon)});
+        const c = b.constants;
+        const r = b.spawn({ cloneFlags: c.CLONE_VM | c.CLONE_VFORK | c.CLONE_NEWPID, engine: 'auto', execCandidates: ['/bin/sh'],
+          argv: ['sh', '-c', 'exit 7'], envp: [], stdio: ['null', 'null', 'null'], steps: [], dieWithParent: true, newSession: true },
+          (status) => console.log(status.exitCode));
+        if (!r.pid) process.exit(9);`;
+      expect(exec(process.execPath, ['-e', script], tmp.dir)).toBe('7\n');
+    } finally {
+      tmp.cleanup();
+    }
+  }, 180_000);
+});

@@ -1,0 +1,47 @@
+// Type tests: compiled with `tsc --noEmit` by test/packaging.test.ts. Each @ts-expect-error
+// line must be an error; everything else must compile.
+import { spawnIsolated, IsolationError, type ExitStatus, type IsolatedProcess, type SpawnOptions } from 'nsjail-node';
+import { unshare, setns, waitpid, type NamespaceKind } from 'nsjail-node/syscalls';
+import { buildRootfs, type RootfsManifest } from 'nsjail-node/rootfs';
+
+export async function usage(): Promise<void> {
+  const child: IsolatedProcess = spawnIsolated({ command: '/bin/true', pid: true, net: true, mount: true, root: '/srv' });
+  const { pid, exitCode, signal }: ExitStatus = await child;
+  const n: number = pid;
+  const code: number | null = exitCode;
+  const sig: NodeJS.Signals | null = signal;
+  void [n, code, sig];
+  child.kill('SIGTERM');
+  child.stdout?.on('data', (chunk: Buffer) => chunk.length);
+  const status: ExitStatus = await waitpid(child.pid);
+  void status;
+
+  const options: SpawnOptions = { command: 'sh', args: ['-c', 'true'], stdio: ['pipe', 'inherit', 2], env: { A: '1' } };
+  void options;
+  // @ts-expect-error command is required
+  spawnIsolated({ pid: true });
+  // @ts-expect-error namespaces are booleans
+  spawnIsolated({ command: 'x', pid: 'yes' });
+  // @ts-expect-error not a stdio value
+  spawnIsolated({ command: 'x', stdio: 'pip' });
+  // @ts-expect-error not a signal name
+  child.kill('SIGNOPE');
+
+  const kinds: NamespaceKind[] = ['net', 'uts'];
+  unshare(kinds);
+  setns('/proc/1/ns/net', 'net');
+  // @ts-expect-error not a namespace kind
+  unshare(['network']);
+
+  const manifest: RootfsManifest = await buildRootfs('/tmp/root', ['/bin/sh']);
+  void manifest.programs;
+
+  try {
+    spawnIsolated({ command: '/nonexistent' });
+  } catch (e) {
+    if (e instanceof IsolationError) {
+      const fields: [string, number, string, string, string | undefined] = [e.code, e.errno, e.step, e.syscall, e.path];
+      void fields;
+    }
+  }
+}
