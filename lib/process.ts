@@ -72,6 +72,8 @@ export class IsolatedProcess implements PromiseLike<ExitStatus> {
     live.set(this.pid, this);
     this.exited = exited.then((raw) => {
       live.delete(this.pid);
+      // Nobody reads it any more: close our end now, as child_process does, or it leaks an fd.
+      this.stdin?.destroy();
       this.#status = {
         pid: this.pid,
         exitCode: raw?.exitCode ?? null,

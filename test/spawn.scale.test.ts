@@ -48,6 +48,15 @@ describe('scale and coexistence', () => {
     expect(await lingeringZombies()).toEqual([]);
   });
 
+  test('default stdio (three pipes) left unused leaks no descriptor', async () => {
+    await spawnIsolated({ command: '/bin/true' });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const fdsBefore = openFdCount();
+    for (let i = 0; i < 100; i++) await spawnIsolated({ command: '/bin/true', pid: true });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(openFdCount()).toBe(fdsBefore);
+  });
+
   test.each(['clone', 'clone3'])('the %s engine runs a sandbox with every namespace', async (engine) => {
     process.env.NSJAIL_NODE_CLONE = engine;
     try {
