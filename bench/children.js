@@ -8,29 +8,26 @@
 // (watchdog), on Ctrl-C, on a crash, and at the end.
 const cp = require('child_process');
 
-const live = new Map(); // id -> { label, started, kill(signal), done: Promise }
+const live = new Map(); // id -> { label, started, maxAgeMs, kill(signal), done: Promise }
 let nextId = 0;
 
-function track(label, kill, done) {
+// maxAgeMs: how long the watchdog lets it live; undefined = the watchdog's default.
+function track(label, kill, done, maxAgeMs) {
   const id = ++nextId;
-  live.set(id, { label, started: Date.now(), kill, done });
+  live.set(id, { label, started: Date.now(), maxAgeMs, kill, done });
   return () => live.delete(id);
 }
 
-function liveCount() {
-  return live.size;
-}
-
 /**
- * Kill (SIGKILL) anything that has been alive longer than maxAgeMs: /bin/true exits
- * in milliseconds, so a child this old is hung and would stall the run. The timer
- * is unref'd so it never keeps the process alive by itself.
+ * Kill (SIGKILL) anything that has been alive longer than its maxAgeMs (default
+ * defaultMaxAgeMs): /bin/true exits in milliseconds, so a child this old is hung and
+ * would stall the run. The timer is unref'd so it never keeps the process alive by itself.
  */
-function startWatchdog(maxAgeMs) {
+function startWatchdog(defaultMaxAgeMs) {
   const timer = setInterval(() => {
     const now = Date.now();
     for (const entry of live.values()) {
-      if (now - entry.started > maxAgeMs) {
+      if (now - entry.started > (entry.maxAgeMs ?? defaultMaxAgeMs)) {
         process.stderr.write(`watchdog: killing ${entry.label}, alive for ${now - entry.started} ms\n`);
         try {
           entry.kill('SIGKILL');
@@ -112,10 +109,11 @@ function runIso(spawnIsolated, options) {
 }
 
 /**
- * Run a program to completion and collect its stdout (used for bench/build/floor,
- * which times itself and prints one number per line).
+ * Run a program to completion and collect its stdout: bench/build/floor, which times
+ * itself and prints its timings, and the soak worker, which prints JSON (and runs for
+ * longer than the watchdog's default allows, hence maxAgeMs).
  */
-function runCollect(command, args) {
+function runCollect(command, args, { maxAgeMs } = {}) {
   const child = cp.spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
@@ -134,8 +132,8 @@ function runCollect(command, args) {
       else reject(new Error(`${command} failed (${signal || `code ${code}`}): ${err.trim()}`));
     });
   });
-  untrack = track(command, (sig) => child.kill(sig), done);
+  untrack = track(command, (sig) => child.kill(sig), done, maxAgeMs);
   return done;
 }
 
-module.exports = { runCp, runIso, runCollect, killAll, startWatchdog, liveCount };
+module.exports = { runCp, runIso, runCollect, killAll, startWatchdog };

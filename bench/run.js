@@ -24,6 +24,7 @@ const SECTIONS = [
   require('./sections/soak'),
 ];
 const RESULTS_DIR = path.join(__dirname, 'results');
+let stopping = false; // set on SIGINT/SIGTERM while the children are being killed
 
 function parseArgs(argv) {
   const opts = { quick: false, only: null };
@@ -77,6 +78,7 @@ function machineInfo(opts) {
     totalMemBytes: os.totalmem(),
     uid: process.getuid(),
     library: libVersion,
+    loadavgAtStart: os.loadavg(),
   };
 }
 
@@ -121,6 +123,7 @@ async function main() {
   hardLimit.unref();
   for (const sig of ['SIGINT', 'SIGTERM']) {
     process.once(sig, async () => {
+      stopping = true; // main() must not go on to the next section or write results
       console.error(`bench: ${sig}; killing children`);
       await cleanup();
       process.exit(130);
@@ -130,6 +133,9 @@ async function main() {
   const info = machineInfo(opts);
   log(`nsjail-node bench${opts.quick ? ' (--quick: small counts, numbers are indicative only)' : ''}`);
   log(`node ${info.node}, kernel ${info.kernel}, ${info.cpus} x ${info.cpuModel}, uid ${info.uid}`);
+  // Other work on the machine slows every variant, and not all alike: say so up front.
+  const load = info.loadavgAtStart[0];
+  log(`load average ${load.toFixed(2)}${load > info.cpus / 2 ? ': the machine is busy, expect noisy numbers' : ''}`);
   const env = prepare(selected.some((s) => s.name === 'latency'));
   log('setup:');
   log(`  spawnIsolated: ${env.lib.error || 'loaded from dist/index.js'}`);
@@ -141,6 +147,7 @@ async function main() {
   const results = {};
   let failedSections = 0;
   for (const section of selected) {
+    if (stopping) return;
     log(`\n=== ${section.title} ===`);
     const t0 = Date.now();
     try {
@@ -150,6 +157,7 @@ async function main() {
       for (const [what, why] of skips) log(`skipped ${what}: ${why}`);
       results[section.name] = { seconds: (Date.now() - t0) / 1000, skipped: r.skipped || {}, ...r.data, chartRows: r.chartRows };
     } catch (err) {
+      if (stopping) return; // killed by the signal handler, which exits
       failedSections++;
       log(`section ${section.name} FAILED: ${err.stack || err}`);
       results[section.name] = { error: String(err.stack || err) };
@@ -159,6 +167,7 @@ async function main() {
     log(`(${((Date.now() - t0) / 1000).toFixed(1)} s)`);
   }
 
+  if (stopping) return;
   const targets = evaluateTargets(results);
   log('\n=== Targets ===');
   log(formatTargets(targets));
@@ -172,12 +181,14 @@ async function main() {
   const latency = results.latency;
   const chartRows = latency && latency.chartRows;
   if (latency) delete latency.chartRows;
-  const json = { meta: { ...info, seconds: (Date.now() - started) / 1000 }, setup: summarizeEnv(env), results, targets, cleanup: cleaned };
+  const json = { meta: { ...info, loadavgAtEnd: os.loadavg(), seconds: (Date.now() - started) / 1000 }, setup: summarizeEnv(env), results, targets, cleanup: cleaned };
   writeAtomic(path.join(RESULTS_DIR, 'latest.json'), JSON.stringify(json, null, 2) + '\n');
   if (chartRows && chartRows.length) {
     const subtitle = `${info.date.slice(0, 10)}, node ${info.node}, kernel ${info.kernel}, ${info.cpus} CPUs` + (opts.quick ? ' (--quick)' : '');
     writeAtomic(path.join(RESULTS_DIR, 'latency.svg'), latencyChart(chartRows, { title: 'Spawn latency of /bin/true', subtitle }));
   }
+  const loadEnd = os.loadavg()[0];
+  if (loadEnd > info.cpus / 2) log(`\nload average at the end: ${loadEnd.toFixed(2)}: other work ran alongside; compare ratios, not times`);
   log(`\nwrote bench/results/latest.json${chartRows && chartRows.length ? ' and bench/results/latency.svg' : ''} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
   // Exit explicitly: a library handle still referenced must not keep the run alive.
@@ -185,7 +196,8 @@ async function main() {
 }
 
 function summarizeEnv(env) {
-  return Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v.error ? { skipped: v.error } : { path: v.path || 'dist/index.js' }]));
+  const show = (p) => (p.startsWith(setup.ROOT + path.sep) ? path.relative(setup.ROOT, p) : p);
+  return Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v.error ? { skipped: v.error } : { path: v.path ? show(v.path) : 'dist/index.js' }]));
 }
 
 main().catch(async (err) => {

@@ -35,8 +35,10 @@ function fmtRatio(x) {
   return Number.isFinite(x) ? `${x.toFixed(2)}x` : '-';
 }
 
-function fmtMB(bytes) {
-  return Number.isFinite(bytes) ? `${(bytes / 1048576).toFixed(1)} MB` : '-';
+/** Bytes as MB (or GB from 1 GB up), signed when negative. */
+function fmtBytes(bytes) {
+  if (!Number.isFinite(bytes)) return '-';
+  return Math.abs(bytes) >= 1073741824 ? `${(bytes / 1073741824).toFixed(1)} GB` : `${(bytes / 1048576).toFixed(1)} MB`;
 }
 
 /** Plain-text table: columns padded to their widest cell; numbers right-aligned. */
@@ -51,4 +53,4 @@ function table(header, rows) {
   return [line(all[0]), widths.map((w) => '-'.repeat(w)).join('  ').trimEnd(), ...all.slice(1).map(line)].join('\n');
 }
 
-module.exports = { percentile, summarize, fmtMs, fmtRatio, fmtMB, table };
+module.exports = { percentile, summarize, fmtMs, fmtRatio, fmtBytes, table };

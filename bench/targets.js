@@ -2,7 +2,7 @@
 // The project's performance targets, checked against one run's results.
 // A target whose inputs were not measured (section skipped or not selected) says so
 // instead of passing or failing.
-const { fmtRatio, fmtMB, fmtMs } = require('./stats');
+const { fmtRatio, fmtBytes, fmtMs } = require('./stats');
 
 function row(results, section, key) {
   const s = results[section];
@@ -24,7 +24,7 @@ function evaluateTargets(results) {
   const last = mem && mem[mem.length - 1];
   const flat = first && last && mem.length > 1 ? last.iso.p50 / first.iso.p50 : undefined;
   add(
-    `spawnIsolated(b) flat within 1.2x from 50 MB to ${last ? fmtMB(last.ballastBytes) : '2 GB'} (p50)`,
+    `spawnIsolated(b) flat within 1.2x from 50 MB to ${last ? fmtBytes(last.ballastBytes) : '2 GB'} (p50)`,
     flat !== undefined,
     flat,
     flat <= 1.2,
@@ -36,7 +36,7 @@ function evaluateTargets(results) {
 
   const soak = results.soak && results.soak.before ? results.soak : null;
   const rss = soak && soak.after.rss - soak.before.rss;
-  add(`RSS growth < 10 MB over the soak`, soak, rss, rss < 10 * 1048576, soak && `${fmtMB(rss)} over ${soak.total} spawns`);
+  add(`RSS growth < 10 MB over the soak`, soak, rss, rss < 10 * 1048576, soak && `${fmtBytes(rss)} over ${soak.total} spawns`);
   const fds = soak && soak.after.fds - soak.before.fds;
   add('no fd growth over the soak', soak, fds, fds <= 0, soak && `${fds >= 0 ? '+' : ''}${fds} fds`);
   add('no zombies after the soak', soak, soak && soak.after.zombies, soak && soak.after.zombies === 0, soak && `${soak.after.zombies} zombies`);

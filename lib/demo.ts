@@ -9,7 +9,6 @@ import { buildRootfs } from './rootfs';
 import { spawnIsolated } from './spawn';
 
 const INSIDE = [
-  'mount -t proc proc /proc',
   'echo "PID: $$   PPID: $PPID"',
   'echo "hostname: $(cat /proc/sys/kernel/hostname)"',
   'echo "root listing: $(ls / | tr "\\n" " ")"',
@@ -21,12 +20,13 @@ async function main(): Promise<void> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'nsjail-node-demo-'));
   try {
     console.log('nsjail-node: the seed walkthrough in one call\n');
-    console.log(`1. A rootfs in ${root}: sh, ls, cat, mount and every library they load (the ldd + cp step)`);
-    const manifest = await buildRootfs(root, ['/bin/sh', 'ls', 'cat', 'mount', 'tail', 'cut', 'tr', 'grep']);
-    fs.mkdirSync(path.join(root, 'proc'));
+    console.log(`1. A rootfs in ${root}: sh, ls, cat and every library they load (the ldd + cp step)`);
+    const manifest = await buildRootfs(root, ['/bin/sh', 'ls', 'cat', 'tail', 'cut', 'tr', 'grep']);
     console.log(`   ${manifest.files.length} paths created\n`);
 
-    console.log("2. spawnIsolated({ command: '/bin/sh', root, pid: true, net: true, mount: true, uts: true, ipc: true, hostname: 'sandbox' })");
+    console.log("2. spawnIsolated({ command: '/bin/sh', root, pid: true, net: true, mount: true, uts: true, ipc: true,");
+    console.log("                 hostname: 'sandbox', loopback: false, mounts: [{ type: 'proc' }] })");
+    console.log('   inside the sandbox:\n');
     const child = spawnIsolated({
       command: '/bin/sh',
       args: ['-c', INSIDE],
@@ -37,12 +37,14 @@ async function main(): Promise<void> {
       uts: true,
       ipc: true,
       hostname: 'sandbox',
+      loopback: false, // as in the seed: lo exists, down
+      mounts: [{ type: 'proc' }], // a /proc of the sandbox's own PID namespace
       stdio: ['ignore', 'inherit', 'inherit'],
     });
-    console.log(`   host PID ${child.pid}; inside the sandbox:\n`);
     const status = await child;
-    console.log(`\n3. Exit status: ${JSON.stringify(status)}`);
-    console.log(`   Host hostname still '${os.hostname()}'; the proc mount went away with the sandbox's mount namespace.`);
+    const { pid, exitCode, signal, wallTimeMs } = status;
+    console.log(`\n3. Exit status: ${JSON.stringify({ pid, exitCode, signal, wallTimeMs: Math.round(wallTimeMs) })} (pid as the host sees it)`);
+    console.log(`   The host's hostname is still '${os.hostname()}'; the sandbox's /proc mount went away with it.`);
     process.exitCode = status.exitCode ?? 1;
   } finally {
     fs.rmSync(root, { recursive: true, force: true });

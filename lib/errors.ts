@@ -24,7 +24,7 @@ export interface IsolationErrorDetails {
 /** Describes an errno: its code (`ENOENT`) and text (`no such file or directory`). */
 export function describeErrno(errno: number): { code: string; text: string } {
   const n = Math.abs(errno);
-  return { code: ERRNO_NAMES.get(n) ?? `E${n}`, text: binding.strerror(n).toLowerCase() };
+  return { code: binding.errnoName(n) ?? ERRNO_NAMES.get(n) ?? `E${n}`, text: binding.strerror(n).toLowerCase() };
 }
 
 /**

@@ -1,48 +1,403 @@
 /**
- * Who the program is inside the sandbox: the user namespace and its id maps. Compiled into
- * child steps; src-native/child_identity.cc executes the ones beyond plain file writes.
+ * Who the program is inside the sandbox and what it may do: the user namespace and its id
+ * maps, uid/gid/groups, capabilities, no_new_privs, seccomp, the init process and the time
+ * namespace. Compiled into child steps (src-native/child_identity.cc), plus, for id maps the
+ * child cannot write itself, work the parent does between clone and the child's first step
+ * (src-native/parent_setup.cc).
  */
+import * as fs from 'node:fs';
 import * as os from 'node:os';
-import type { PlannedStep } from './steps';
-import { writeFileStep } from './steps';
+import * as path from 'node:path';
+import type { NativePlan } from '../types/native';
+import { binding } from './binding';
+import { capabilityMask, capabilityNumber, type CapabilityName } from './capabilities';
+import { IsolationError } from './errors';
+import { initArgv, initFd } from './init';
+import { seccompProgram, type SeccompOption } from './seccomp';
+import type { PlannedStep, StepLabel } from './steps';
+import { step, writeFileStep } from './steps';
+import { checkBoolean, checkObject, describe, fail, rejectUnknownKeys } from './validate';
 
-/** Identity options of spawnIsolated (the `user` namespace flag itself is a core option). */
-export interface IdentityOptions {}
+/** One range of an id map: `count` ids from `inside` (in the sandbox) are `outside` (in the caller's namespace). */
+export interface IdMapRange {
+  inside: number;
+  outside: number;
+  count: number;
+}
+
+/** Identity and privilege options of spawnIsolated (the `user` namespace flag itself is a core option). */
+export interface IdentityOptions {
+  /**
+   * The program's uid. With `user: true` an id inside the namespace (default 0: root inside,
+   * the caller outside); without, a host uid to switch to (setresuid, needs root) and then
+   * `gid` is required too.
+   */
+  uid?: number;
+  /** The program's gid: as `uid`. */
+  gid?: number;
+  /**
+   * Supplementary groups (setgroups). Default: none when the ids change. With `user: true`
+   * they must be mapped by `gidMap`, and the maps are then written by the parent (see `uidMap`).
+   */
+  groups?: readonly number[];
+  /**
+   * The user namespace's uid map (needs `user: true`). Default: one line, `uid` inside is the
+   * caller's uid, written by the child itself. Given, the parent writes it: directly when
+   * this process is root, else through newuidmap/newgidmap (the uidmap package; the ranges
+   * must be allowed by /etc/subuid and /etc/subgid). Up to 340 ranges, none overlapping.
+   */
+  uidMap?: readonly IdMapRange[];
+  /** The user namespace's gid map: as `uidMap`. */
+  gidMap?: readonly IdMapRange[];
+  /**
+   * Capabilities the program keeps, e.g. `['CAP_NET_BIND_SERVICE']`. Default none: the
+   * bounding, effective, permitted, inheritable and ambient sets are all emptied before
+   * exec. Kept ones are in every set (ambient too, so that a non-zero uid keeps them).
+   */
+  capabilities?: readonly CapabilityName[];
+  /** prctl(PR_SET_NO_NEW_PRIVS): execve can never grant privileges (setuid bits, file capabilities). Default true. */
+  noNewPrivs?: boolean;
+  /**
+   * A seccomp filter for the program: a typed policy (see {@link seccompPresets}) or a
+   * precompiled BPF program. Installed as the very last step before the program's execve.
+   */
+  seccomp?: SeccompOption;
+  /**
+   * A tiny init as PID 1 (with `pid: true`) that starts the program as its child, forwards
+   * signals to it, reaps orphans, and exits with the program's status. Default false (the
+   * program is PID 1 itself), true with `time: true`.
+   */
+  init?: boolean;
+  /** A new time namespace (Linux 5.6+): the program sees CLOCK_MONOTONIC and CLOCK_BOOTTIME shifted by `timeOffsets`. Implies `init`. */
+  time?: boolean;
+  /**
+   * Seconds (fractions allowed, negative too) added to the clocks inside the time namespace,
+   * e.g. `{ boottime: 1000 - os.uptime() }` for an uptime of about 1000 s. The clocks must
+   * not become negative.
+   */
+  timeOffsets?: { monotonic?: number; boottime?: number };
+}
 
 /** The option names this file owns. */
-export const IDENTITY_OPTION_KEYS = [] as const;
+export const IDENTITY_OPTION_KEYS = [
+  'uid', 'gid', 'groups', 'uidMap', 'gidMap', 'capabilities', 'noNewPrivs', 'seccomp', 'init', 'time', 'timeOffsets',
+] as const;
 
 /** Identity options after validation. */
 export interface ValidatedIdentity {
   userNamespace: boolean;
+  /** The ids to switch to (inside the namespace with one); undefined: unchanged. */
+  uid: number | undefined;
+  gid: number | undefined;
+  /** Supplementary groups to set; undefined: unchanged (or, with a self-written map, not allowed). */
+  groups: number[] | undefined;
+  /** With a user namespace: its maps. */
+  uidMap: IdMapRange[];
+  gidMap: IdMapRange[];
+  /** How the maps are written: by the child itself (one line, the default), the parent, or the parent through newuidmap/newgidmap. */
+  mapWriter: 'child' | 'parent' | 'helpers';
+  capabilities: bigint;
+  /** No CAP_SETPCAP to drop from the bounding set with (unprivileged, no user namespace). */
+  boundingBestEffort: boolean;
+  noNewPrivs: boolean;
+  seccomp: Buffer | undefined;
+  init: boolean;
+  /** With `time`: the offsets as [seconds, nanoseconds]. */
+  time: { monotonic: [number, number]; boottime: [number, number] } | undefined;
 }
 
-/** Validates the identity options; `userNamespace` is options.user. */
-export function validateIdentity(_options: IdentityOptions, userNamespace: boolean): ValidatedIdentity {
-  return { userNamespace };
-}
+// The kernel's limits: ids are 32-bit with (uid_t)-1 reserved, a map has at most 340 lines
+// (Linux 4.15+), a process at most NGROUPS_MAX groups.
+const MAX_ID = 0xfffffffe;
+const MAX_MAP_LINES = 340;
+const NGROUPS_MAX = 65536;
+const CAP_SYS_ADMIN = capabilityNumber('CAP_SYS_ADMIN') ?? 21;
+// src-native/child_steps.h
+const SET_IDS_GROUPS = 1;
+const SET_IDS_GID = 2;
+const SET_IDS_UID = 4;
+const SET_IDS_KEEP_CAPS = 8;
+const CAPS_BOUNDING_BEST_EFFORT = 1;
 
 /** The caller's effective ids, for the default user-namespace map. */
 export function callerIds(): { uid: number; gid: number } {
+  if (process.geteuid && process.getegid) return { uid: process.geteuid(), gid: process.getegid() };
   const info = os.userInfo();
-  return { uid: process.geteuid?.() ?? info.uid, gid: process.getegid?.() ?? info.gid };
+  return { uid: info.uid, gid: info.gid };
+}
+
+function checkId(option: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isInteger(value)) fail(option, `must be an integer id, got ${describe(value)}`);
+  if (value < 0 || value > MAX_ID) fail(option, `must be between 0 and ${MAX_ID}, got ${value}`, 'range');
+  return value;
+}
+
+function checkMap(option: string, value: unknown): IdMapRange[] {
+  if (!Array.isArray(value) || value.length === 0) fail(option, `must be a non-empty array of { inside, outside, count }, got ${describe(value)}`);
+  if (value.length > MAX_MAP_LINES) fail(option, `may have at most ${MAX_MAP_LINES} ranges, got ${value.length}`, 'range');
+  const ranges = value.map((entry: unknown, i) => {
+    const where = `${option}[${i}]`;
+    const r = checkObject(where, entry);
+    rejectUnknownKeys(r, ['inside', 'outside', 'count'], `options.${where}.`);
+    const inside = checkId(`${where}.inside`, r.inside);
+    const outside = checkId(`${where}.outside`, r.outside);
+    if (typeof r.count !== 'number' || !Number.isInteger(r.count) || r.count < 1) fail(`${where}.count`, `must be a positive integer, got ${describe(r.count)}`, 'range');
+    if (inside + r.count - 1 > MAX_ID || outside + r.count - 1 > MAX_ID) fail(where, `runs past the largest id ${MAX_ID}`, 'range');
+    return { inside, outside, count: r.count };
+  });
+  // The kernel refuses overlaps on either side.
+  for (const side of ['inside', 'outside'] as const) {
+    const sorted = ranges.map((r, i) => ({ ...r, i })).sort((a, b) => a[side] - b[side]);
+    for (let k = 1; k < sorted.length; k++) {
+      const [a, b] = [sorted[k - 1], sorted[k]];
+      if (a[side] + a.count > b[side]) fail(option, `ranges ${a.i} and ${b.i} overlap on the ${side} side`, 'range');
+    }
+  }
+  return ranges;
+}
+
+function mapped(map: IdMapRange[], id: number): boolean {
+  return map.some((r) => id >= r.inside && id < r.inside + r.count);
+}
+
+function checkOffset(option: string, value: unknown): [number, number] {
+  if (value === undefined) return [0, 0];
+  if (typeof value !== 'number' || !Number.isFinite(value)) fail(option, `must be a number of seconds, got ${describe(value)}`);
+  if (Math.abs(value) > 2 ** 32) fail(option, `must be within ±${2 ** 32} seconds, got ${value}`, 'range');
+  let seconds = Math.floor(value);
+  let nanos = Math.round((value - seconds) * 1e9);
+  if (nanos >= 1e9) {
+    seconds += 1;
+    nanos -= 1e9;
+  }
+  return [seconds, nanos];
+}
+
+let helperCache: { newuidmap: string; newgidmap: string } | null | undefined;
+
+/** newuidmap and newgidmap on this process's PATH (or the usual sbin/bin dirs), if both are there. */
+function mapHelpers(): { newuidmap: string; newgidmap: string } | null {
+  if (helperCache !== undefined) return helperCache;
+  const dirs = [...(process.env.PATH ?? '').split(':').filter((d) => d.startsWith('/')), '/usr/bin', '/usr/sbin', '/bin', '/sbin'];
+  const find = (name: string): string | undefined =>
+    dirs.map((d) => path.join(d, name)).find((p) => {
+      try {
+        fs.accessSync(p, fs.constants.X_OK);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+  const newuidmap = find('newuidmap');
+  const newgidmap = find('newgidmap');
+  helperCache = newuidmap && newgidmap ? { newuidmap, newgidmap } : null;
+  return helperCache;
+}
+
+/** Validates the identity options; `userNamespace` is options.user. */
+export function validateIdentity(options: IdentityOptions, userNamespace: boolean): ValidatedIdentity {
+  const caller = callerIds();
+  let uid = options.uid === undefined ? undefined : checkId('uid', options.uid);
+  let gid = options.gid === undefined ? undefined : checkId('gid', options.gid);
+  let groups: number[] | undefined;
+  if (options.groups !== undefined) {
+    if (!Array.isArray(options.groups)) fail('groups', `must be an array of gids, got ${describe(options.groups)}`);
+    if (options.groups.length > NGROUPS_MAX) fail('groups', `may have at most ${NGROUPS_MAX} entries`, 'range');
+    groups = options.groups.map((g, i) => checkId(`groups[${i}]`, g));
+  }
+
+  let uidMap: IdMapRange[] = [];
+  let gidMap: IdMapRange[] = [];
+  let mapWriter: ValidatedIdentity['mapWriter'] = 'child';
+  if (userNamespace) {
+    uid ??= 0;
+    gid ??= 0;
+    const parentWrites = options.uidMap !== undefined || options.gidMap !== undefined || groups !== undefined;
+    uidMap = options.uidMap === undefined ? [{ inside: uid, outside: caller.uid, count: 1 }] : checkMap('uidMap', options.uidMap);
+    gidMap = options.gidMap === undefined ? [{ inside: gid, outside: caller.gid, count: 1 }] : checkMap('gidMap', options.gidMap);
+    if (!mapped(uidMap, uid)) fail('uid', `${uid} is not mapped by options.uidMap`, 'range');
+    if (!mapped(gidMap, gid)) fail('gid', `${gid} is not mapped by options.gidMap`, 'range');
+    groups?.forEach((g, i) => {
+      if (!mapped(gidMap, g)) fail(`groups[${i}]`, `${g} is not mapped by options.gidMap${options.gidMap === undefined ? ' (without gidMap only options.gid is)' : ''}`, 'range');
+    });
+    if (parentWrites) {
+      // setgroups stays allowed only in a namespace whose gid map a privileged process wrote.
+      groups ??= [];
+      if (caller.uid === 0) {
+        mapWriter = 'parent';
+      } else if (mapHelpers()) {
+        mapWriter = 'helpers';
+      } else {
+        const which = options.uidMap !== undefined ? 'uidMap' : options.gidMap !== undefined ? 'gidMap' : 'groups';
+        throw new IsolationError({
+          errno: os.constants.errno.ENOENT,
+          step: 'uid-map',
+          syscall: 'newuidmap',
+          hint: `options.${which} needs an id map written by a privileged process: run as root, or install newuidmap/newgidmap ` +
+            '(the uidmap package) with /etc/subuid and /etc/subgid entries for this user; a single-line map of your own ids needs neither',
+        });
+      }
+    }
+  } else {
+    if (options.uidMap !== undefined) fail('uidMap', 'needs user: true (a user namespace)');
+    if (options.gidMap !== undefined) fail('gidMap', 'needs user: true (a user namespace)');
+    // Switching only the uid would leave e.g. root's gid 0 in place.
+    if ((uid === undefined) !== (gid === undefined)) fail(uid === undefined ? 'uid' : 'gid', `must be given with options.${uid === undefined ? 'gid' : 'uid'} without a user namespace`);
+    if (uid !== undefined) groups ??= [];
+  }
+
+  const capabilities = options.capabilities === undefined ? 0n : capabilityMask('capabilities', options.capabilities);
+  const noNewPrivs = checkBoolean('noNewPrivs', options.noNewPrivs, true);
+  const seccomp = options.seccomp === undefined ? undefined : seccompProgram('seccomp', options.seccomp);
+  if (seccomp && !noNewPrivs && !(capabilities & (1n << BigInt(CAP_SYS_ADMIN)))) {
+    fail('seccomp', 'needs noNewPrivs: true (or CAP_SYS_ADMIN kept in options.capabilities): the kernel installs a filter only under no_new_privs or with CAP_SYS_ADMIN', 'range');
+  }
+
+  const timeNamespace = checkBoolean('time', options.time, false);
+  const init = checkBoolean('init', options.init, timeNamespace);
+  if (timeNamespace && !init) fail('init', 'must not be false with time: true (a time namespace applies only to processes started in it: init starts the program there)', 'range');
+  let time: ValidatedIdentity['time'];
+  if (options.timeOffsets !== undefined) {
+    if (!timeNamespace) fail('timeOffsets', 'needs time: true');
+    const offsets = checkObject('timeOffsets', options.timeOffsets);
+    rejectUnknownKeys(offsets, ['monotonic', 'boottime'], 'options.timeOffsets.');
+    time = { monotonic: checkOffset('timeOffsets.monotonic', offsets.monotonic), boottime: checkOffset('timeOffsets.boottime', offsets.boottime) };
+  } else if (timeNamespace) {
+    time = { monotonic: [0, 0], boottime: [0, 0] };
+  }
+
+  return {
+    userNamespace,
+    uid,
+    gid,
+    groups,
+    uidMap,
+    gidMap,
+    mapWriter,
+    capabilities,
+    boundingBestEffort: !userNamespace && caller.uid !== 0,
+    noNewPrivs,
+    seccomp,
+    init,
+    time,
+  };
+}
+
+function mapText(map: IdMapRange[]): string {
+  return map.map((r) => `${r.inside} ${r.outside} ${r.count}\n`).join('');
 }
 
 /**
- * First of all: the user-namespace map the child writes for itself. One line, the caller's
- * ids as 0 inside, setgroups denied first (the kernel's rule for an unprivileged writer).
+ * First of all: the user-namespace map the child writes for itself (one line, `uid`/`gid`
+ * inside as the caller's ids, setgroups denied first: the kernel's rule for an unprivileged
+ * writer), then the time namespace, while /proc is still the host's; with a parent-written
+ * map, ids that map for the setup steps.
  */
 export function userNamespaceSteps(identity: ValidatedIdentity): PlannedStep[] {
-  if (!identity.userNamespace) return [];
-  const { uid, gid } = callerIds();
-  return [
-    writeFileStep('/proc/self/setgroups', 'deny', 'setgroups-deny'),
-    writeFileStep('/proc/self/uid_map', `0 ${uid} 1\n`, 'uid-map'),
-    writeFileStep('/proc/self/gid_map', `0 ${gid} 1\n`, 'gid-map'),
-  ];
+  const steps: PlannedStep[] = [];
+  if (identity.userNamespace && identity.mapWriter === 'child') {
+    steps.push(
+      writeFileStep('/proc/self/setgroups', 'deny', 'setgroups-deny'),
+      writeFileStep('/proc/self/uid_map', mapText(identity.uidMap), 'uid-map'),
+      writeFileStep('/proc/self/gid_map', mapText(identity.gidMap), 'gid-map'),
+    );
+  }
+  if (identity.time) {
+    // unshare(CLONE_NEWTIME) moves only later children (init's program) into the namespace,
+    // and its offsets can be set only until the first process is in it.
+    const unshare = step({ op: 'unshare', flags: binding.constants.CLONE_NEWTIME }, 'time-namespace', 'unshare');
+    unshare.label.hints = { EINVAL: 'time namespaces need Linux 5.6 or later', EPERM: 'a time namespace needs root or user: true' };
+    steps.push(unshare);
+    const { monotonic, boottime } = identity.time;
+    if (monotonic[0] !== 0 || monotonic[1] !== 0 || boottime[0] !== 0 || boottime[1] !== 0) {
+      const offsets = writeFileStep('/proc/self/timens_offsets', `monotonic ${monotonic[0]} ${monotonic[1]}\nboottime ${boottime[0]} ${boottime[1]}\n`, 'time-offsets');
+      offsets.label.hints = { ERANGE: 'an offset would make a clock negative', EINVAL: 'an offset is out of the kernel\'s range' };
+      steps.push(offsets);
+    }
+  }
+  if (identity.userNamespace && identity.mapWriter !== 'child' && identity.uid !== undefined && identity.gid !== undefined) {
+    // This process's own ids may be unmapped in a parent-written map, and the setup steps
+    // that follow cannot create a file as an unmapped id (EOVERFLOW). Become root inside if
+    // the map has it (no capability is lost becoming uid 0), else the final ids at once (the
+    // old ids were not root inside, so no capability is lost either). After the time
+    // namespace: a changed euid makes /proc/self/* unwritable.
+    const early = (map: IdMapRange[], id: number): bigint => BigInt(mapped(map, 0) ? 0 : id);
+    steps.push(
+      step({ op: 'setIds', flags: SET_IDS_GID, values: [0n, early(identity.gidMap, identity.gid)] }, 'setup-ids', 'setresgid'),
+      step({ op: 'setIds', flags: SET_IDS_UID, values: [early(identity.uidMap, identity.uid)] }, 'setup-ids', 'setresuid'),
+    );
+  }
+  return steps;
 }
 
-/** Last of all, right before execve: dropping privileges (ids, capabilities, seccomp). */
-export function privilegeSteps(_identity: ValidatedIdentity): PlannedStep[] {
-  return [];
+/**
+ * Last of all, right before execve: the ids (setresuid under PR_SET_KEEPCAPS, so that the
+ * capability step can still empty the bounding set), the capabilities, no_new_privs, and the
+ * seccomp filter as the very last step. With init, the filter is installed by init in the
+ * program's process instead (src-native/init.c), so init itself can always fork and reap.
+ */
+export function privilegeSteps(identity: ValidatedIdentity): PlannedStep[] {
+  const steps: PlannedStep[] = [];
+  const idHints = identity.userNamespace ? undefined : { EPERM: 'changing ids without a user namespace needs root (CAP_SETUID, CAP_SETGID)' };
+  if (identity.groups !== undefined) {
+    const list = Buffer.alloc(identity.groups.length * 4);
+    identity.groups.forEach((g, i) => (os.endianness() === 'LE' ? list.writeUInt32LE(g, i * 4) : list.writeUInt32BE(g, i * 4)));
+    steps.push(step({ op: 'setIds', flags: SET_IDS_GROUPS, data: list }, 'setgroups', 'setgroups'));
+  }
+  if (identity.gid !== undefined) {
+    steps.push(step({ op: 'setIds', flags: SET_IDS_GID, values: [0n, BigInt(identity.gid)] }, 'setresgid', 'setresgid'));
+  }
+  if (identity.uid !== undefined) {
+    steps.push(step({ op: 'setIds', flags: SET_IDS_UID | SET_IDS_KEEP_CAPS, values: [BigInt(identity.uid)] }, 'setresuid', 'setresuid'));
+  }
+  if (idHints) for (const s of steps) s.label.hints = idHints;
+  const caps = step(
+    { op: 'capabilities', flags: identity.boundingBestEffort ? CAPS_BOUNDING_BEST_EFFORT : 0, values: [identity.capabilities] },
+    'capabilities', 'capset');
+  caps.label.hints = {
+    EPERM: 'a kept capability is not in the permitted set of this process (without root or user: true there are none), ' +
+      'or this process lacks CAP_SETPCAP to empty the bounding set with',
+  };
+  steps.push(caps);
+  if (identity.noNewPrivs) steps.push(step({ op: 'noNewPrivs' }, 'no-new-privs', 'prctl'));
+  if (identity.seccomp && !identity.init) {
+    const filter = step({ op: 'seccomp', data: identity.seccomp }, 'seccomp', 'seccomp');
+    filter.label.hints = { EINVAL: 'the kernel rejected the BPF program', EACCES: 'a filter needs no_new_privs or CAP_SYS_ADMIN' };
+    steps.push(filter);
+  }
+  return steps;
+}
+
+/** What the identity options add to the native plan besides steps. */
+export interface IdentityPlan {
+  /** Clone flags to leave out: CLONE_VM|CLONE_VFORK when the parent writes the id maps. */
+  withheldCloneFlags: number;
+  native: Pick<NativePlan, 'parentSetup' | 'init'>;
+  /** Labels of native.parentSetup's entries, for errors. */
+  parentLabels: StepLabel[];
+}
+
+/** The parent-written maps and the init of a plan; `candidates` and `argv` are the program's. */
+export function identityPlan(identity: ValidatedIdentity, candidates: readonly string[], argv: readonly string[]): IdentityPlan {
+  const plan: IdentityPlan = { withheldCloneFlags: 0, native: {}, parentLabels: [] };
+  if (identity.userNamespace && identity.mapWriter !== 'child') {
+    // The parent can act only once clone has returned, which CLONE_VFORK would delay until exec.
+    plan.withheldCloneFlags = binding.constants.CLONE_VM | binding.constants.CLONE_VFORK;
+    const helpers = identity.mapWriter === 'helpers' ? mapHelpers() : null;
+    plan.native.parentSetup = [];
+    for (const [kind, map] of [['uid', identity.uidMap], ['gid', identity.gidMap]] as const) {
+      const label: StepLabel = { step: `${kind}-map`, syscall: 'write', path: `/proc/PID/${kind}_map` };
+      if (helpers) {
+        const helper = kind === 'uid' ? helpers.newuidmap : helpers.newgidmap;
+        plan.native.parentSetup.push({ argv: [helper, '{pid}', ...map.flatMap((r) => [r.inside, r.outside, r.count].map(String))] });
+        label.syscall = path.basename(helper);
+        label.hints = { EPERM: `${path.basename(helper)} refused the map (its message is on stderr): check /etc/sub${kind}` };
+      } else {
+        plan.native.parentSetup.push({ path: `${kind}_map`, data: mapText(map) });
+      }
+      plan.parentLabels.push(label);
+    }
+  }
+  if (identity.init) plan.native.init = { fd: initFd(), argv: initArgv(identity.seccomp, candidates, argv) };
+  return plan;
 }

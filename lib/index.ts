@@ -7,3 +7,22 @@ export { spawnIsolated } from './spawn';
 export { IsolatedProcess, type ExitStatus } from './process';
 export { IsolationError, type IsolationErrorDetails } from './errors';
 export { DEFAULT_PATH, type SpawnOptions, type StdioOption } from './options';
+export { runIsolated, type RunOptions, type RunResult } from './run';
+export {
+  RLIMIT_RESOURCES, type Limits, type LimitOptions, type LimitValue, type RlimitName, type RlimitRange,
+  type ExitAccounting, type ExitReason, type KillReason,
+} from './limits';
+export { DEFAULT_CGROUP_PARENT } from './cgroups';
+export type {
+  MountEntry, MountFlagOptions, BindMountEntry, TmpfsMountEntry, ProcMountEntry, DevMountEntry, MqueueMountEntry,
+  DirEntry, FileEntry, SymlinkEntry, ChmodEntry, OverlayMountEntry,
+} from './filesystem';
+export { hostSystemMounts, type HostSystemOptions } from './presets';
+export { createNetns, deleteNetns, listNetns, withNetns, netnsPath, NETNS_DIR, type CreateNetnsOptions } from './netns';
+export type { NetworkOptions, JoinOptions, JoinKind, NamespaceRef, VethOptions, VethAddressPair } from './network';
+export type { IdentityOptions, IdMapRange } from './identity';
+export { CAPABILITY_NAMES, type CapabilityName } from './capabilities';
+export {
+  compileSeccomp, seccompPresets, type SeccompAction, type SeccompArgCondition, type SeccompOption, type SeccompPolicy,
+  type SeccompProgram, type SeccompRule,
+} from './seccomp';

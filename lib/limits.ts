@@ -1,24 +1,511 @@
 /**
- * What the sandbox may use: resource limits. Compiled into child steps;
- * src-native/child_limits.cc executes them.
+ * What the sandbox may use, and what it used: resource limits (cgroups through
+ * lib/cgroups.ts, rlimits as child steps executed by src-native/child_limits.cc), time
+ * limits, timeout/abort, killing the whole sandbox, and the accounting in its ExitStatus.
  */
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { NativeChild, NativeExitStatus } from '../types/native';
+import { binding } from './binding';
+import { createSandboxCgroup, DEFAULT_CGROUP_PARENT, type CgroupAccounting, type CgroupRequest, type SandboxCgroup } from './cgroups';
 import type { PlannedStep } from './steps';
+import { step, writeFileStep } from './steps';
+import { checkCString, checkObject, describe, fail, rejectUnknownKeys } from './validate';
 
-/** Limit options of spawnIsolated. */
-export interface LimitOptions {}
+/** A limit: a non-negative integer, or 'unlimited'. */
+export type LimitValue = number | 'unlimited';
 
-/** The option names this file owns. */
-export const LIMIT_OPTION_KEYS = [] as const;
-
-/** Limit options after validation. */
-export interface ValidatedLimits {}
-
-/** Validates the limit options. */
-export function validateLimits(_options: LimitOptions): ValidatedLimits {
-  return {};
+/** An rlimit with different soft and hard values (the program may raise soft up to hard). */
+export interface RlimitRange {
+  soft: LimitValue;
+  hard: LimitValue;
 }
 
-/** Limits the child applies to itself before exec. */
-export function limitSteps(_limits: ValidatedLimits): PlannedStep[] {
-  return [];
+/** The rlimits by their getrlimit(2) names without `RLIMIT_`, lower case. */
+export type RlimitName =
+  | 'as' | 'core' | 'cpu' | 'data' | 'fsize' | 'locks' | 'memlock' | 'msgqueue' | 'nice' | 'nofile' | 'nproc'
+  | 'rss' | 'rtprio' | 'rttime' | 'sigpending' | 'stack';
+
+/** RLIMIT_* numbers: the same on x86_64 and arm64 (asm-generic/resource.h). */
+export const RLIMIT_RESOURCES: Readonly<Record<RlimitName, number>> = Object.freeze({
+  cpu: 0, fsize: 1, data: 2, stack: 3, core: 4, rss: 5, nproc: 6, nofile: 7, memlock: 8, as: 9, locks: 10,
+  sigpending: 11, msgqueue: 12, nice: 13, rtprio: 14, rttime: 15,
+});
+
+/** RLIM_INFINITY. */
+const RLIM_INFINITY = 0xffff_ffff_ffff_ffffn;
+
+/** `options.limits`: what the sandbox may use. Every field is optional. */
+export interface Limits {
+  /**
+   * Memory in bytes, through the memory cgroup (v2 memory.max, v1 memory.limit_in_bytes).
+   * Past it the kernel reclaims, then OOM-kills: the ExitStatus says `status: 'memory'`.
+   * 'unlimited': no limit, but a memory cgroup all the same (for `memoryPeakBytes`).
+   */
+  memory?: LimitValue;
+  /**
+   * Swap in bytes the sandbox may use beyond `memory` (v2 memory.swap.max, v1
+   * memory.memsw.limit_in_bytes = memory + memorySwap). Default 0 where the kernel accounts
+   * swap, so that `memory` is the real limit. Needs `memory`.
+   */
+  memorySwap?: LimitValue;
+  /** Processes and threads at once, through the pids cgroup (pids.max): stops fork bombs. */
+  pids?: LimitValue;
+  /** A share of CPU: 0.5 is half of one CPU, 2 is two CPUs (v2 cpu.max, v1 CFS quota per 100 ms). */
+  cpu?: LimitValue;
+  /**
+   * CPU time in seconds (fractions allowed) of the whole sandbox: the parent polls the
+   * cgroup's CPU accounting and kills the sandbox past it; RLIMIT_CPU (soft = ceil, hard =
+   * soft + 1) backs it up per process. Ends with `status: 'timeout'`, `killedBy: 'cpuTime'`.
+   */
+  cpuTime?: number;
+  /** Wall-clock time in milliseconds, enforced by the parent: SIGKILL to the whole sandbox. */
+  wallTime?: number;
+  /** setrlimit(2) limits applied by the child before exec; a number sets soft and hard. */
+  rlimits?: Partial<Record<RlimitName, LimitValue | RlimitRange>>;
+}
+
+/** Limit options of spawnIsolated. */
+export interface LimitOptions {
+  /** Resource and time limits. */
+  limits?: Limits;
+  /**
+   * Where the sandbox's cgroup is made: a path relative to the root of each cgroup hierarchy
+   * (default {@link DEFAULT_CGROUP_PARENT}, created when missing and removed when empty), or
+   * an absolute path to a cgroup v2 directory, e.g. one delegated to this user. Giving it
+   * asks for a cgroup even without cgroup limits (for accounting and kill-all).
+   */
+  cgroupParent?: string;
+  /**
+   * Which cgroup version to use. 'auto' (default): v1 when v1 hierarchies carry every
+   * controller the limits need, else v2. Giving it asks for a cgroup even without limits.
+   */
+  cgroupVersion?: 1 | 2 | 'auto';
+  /** Milliseconds after which `killSignal` is sent, as in child_process (0: none). */
+  timeout?: number;
+  /**
+   * The signal for `timeout` and `signal` (abort). Default 'SIGKILL' (child_process uses
+   * SIGTERM, which a PID 1 without a handler ignores). SIGKILL ends the whole sandbox; any
+   * other signal goes to the program only.
+   */
+  killSignal?: NodeJS.Signals | number;
+  /** Aborting it kills the sandbox with `killSignal`, as in child_process. */
+  signal?: AbortSignal;
+}
+
+/** The option names this file owns. */
+export const LIMIT_OPTION_KEYS = ['limits', 'cgroupParent', 'cgroupVersion', 'timeout', 'killSignal', 'signal'] as const;
+
+const LIMITS_KEYS = ['memory', 'memorySwap', 'pids', 'cpu', 'cpuTime', 'wallTime', 'rlimits'] as const;
+
+/** One rlimit as the child sets it. */
+export interface ValidatedRlimit {
+  name: RlimitName;
+  soft: bigint;
+  hard: bigint;
+}
+
+/** Limit options after validation. */
+export interface ValidatedLimits {
+  /** The cgroup the sandbox needs, or null. */
+  cgroup: CgroupRequest | null;
+  rlimits: ValidatedRlimit[];
+  cpuTimeMs: number | undefined;
+  wallTimeMs: number | undefined;
+  timeoutMs: number | undefined;
+  killSignal: number;
+  signal: AbortSignal | undefined;
+  /** Set at spawn time ({@link prepareSandbox}): the cgroup.procs files the child joins. */
+  cgroupProcs: readonly string[];
+}
+
+const SIGNALS = os.constants.signals as Record<string, number | undefined>;
+const SIGKILL = os.constants.signals.SIGKILL;
+
+/** An integer limit or 'unlimited' ('max' in cgroup terms). */
+function checkInteger(option: string, value: unknown, min: number): number | 'max' {
+  if (value === 'unlimited') return 'max';
+  if (typeof value !== 'number') return fail(option, `must be a number or 'unlimited', got ${describe(value)}`);
+  if (!Number.isSafeInteger(value) || value < min) fail(option, `must be an integer >= ${min} or 'unlimited', got ${value}`, 'range');
+  return value;
+}
+
+/** A positive finite number (fractions allowed). */
+function checkPositive(option: string, value: unknown): number {
+  if (typeof value !== 'number') return fail(option, `must be a number, got ${describe(value)}`);
+  if (!Number.isFinite(value) || value <= 0) fail(option, `must be a positive finite number, got ${value}`, 'range');
+  return value;
+}
+
+/** setTimeout's limit: longer delays would fire at once. */
+function checkTimer(option: string, ms: number): number {
+  if (ms > 0x7fff_ffff) fail(option, `must be at most 2147483647 ms (about 24.8 days), got ${ms}`, 'range');
+  return ms;
+}
+
+function rlimitValue(option: string, value: unknown): bigint {
+  const v = checkInteger(option, value, 0);
+  return v === 'max' ? RLIM_INFINITY : BigInt(v);
+}
+
+function checkRlimits(value: unknown): ValidatedRlimit[] {
+  const o = checkObject('limits.rlimits', value);
+  rejectUnknownKeys(o, Object.keys(RLIMIT_RESOURCES), 'options.limits.rlimits.');
+  const out: ValidatedRlimit[] = [];
+  for (const name of Object.keys(RLIMIT_RESOURCES) as RlimitName[]) {
+    const v = o[name];
+    if (v === undefined) continue;
+    const option = `limits.rlimits.${name}`;
+    if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
+      const range = v as Record<string, unknown>;
+      rejectUnknownKeys(range, ['soft', 'hard'], `options.${option}.`);
+      const soft = rlimitValue(`${option}.soft`, range.soft);
+      const hard = rlimitValue(`${option}.hard`, range.hard);
+      if (soft > hard) fail(option, `soft (${range.soft}) must not exceed hard (${range.hard})`, 'range');
+      out.push({ name, soft, hard });
+    } else {
+      const both = rlimitValue(option, v);
+      out.push({ name, soft: both, hard: both });
+    }
+  }
+  return out;
+}
+
+/** A signal name or number -> number. */
+function checkSignal(option: string, value: unknown): number {
+  if (typeof value === 'number') {
+    if (!Number.isInteger(value) || value < 1 || value > 64) fail(option, `must be a signal number (1..64), got ${value}`, 'range');
+    return value;
+  }
+  const n = typeof value === 'string' ? SIGNALS[value] : undefined;
+  if (n === undefined) fail(option, `must be a signal name such as 'SIGTERM' or a number, got ${describe(value)}`);
+  return n;
+}
+
+function checkAbortSignal(value: unknown): AbortSignal {
+  const s = value as AbortSignal | null;
+  if (s === null || typeof s !== 'object' || typeof s.aborted !== 'boolean' || typeof s.addEventListener !== 'function') {
+    fail('signal', `must be an AbortSignal, got ${describe(value)}`);
+  }
+  return s;
+}
+
+function checkCgroupParent(value: unknown): string {
+  const s = checkCString('cgroupParent', value);
+  const parts = s.split('/').filter(Boolean);
+  if (parts.length === 0 || parts.some((p) => p === '.' || p === '..')) {
+    fail('cgroupParent', `must name a directory without '.' or '..' parts, got '${s}'`, 'range');
+  }
+  return path.isAbsolute(s) ? `/${parts.join('/')}` : parts.join('/');
+}
+
+/** Validates the limit options. */
+export function validateLimits(options: LimitOptions): ValidatedLimits {
+  const limits = options.limits === undefined ? {} : checkObject('limits', options.limits);
+  rejectUnknownKeys(limits, LIMITS_KEYS, 'options.limits.');
+
+  const memory = limits.memory === undefined ? undefined : checkInteger('limits.memory', limits.memory, 1);
+  const memorySwap = limits.memorySwap === undefined ? undefined : checkInteger('limits.memorySwap', limits.memorySwap, 0);
+  if (memorySwap !== undefined && typeof memory !== 'number') fail('limits.memorySwap', 'needs limits.memory as a number (swap is limited on top of memory)', 'range');
+  const pids = limits.pids === undefined ? undefined : checkInteger('limits.pids', limits.pids, 1);
+  let cpu: number | 'max' | undefined;
+  if (limits.cpu !== undefined) {
+    cpu = limits.cpu === 'unlimited' ? 'max' : checkPositive('limits.cpu', limits.cpu);
+    if (cpu !== 'max' && cpu < 0.01) fail('limits.cpu', `must be at least 0.01 (the kernel's smallest CFS quota, 1 ms per 100 ms), got ${cpu}`, 'range');
+  }
+  const cpuTime = limits.cpuTime === undefined ? undefined : checkPositive('limits.cpuTime', limits.cpuTime);
+  const wallTime = limits.wallTime === undefined ? undefined : checkTimer('limits.wallTime', checkPositive('limits.wallTime', limits.wallTime));
+  const rlimits = limits.rlimits === undefined ? [] : checkRlimits(limits.rlimits);
+  if (cpuTime !== undefined) {
+    if (rlimits.some((r) => r.name === 'cpu')) fail('limits.rlimits.cpu', 'conflicts with limits.cpuTime, which sets RLIMIT_CPU itself', 'range');
+    const soft = BigInt(Math.ceil(cpuTime));
+    rlimits.push({ name: 'cpu', soft, hard: soft + 1n });
+  }
+
+  let timeoutMs: number | undefined;
+  if (options.timeout !== undefined) {
+    if (typeof options.timeout !== 'number') fail('timeout', `must be a number of milliseconds, got ${describe(options.timeout)}`);
+    if (!Number.isFinite(options.timeout) || options.timeout < 0) fail('timeout', `must be a finite number >= 0, got ${options.timeout}`, 'range');
+    timeoutMs = options.timeout > 0 ? checkTimer('timeout', options.timeout) : undefined;
+  }
+  const killSignal = options.killSignal === undefined ? SIGKILL : checkSignal('killSignal', options.killSignal);
+  const signal = options.signal === undefined ? undefined : checkAbortSignal(options.signal);
+
+  const parent = options.cgroupParent === undefined ? undefined : checkCgroupParent(options.cgroupParent);
+  const version = options.cgroupVersion;
+  if (version !== undefined && version !== 1 && version !== 2 && version !== 'auto') {
+    fail('cgroupVersion', `must be 1, 2 or 'auto', got ${describe(version)}`, typeof version === 'number' ? 'range' : 'type');
+  }
+  const wantsCgroup = memory !== undefined || pids !== undefined || cpu !== undefined || cpuTime !== undefined ||
+    parent !== undefined || version !== undefined;
+  const cgroup: CgroupRequest | null = wantsCgroup
+    ? {
+      version: version ?? 'auto',
+      parent: parent ?? DEFAULT_CGROUP_PARENT,
+      defaultParent: parent === undefined,
+      memory, memorySwap, pids, cpu,
+      cpuAccounting: cpuTime !== undefined,
+    }
+    : null;
+
+  return {
+    cgroup,
+    rlimits,
+    cpuTimeMs: cpuTime === undefined ? undefined : cpuTime * 1000,
+    wallTimeMs: wallTime,
+    timeoutMs,
+    killSignal,
+    signal,
+    cgroupProcs: [],
+  };
+}
+
+/**
+ * First of all, while the host's /sys/fs/cgroup is still in view and no other namespace has
+ * been joined: the child moves itself into its cgroup (one write of "0" per hierarchy). With
+ * `cgroup: true` the cgroup namespace is made only now, rooted at the sandbox's cgroup (see
+ * {@link deferredCloneFlags}).
+ */
+export function cgroupJoinSteps(limits: ValidatedLimits, cgroupNamespace: boolean): PlannedStep[] {
+  const steps = limits.cgroupProcs.map((file) => writeFileStep(file, '0', 'cgroup-join'));
+  if (steps.length > 0 && cgroupNamespace) {
+    steps.push(step({ op: 'unshare', flags: binding.constants.CLONE_NEWCGROUP }, 'cgroup-namespace', 'unshare'));
+  }
+  return steps;
+}
+
+/** Clone flags that {@link cgroupJoinSteps} applies later instead (CLONE_NEWCGROUP after the join). */
+export function deferredCloneFlags(limits: ValidatedLimits, cgroupNamespace: boolean): number {
+  return limits.cgroupProcs.length > 0 && cgroupNamespace ? binding.constants.CLONE_NEWCGROUP : 0;
+}
+
+/** Limits the child applies to itself before exec: prlimit(0, resource, {soft, hard}). */
+export function limitSteps(limits: ValidatedLimits): PlannedStep[] {
+  return limits.rlimits.map((r) =>
+    step({ op: 'setrlimit', flags: RLIMIT_RESOURCES[r.name], values: [r.soft, r.hard] }, `rlimit-${r.name}`, 'prlimit'));
+}
+
+// ---------------------------------------------------------------------------------------
+// Supervision and accounting
+
+/** Why the library ended a sandbox: kill(), the AbortSignal, `timeout`, a time limit, runIsolated's maxBuffer. */
+export type KillReason = 'kill' | 'abort' | 'timeout' | 'wallTime' | 'cpuTime' | 'maxBuffer';
+
+/**
+ * How a sandbox ended, isolate-style:
+ * - `ok`: exit code 0 (isolate OK);
+ * - `exit`: a non-zero exit code (isolate RE);
+ * - `signal`: killed by a signal (isolate SG), including kill(), abort and maxBuffer;
+ * - `timeout`: `timeout`, `limits.wallTime` or `limits.cpuTime` (isolate TO);
+ * - `memory`: the kernel OOM-killed a process of the sandbox's memory cgroup and the program
+ *   did not exit 0 (isolate reports SG with cg-oom-killed);
+ * - `internal`: the exit could not be collected (isolate XX).
+ */
+export type ExitReason = 'ok' | 'exit' | 'signal' | 'timeout' | 'memory' | 'internal';
+
+/** The accounting part of an ExitStatus. */
+export interface ExitAccounting {
+  /** How it ended; see {@link ExitReason}. */
+  status: ExitReason;
+  /** Why the library ended it, or null when it ended by itself. */
+  killedBy: KillReason | null;
+  /** From spawn to reap, milliseconds. */
+  wallTimeMs: number;
+  /** User + system CPU time: of the whole cgroup when there is one, else wait4's (the program and the children it reaped). */
+  cpuTimeMs: number;
+  /** User CPU time, milliseconds (cgroup, else wait4). */
+  userCpuMs: number;
+  /** System CPU time, milliseconds (cgroup, else wait4). */
+  systemCpuMs: number;
+  /** The memory cgroup's high-water mark in bytes (v2 memory.peak, v1 memory.max_usage_in_bytes); null without one. */
+  memoryPeakBytes: number | null;
+  /**
+   * wait4's ru_maxrss in KiB, or null when it cannot be told apart from this Node process's
+   * own RSS: a child cloned with CLONE_VM inherits the parent's RSS high-water mark at exec.
+   * Prefer `memoryPeakBytes`.
+   */
+  maxRssKiB: number | null;
+  /** The kernel OOM-killed a process of the sandbox (memory cgroup). */
+  oomKilled: boolean;
+  /** A fork failed on the pids limit. */
+  pidsLimitHit: boolean;
+}
+
+const TIME_LIMITS: readonly (KillReason | null)[] = ['timeout', 'wallTime', 'cpuTime'];
+
+/** The isolate-style status from an exit and what the sandbox's supervision saw. Pure. */
+export function exitReason(exitCode: number | null, signal: number | null, killedBy: KillReason | null, oomKilled: boolean, collected: boolean): ExitReason {
+  if (!collected) return 'internal';
+  if (TIME_LIMITS.includes(killedBy)) return 'timeout';
+  if (oomKilled && exitCode !== 0) return 'memory';
+  if (signal !== null) return 'signal';
+  return exitCode === 0 ? 'ok' : 'exit';
+}
+
+const SIGXCPU = os.constants.signals.SIGXCPU;
+const supervisors = new Map<number, SandboxControl>();
+
+/**
+ * The parent's side of one sandbox beyond its pidfd: its cgroup, timers, abort listener,
+ * how to kill all of it, and the accounting at the end. Created by {@link prepareSandbox}.
+ */
+export class SandboxControl {
+  #native: NativeChild | null = null;
+  #pid = 0;
+  #started = 0;
+  #nodeMaxRssKiB = 0;
+  #killedBy: KillReason | null = null;
+  #killedWith = 0;
+  #timers: NodeJS.Timeout[] = [];
+  #onAbort: (() => void) | null = null;
+  #finished = false;
+
+  /** @internal */
+  constructor(
+    private readonly limits: ValidatedLimits,
+    /** The sandbox's cgroup, if it has one. */
+    readonly cgroup: SandboxCgroup | null,
+    private readonly pidNamespace: boolean,
+    private readonly ownProcessGroup: boolean,
+  ) {}
+
+  /** A control without limits or cgroup, for a handle made without {@link prepareSandbox}. */
+  static none(): SandboxControl {
+    return new SandboxControl(validateLimits({}), null, false, false);
+  }
+
+  /** Right after a successful spawn: starts the clocks. */
+  attach(native: NativeChild): void {
+    this.#native = native;
+    this.#pid = native.pid;
+    this.#started = performance.now();
+    // Bounds what wait4's ru_maxrss inherits from this process at exec (see maxRssKiB).
+    this.#nodeMaxRssKiB = process.resourceUsage().maxRSS;
+    supervisors.set(this.#pid, this);
+    const { wallTimeMs, timeoutMs, cpuTimeMs, signal, killSignal } = this.limits;
+    if (wallTimeMs !== undefined) this.#timers.push(setTimeout(() => this.kill(SIGKILL, 'wallTime'), wallTimeMs));
+    if (timeoutMs !== undefined) this.#timers.push(setTimeout(() => this.kill(killSignal, 'timeout'), timeoutMs));
+    if (cpuTimeMs !== undefined && this.cgroup !== null) {
+      const limitMicros = cpuTimeMs * 1000;
+      const poll = (): void => {
+        if (this.#killedBy !== null) return;
+        const used = this.cgroup?.cpuUsageMicros();
+        if (used != null && used >= limitMicros) this.kill(SIGKILL, 'cpuTime');
+      };
+      // Often enough to stop close to the limit, rarely enough to cost nothing.
+      this.#timers.push(setInterval(poll, Math.min(100, Math.max(10, cpuTimeMs / 20))));
+    }
+    // Timers never keep the event loop alive: the sandbox's pidfd does, while it is ref'd.
+    for (const t of this.#timers) t.unref();
+    if (signal !== undefined) {
+      this.#onAbort = () => this.kill(killSignal, 'abort');
+      signal.addEventListener('abort', this.#onAbort, { once: true });
+    }
+  }
+
+  /**
+   * Sends `sig` to the program; SIGKILL ends the whole sandbox: its PID namespace (killing
+   * PID 1 kills it), its cgroup, and without either its process group. Returns 0 or an errno
+   * (ESRCH once reaped).
+   */
+  kill(sig: number, reason: KillReason): number {
+    if (this.#native === null || this.#finished) return os.constants.errno.ESRCH;
+    const err = this.#native.kill(sig);
+    if (err !== 0 || sig === 0) return err;
+    if (this.#killedBy === null) {
+      this.#killedBy = reason;
+      this.#killedWith = sig;
+    }
+    if (sig === SIGKILL) {
+      this.cgroup?.killSync();
+      if (!this.pidNamespace && this.ownProcessGroup) {
+        // The program is unreaped, so its pid is still its process group's id (setsid made it
+        // a session leader, which cannot change group): its pipeline and helpers go too.
+        try {
+          process.kill(-this.#pid, 'SIGKILL');
+        } catch {
+          // ESRCH: nothing else in the group.
+        }
+      }
+    }
+    return 0;
+  }
+
+  /** A spawn that failed before exec: nothing ran; remove the cgroup. */
+  abandon(): void {
+    this.#finished = true;
+    this.cgroup?.releaseSync();
+  }
+
+  /** After the program has been reaped: stops supervision, ends the cgroup, computes the accounting. */
+  async finish(raw: NativeExitStatus | null): Promise<ExitAccounting> {
+    const wallTimeMs = performance.now() - this.#started;
+    this.#finished = true;
+    for (const t of this.#timers) clearTimeout(t);
+    if (this.#onAbort !== null) this.limits.signal?.removeEventListener('abort', this.#onAbort);
+    supervisors.delete(this.#pid);
+    const acct: CgroupAccounting = this.cgroup === null ? {} : await this.cgroup.release();
+
+    const ru = raw?.rusage;
+    const userMicros = acct.cpuUserMicros ?? ru?.userMicros ?? 0;
+    const systemMicros = acct.cpuSystemMicros ?? ru?.systemMicros ?? 0;
+    const cpuMicros = acct.cpuUsageMicros ?? userMicros + systemMicros;
+    const signal = raw?.signal ?? null;
+    const exitCode = raw?.exitCode ?? null;
+    // kill(sig) with a signal the program handled and survived did not end it.
+    if (this.#killedBy === 'kill' && this.#killedWith !== SIGKILL && signal !== this.#killedWith) this.#killedBy = null;
+    const cpuTimeMs = this.limits.cpuTimeMs;
+    // RLIMIT_CPU ends a program with SIGXCPU (soft) or SIGKILL (hard) before our poll may see it.
+    if (this.#killedBy === null && cpuTimeMs !== undefined && signal !== null &&
+        (signal === SIGXCPU || (signal === SIGKILL && cpuMicros >= cpuTimeMs * 1000 * 0.99))) {
+      this.#killedBy = 'cpuTime';
+    }
+    const oomKilled = acct.oomKills !== undefined
+      ? acct.oomKills > 0
+      : (acct.memoryFailcnt ?? 0) > 0 && signal === SIGKILL && this.#killedBy === null;
+    const maxRss = ru?.maxRssKiB;
+    return {
+      status: exitReason(exitCode, signal, this.#killedBy, oomKilled, raw !== null),
+      killedBy: this.#killedBy,
+      wallTimeMs,
+      cpuTimeMs: cpuMicros / 1000,
+      userCpuMs: userMicros / 1000,
+      systemCpuMs: systemMicros / 1000,
+      memoryPeakBytes: acct.memoryPeakBytes ?? null,
+      maxRssKiB: maxRss !== undefined && maxRss > this.#nodeMaxRssKiB ? maxRss : null,
+      oomKilled,
+      pidsLimitHit: (acct.pidsLimitHits ?? 0) > 0,
+    };
+  }
+}
+
+/** Ends a live sandbox for `reason` (runIsolated's maxBuffer); false if it is not live. */
+export function killSandbox(pid: number, reason: KillReason): boolean {
+  return supervisors.get(pid)?.kill(SIGKILL, reason) === 0;
+}
+
+/** An AbortError, as child_process throws for an already aborted signal. */
+function abortError(signal: AbortSignal): Error {
+  const e = new Error('spawnIsolated: the operation was aborted (options.signal)', { cause: signal.reason }) as Error & { code: string };
+  e.name = 'AbortError';
+  e.code = 'ABORT_ERR';
+  return e;
+}
+
+/**
+ * Before clone (spawnIsolated calls it after validation): refuses an aborted signal, creates
+ * the cgroup and writes its limits (IsolationError when a controller is missing), and returns
+ * the options with the cgroup's join files, plus the control for the handle. On a failed
+ * spawn call `control.abandon()`.
+ */
+export function prepareSandbox<T extends { limits: ValidatedLimits; namespaces: { pid: boolean }; newSession: boolean }>(
+  options: T,
+): { options: T; control: SandboxControl } {
+  const limits = options.limits;
+  if (limits.signal?.aborted) throw abortError(limits.signal);
+  const cgroup = limits.cgroup === null ? null : createSandboxCgroup(limits.cgroup);
+  const control = new SandboxControl(limits, cgroup, options.namespaces.pid, options.newSession);
+  if (cgroup === null) return { options, control };
+  return { options: { ...options, limits: { ...limits, cgroupProcs: cgroup.procsFiles } }, control };
 }

@@ -59,7 +59,9 @@ export interface CoreOptions {
   ipc?: boolean;
   /**
    * New user namespace. The caller's uid and gid are mapped to 0 inside (root inside, the
-   * caller outside); the child writes that single-line map itself, with setgroups denied.
+   * caller outside), or to `uid`/`gid`; the child writes that single-line map itself, with
+   * setgroups denied. `uidMap`, `gidMap` and `groups` make the parent write the maps instead.
+   * Needed by callers who are not root to create any namespace.
    */
   user?: boolean;
   /** New cgroup namespace: the program's cgroup appears as the root. */
@@ -168,9 +170,9 @@ export function validateOptions(options: SpawnOptions): ValidatedOptions {
     stdio,
     dieWithParent: checkBoolean('dieWithParent', options.dieWithParent, true),
     newSession: checkBoolean('newSession', options.newSession, true),
-    filesystem: validateFilesystem(options, namespaces.mount),
+    filesystem: validateFilesystem(options, namespaces),
     identity: validateIdentity(options, namespaces.user),
     limits: validateLimits(options),
-    network: validateNetwork(options, namespaces.net),
+    network: validateNetwork(options, namespaces),
   };
 }

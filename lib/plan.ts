@@ -7,9 +7,9 @@ import * as path from 'node:path';
 import type { NativePlan, NativeStdio } from '../types/native';
 import { binding } from './binding';
 import { filesystemSteps, makePrivateSteps } from './filesystem';
-import { privilegeSteps, userNamespaceSteps } from './identity';
-import { limitSteps } from './limits';
-import { joinSteps, networkSteps } from './network';
+import { identityPlan, privilegeSteps, userNamespaceSteps } from './identity';
+import { cgroupJoinSteps, deferredCloneFlags, limitSteps } from './limits';
+import { joinSteps, networkSteps, withheldCloneFlags } from './network';
 import { DEFAULT_PATH, type StdioOption, type ValidatedOptions } from './options';
 import { step, type PlannedStep, type StepLabel } from './steps';
 
@@ -19,6 +19,8 @@ const C = binding.constants;
 export interface SpawnPlan {
   native: NativePlan;
   labels: StepLabel[];
+  /** Labels of native.parentSetup (parent-written id maps), for errors. */
+  parentLabels: StepLabel[];
 }
 
 /** The clone engine: clone3 where the kernel has it, or forced (NSJAIL_NODE_CLONE=clone|clone3). */
@@ -67,6 +69,7 @@ export function execCandidates(command: string, env: [string, string][]): string
  */
 function orderedSteps(o: ValidatedOptions): PlannedStep[] {
   return [
+    ...cgroupJoinSteps(o.limits, o.namespaces.cgroup),
     ...joinSteps(o.network),
     ...userNamespaceSteps(o.identity),
     ...makePrivateSteps(o.filesystem),
@@ -82,18 +85,22 @@ function orderedSteps(o: ValidatedOptions): PlannedStep[] {
 /** Compiles validated options into the plan the child executes. */
 export function compilePlan(options: ValidatedOptions): SpawnPlan {
   const steps = orderedSteps(options);
+  const candidates = execCandidates(options.command, options.env);
+  const identity = identityPlan(options.identity, candidates, options.argv);
   return {
     native: {
-      cloneFlags: cloneFlags(options.namespaces),
+      cloneFlags: cloneFlags(options.namespaces) & ~deferredCloneFlags(options.limits, options.namespaces.cgroup) & ~withheldCloneFlags(options.network) & ~identity.withheldCloneFlags,
       engine: cloneEngine(),
-      execCandidates: execCandidates(options.command, options.env),
+      execCandidates: candidates,
       argv: options.argv,
       envp: options.env.map(([key, value]) => `${key}=${value}`),
       stdio: [stdioFor(options.stdio[0], 0), stdioFor(options.stdio[1], 1), stdioFor(options.stdio[2], 2)],
       steps: steps.map((s) => s.native),
       dieWithParent: options.dieWithParent,
       newSession: options.newSession,
+      ...identity.native,
     },
     labels: steps.map((s) => s.label),
+    parentLabels: identity.parentLabels,
   };
 }

@@ -3,9 +3,10 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import type { NativeChild, NativeExitStatus } from '../types/native';
+import { SandboxControl, type ExitAccounting } from './limits';
 
-/** How a sandboxed program ended. */
-export interface ExitStatus {
+/** How a sandboxed program ended, and what it used (accounting: lib/limits.ts). */
+export interface ExitStatus extends ExitAccounting {
   /** The program's PID on the host (it may be 1 inside its PID namespace). */
   pid: number;
   /** Its exit code (0..255), or null when a signal ended it. */
@@ -64,13 +65,15 @@ export class IsolatedProcess implements PromiseLike<ExitStatus> {
     private readonly native: NativeChild,
     stdioFds: readonly [number, number, number],
     exited: Promise<NativeExitStatus | null>,
+    private readonly control: SandboxControl = SandboxControl.none(),
   ) {
     this.pid = native.pid;
+    control.attach(native);
     this.stdin = stdioFds[0] >= 0 ? new net.Socket({ fd: stdioFds[0], readable: false, writable: true }) : null;
     this.stdout = stdioFds[1] >= 0 ? new net.Socket({ fd: stdioFds[1], readable: true, writable: false }) : null;
     this.stderr = stdioFds[2] >= 0 ? new net.Socket({ fd: stdioFds[2], readable: true, writable: false }) : null;
     live.set(this.pid, this);
-    this.exited = exited.then((raw) => {
+    this.exited = exited.then(async (raw) => {
       live.delete(this.pid);
       // Nobody reads it any more: close our end now, as child_process does, or it leaks an fd.
       this.stdin?.destroy();
@@ -78,6 +81,8 @@ export class IsolatedProcess implements PromiseLike<ExitStatus> {
         pid: this.pid,
         exitCode: raw?.exitCode ?? null,
         signal: raw?.signal != null ? (SIGNAL_NAMES.get(raw.signal) ?? null) : null,
+        // After the cgroup (if any) is emptied and removed: see SandboxControl.finish.
+        ...(await control.finish(raw)),
       };
       return this.#status;
     });
@@ -91,11 +96,12 @@ export class IsolatedProcess implements PromiseLike<ExitStatus> {
   /**
    * Sends a signal to the program (through its pidfd: never to a recycled pid).
    * Default SIGKILL: as PID 1 of a PID namespace a program ignores every signal it has no
-   * handler for, SIGTERM included.
+   * handler for, SIGTERM included. SIGKILL ends the whole sandbox: its PID namespace, its
+   * cgroup, else its process group (see docs/limits.md).
    * @returns true if the signal was sent, false if the program has already exited.
    */
   kill(signal: NodeJS.Signals | number = 'SIGKILL'): boolean {
-    const err = this.native.kill(signalNumber(signal));
+    const err = this.control.kill(signalNumber(signal), 'kill');
     if (err === 0) return true;
     if (err === os.constants.errno.ESRCH) return false;
     throw new Error(`IsolatedProcess.kill: pidfd_send_signal failed with errno ${err}`);

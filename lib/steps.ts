@@ -6,6 +6,8 @@ export interface StepLabel {
   step: string;
   syscall: string;
   path?: string;
+  /** Extra words for the error message by errno code, e.g. `{ ENOSYS: 'needs Linux 5.12' }`. */
+  hints?: Readonly<Record<string, string>>;
 }
 
 /** A step with its label: the native part goes to the child, the label stays for errors. */

@@ -38,6 +38,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("spawn", Napi::Function::New(env, Spawn, "spawn"));
   exports.Set("constants", Constants(env));
   InitSyscalls(env, exports);
+  InitNetns(env, exports);
+  InitSyscallTable(env, exports);
   return exports;
 }
 

@@ -13,6 +13,8 @@ AddonData* GetAddonData(Napi::Env env);
 // Entry points, one file each.
 Napi::Value Spawn(const Napi::CallbackInfo& info);      // spawn.cc
 void InitSyscalls(Napi::Env env, Napi::Object exports);  // syscalls.cc
+void InitNetns(Napi::Env env, Napi::Object exports);     // netns.cc
+void InitSyscallTable(Napi::Env env, Napi::Object exports);  // syscall_table.cc
 Napi::Object Init(Napi::Env env, Napi::Object exports);  // addon.cc
 
 }  // namespace nsjail

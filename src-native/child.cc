@@ -101,6 +101,14 @@ int RunStep(const Step& s) noexcept {
     case StepOp::kPivotRoot: return StepPivotRoot(s);
     case StepOp::kChroot: return StepChroot(s);
     case StepOp::kChdir: return StepChdir(s);
+    case StepOp::kStageRoot: return StepStageRoot(s);
+    case StepOp::kBindMount: return StepBindMount(s);
+    case StepOp::kMountFs: return StepMountFs(s);
+    case StepOp::kMountSetattr: return StepMountSetattr(s);
+    case StepOp::kCreateDir: return StepCreateDir(s);
+    case StepOp::kCreateFile: return StepCreateFile(s);
+    case StepOp::kCreateSymlink: return StepCreateSymlink(s);
+    case StepOp::kChmod: return StepChmod(s);
     case StepOp::kSetHostname: return StepSetHostname(s);
     case StepOp::kSetns: return StepSetns(s);
     case StepOp::kLoopbackUp: return StepLoopbackUp(s);
@@ -151,6 +159,9 @@ int RunChild(void* arg) noexcept {
   if (plan->new_session && ::setsid() < 0) Fail(plan, kStepSetsid, errno);
   if (int err = WireStdio(plan)) Fail(plan, kStepStdio, err);
   if (int err = MarkInheritedFdsCloexec()) Fail(plan, kStepCloseFds, err);
+  if (plan->sync_fd[0] >= 0) {
+    if (int err = WaitForParent(plan)) Fail(plan, kStepSyncMaps, err);
+  }
 
   for (size_t i = 0; i < plan->step_count; i++) {
     if (int err = RunStep(plan->steps[i])) Fail(plan, static_cast<int32_t>(i), err);
@@ -160,6 +171,7 @@ int RunChild(void* arg) noexcept {
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  if (plan->init_fd >= 0) Fail(plan, kStepInit, ExecInit(plan));
   Exec(plan);
 }
 

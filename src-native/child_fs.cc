@@ -1,4 +1,15 @@
 // Child steps: files, mounts and the root switch. Async-signal-safe only (see child.cc).
+//
+// A mount plan (lib/filesystem.ts) runs in three phases:
+//   1. StepStageRoot mounts a private tmpfs on a directory every host has, pivots into it and
+//      keeps the host's root at /oldroot and an empty /newroot beside it (bubblewrap's model).
+//   2. Each entry resolves its target inside /newroot with openat2(RESOLVE_IN_ROOT), so no
+//      symlink or ".." ever leads a mount or a write outside the new root, and its host
+//      source inside /oldroot the same way; mounts are made with the new mount API
+//      (open_tree, fsopen/fsmount, mount_setattr, move_mount) on those file descriptors.
+//   3. StepPivotRoot makes /newroot the root and detaches the staging tmpfs with the old root.
+// These system calls need Linux 5.12 (mount_setattr); older kernels get ENOSYS, which
+// lib/filesystem.ts turns into a hint naming the version.
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mount.h>
@@ -6,9 +17,199 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cstdint>
+#include <cstring>
+
 #include "child_steps.h"
 
 namespace nsjail {
+namespace {
+
+// Kernel ABI (uapi linux/openat2.h, linux/mount.h, asm-generic/unistd.h). The numbers are the
+// same on every architecture for these system calls; defined here so older headers build.
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#ifndef SYS_fsopen
+#define SYS_fsopen 430
+#endif
+#ifndef SYS_fsconfig
+#define SYS_fsconfig 431
+#endif
+#ifndef SYS_fsmount
+#define SYS_fsmount 432
+#endif
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452
+#endif
+
+struct OpenHow {
+  uint64_t flags;
+  uint64_t mode;
+  uint64_t resolve;
+};
+struct MountAttr {
+  uint64_t attr_set;
+  uint64_t attr_clr;
+  uint64_t propagation;
+  uint64_t userns_fd;
+};
+constexpr uint64_t kResolveNoMagiclinks = 0x02;
+constexpr uint64_t kResolveInRoot = 0x10;
+constexpr unsigned kOpenTreeClone = 1;
+constexpr unsigned kMoveMountFEmptyPath = 0x04;
+constexpr unsigned kMoveMountTEmptyPath = 0x40;
+constexpr unsigned kFsopenCloexec = 1;
+constexpr unsigned kFsmountCloexec = 1;
+constexpr unsigned kFsconfigSetFlag = 0;
+constexpr unsigned kFsconfigSetString = 1;
+constexpr unsigned kFsconfigCmdCreate = 6;
+constexpr unsigned kAtRecursive = 0x8000;
+constexpr unsigned kAtEmptyPath = 0x1000;
+
+// Step::flags of the mount-plan steps; the same numbers are in lib/filesystem.ts (FS_*).
+// The low byte is MOUNT_ATTR_RDONLY | NOSUID | NODEV | NOEXEC as the kernel numbers them.
+constexpr unsigned long kAttrMask = 0xff;
+constexpr unsigned long kRecursive = 1UL << 8;        // bind / setattr the whole subtree
+constexpr unsigned long kTry = 1UL << 9;              // a missing bind source skips the step
+constexpr unsigned long kSourceOnly = 1UL << 10;      // only check that the source exists
+constexpr unsigned long kSourceInNewRoot = 1UL << 11; // source is inside the new root (e.g. proc/sys)
+constexpr unsigned long kInStaging = 1UL << 12;       // path is in the staging root, not the new root
+
+// The staging layout after StepStageRoot (lib/filesystem.ts: NEW_ROOT, OLD_ROOT).
+constexpr const char* kNewRoot = "/newroot";
+constexpr const char* kOldRoot = "/oldroot";
+
+// Closes on every return path; errno is read into the return value before it runs.
+struct Fd {
+  int fd;
+  explicit Fd(long f) noexcept : fd(static_cast<int>(f)) {}
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  bool bad() const noexcept { return fd < 0; }
+};
+
+// Resolves `rel` inside the directory `root` as if it were "/": absolute symlinks and ".."
+// stay in it, /proc magic links are refused. EAGAIN means a rename or mount somewhere on
+// the system raced with a ".." step (the kernel then refuses rather than risk an escape):
+// trying again is what openat2(2) asks for.
+long OpenInRoot(int root, const char* rel, uint64_t flags) noexcept {
+  OpenHow how{flags | O_CLOEXEC, 0, kResolveInRoot | kResolveNoMagiclinks};
+  long fd = -1;
+  for (int attempt = 0; attempt < 64; attempt++) {
+    fd = ::syscall(SYS_openat2, root, rel, &how, sizeof how);
+    if (fd >= 0 || errno != EAGAIN) break;
+  }
+  return fd;
+}
+
+long OpenDir(const char* path) noexcept { return ::open(path, O_PATH | O_DIRECTORY | O_CLOEXEC); }
+
+long OpenTargetRoot(const Step& s) noexcept { return OpenDir((s.flags & kInStaging) ? "/" : kNewRoot); }
+
+enum class Create { kNothing, kDir, kFile };
+
+// An O_PATH fd on `rel` (normalised by lib/: no leading or doubled '/', no "." or ".."
+// components, or exactly ".") inside `root`, or -errno. Missing parents are made 0755
+// directories and a missing last component is made as `last` says. Each prefix is resolved
+// again from the root, so a symlink met on the way is followed only inside the root, and
+// mkdirat/openat only ever create a plain name in a directory already resolved inside it.
+long ResolveTarget(int root, const char* rel, Create last, unsigned mode, bool* created = nullptr) noexcept {
+  if (created) *created = false;
+  long fd = OpenInRoot(root, rel, O_PATH);
+  if (fd >= 0 || errno != ENOENT || last == Create::kNothing) return fd >= 0 ? fd : -errno;
+  char buf[4096];
+  size_t len = std::strlen(rel);
+  if (len >= sizeof buf) return -ENAMETOOLONG;
+  std::memcpy(buf, rel, len + 1);
+  int parent = -1;
+  for (size_t start = 0;;) {
+    size_t end = start;
+    while (buf[end] != '\0' && buf[end] != '/') end++;
+    bool is_last = buf[end] == '\0';
+    buf[end] = '\0';
+    long child = OpenInRoot(root, buf, O_PATH);
+    if (child < 0 && errno == ENOENT) {
+      int dir = parent >= 0 ? parent : root;
+      const char* name = buf + start;
+      int rc;
+      if (is_last && last == Create::kFile) {
+        rc = ::openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+        if (rc >= 0) rc = ::close(rc);
+      } else {
+        rc = ::mkdirat(dir, name, is_last ? mode : 0755);
+      }
+      if (rc < 0 && errno != EEXIST) {
+        int err = errno;
+        if (parent >= 0) ::close(parent);
+        return -err;
+      }
+      if (rc == 0 && is_last && created) *created = true;
+      child = OpenInRoot(root, buf, O_PATH);
+    }
+    int err = errno;
+    if (parent >= 0) ::close(parent);
+    if (child < 0) return -err;
+    if (is_last) return child;
+    parent = static_cast<int>(child);
+    buf[end] = '/';
+    start = end + 1;
+  }
+}
+
+// Splits `rel` into its parent (resolved, created as needed) and last name, copied to `name`.
+long ResolveParent(int root, const char* rel, char (&name)[256]) noexcept {
+  const char* slash = std::strrchr(rel, '/');
+  const char* last = slash ? slash + 1 : rel;
+  size_t len = std::strlen(last);
+  if (len == 0 || len >= sizeof name) return -EINVAL;
+  std::memcpy(name, last, len + 1);
+  if (!slash) {
+    int fd = ::fcntl(root, F_DUPFD_CLOEXEC, 0);
+    return fd >= 0 ? fd : -errno;
+  }
+  char parent[4096];
+  size_t plen = static_cast<size_t>(slash - rel);
+  if (plen >= sizeof parent) return -ENAMETOOLONG;
+  std::memcpy(parent, rel, plen);
+  parent[plen] = '\0';
+  return ResolveTarget(root, parent, Create::kDir, 0755);
+}
+
+int SetAttr(int fd, unsigned long attrs, bool recursive) noexcept {
+  if (attrs == 0) return 0;
+  MountAttr attr{attrs, 0, 0, 0};
+  unsigned flags = kAtEmptyPath | (recursive ? kAtRecursive : 0);
+  return ::syscall(SYS_mount_setattr, fd, "", flags, &attr, sizeof attr) < 0 ? errno : 0;
+}
+
+int MoveMount(int from, int to) noexcept {
+  return ::syscall(SYS_move_mount, from, "", to, "", kMoveMountFEmptyPath | kMoveMountTEmptyPath) < 0 ? errno : 0;
+}
+
+// chmod without following anything again: fchmodat2 on the resolved fd (Linux 6.6), else
+// an fd opened read-only (O_NONBLOCK so a FIFO does not block) through the same resolution.
+int ChmodInRoot(int root, const char* rel, int fd, unsigned mode) noexcept {
+  if (::syscall(SYS_fchmodat2, fd, "", mode, kAtEmptyPath) == 0) return 0;
+  if (errno != ENOSYS && errno != EINVAL && errno != EBADF) return errno;
+  Fd file(OpenInRoot(root, rel, O_RDONLY | O_NONBLOCK | O_NOCTTY));
+  if (file.bad()) return errno;
+  return ::fchmod(file.fd, mode) < 0 ? errno : 0;
+}
+
+}  // namespace
 
 int StepWriteFile(const Step& s) noexcept {
   int fd = ::open(s.path, O_WRONLY | O_CLOEXEC);
@@ -27,7 +228,8 @@ int StepMkdir(const Step& s) noexcept { return ::mkdir(s.path, s.mode) < 0 && er
 
 int StepPivotRoot(const Step& s) noexcept {
   // pivot_root(".", ".") stacks the old root on top of the new one; detaching "." then
-  // removes the old root without needing a directory for it inside the new root.
+  // removes the old root (with everything mounted under it) without needing a directory
+  // for it inside the new root.
   if (::chdir(s.path) < 0) return errno;
   if (::syscall(SYS_pivot_root, ".", ".") < 0) return errno;
   if (::umount2(".", MNT_DETACH) < 0) return errno;
@@ -40,5 +242,125 @@ int StepChroot(const Step& s) noexcept {
 }
 
 int StepChdir(const Step& s) noexcept { return ::chdir(s.path) < 0 ? errno : 0; }
+
+int StepStageRoot(const Step& s) noexcept {
+  // Mounting over s.path hides nothing for long: after the pivot the host's root, whole
+  // again (the staging tmpfs has left s.path), is reachable at /oldroot for bind sources.
+  if (::mount("tmpfs", s.path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700") < 0) return errno;
+  if (::chdir(s.path) < 0) return errno;
+  if (::mkdir("newroot", 0755) < 0 || ::mkdir("oldroot", 0755) < 0) return errno;
+  if (::syscall(SYS_pivot_root, ".", "oldroot") < 0) return errno;
+  return ::chdir("/") < 0 ? errno : 0;
+}
+
+int StepBindMount(const Step& s) noexcept {
+  Fd from_root(OpenDir((s.flags & kSourceInNewRoot) ? kNewRoot : kOldRoot));
+  if (from_root.bad()) return errno;
+  Fd source(OpenInRoot(from_root.fd, s.source, O_PATH));
+  if (source.bad()) return errno == ENOENT && (s.flags & kTry) ? 0 : errno;
+  if (s.flags & kSourceOnly) return 0;
+  struct stat st;
+  if (::fstat(source.fd, &st) < 0) return errno;
+  bool recursive = s.flags & kRecursive;
+  // A detached copy of the source mount (and, recursive, everything under it); its flags
+  // are set before it is attached, so a read-only bind is never writable, not even briefly.
+  Fd tree(::syscall(SYS_open_tree, source.fd, "", kOpenTreeClone | O_CLOEXEC | kAtEmptyPath | (recursive ? kAtRecursive : 0)));
+  if (tree.bad()) return errno;
+  if (int err = SetAttr(tree.fd, s.flags & kAttrMask, recursive)) return err;
+  Fd root(OpenTargetRoot(s));
+  if (root.bad()) return errno;
+  bool dir = S_ISDIR(st.st_mode);
+  Fd target(ResolveTarget(root.fd, s.path, dir ? Create::kDir : Create::kFile, dir ? 0755 : 0644));
+  if (target.bad()) return -target.fd;
+  return MoveMount(tree.fd, target.fd);
+}
+
+int StepMountFs(const Step& s) noexcept {
+  Fd fs(::syscall(SYS_fsopen, s.fstype, kFsopenCloexec));
+  if (fs.bad()) return errno;
+  if (s.source && ::syscall(SYS_fsconfig, fs.fd, kFsconfigSetString, "source", s.source, 0) < 0) return errno;
+  // s.data holds "key\0value\0" pairs; an empty value sets a flag (e.g. devpts newinstance).
+  const char* end = s.data ? s.data + s.data_len : nullptr;
+  for (const char* p = s.data; p && p < end;) {
+    const char* key = p;
+    p += std::strlen(key) + 1;
+    if (p >= end) return EINVAL;
+    const char* value = p;
+    p += std::strlen(value) + 1;
+    long rc = *value ? ::syscall(SYS_fsconfig, fs.fd, kFsconfigSetString, key, value, 0)
+                     : ::syscall(SYS_fsconfig, fs.fd, kFsconfigSetFlag, key, nullptr, 0);
+    if (rc < 0) return errno;
+  }
+  if (::syscall(SYS_fsconfig, fs.fd, kFsconfigCmdCreate, nullptr, nullptr, 0) < 0) return errno;
+  Fd mnt(::syscall(SYS_fsmount, fs.fd, kFsmountCloexec, s.flags & kAttrMask));
+  if (mnt.bad()) return errno;
+  Fd root(OpenTargetRoot(s));
+  if (root.bad()) return errno;
+  Fd target(ResolveTarget(root.fd, s.path, Create::kDir, 0755));
+  if (target.bad()) return -target.fd;
+  return MoveMount(mnt.fd, target.fd);
+}
+
+int StepMountSetattr(const Step& s) noexcept {
+  Fd root(OpenTargetRoot(s));
+  if (root.bad()) return errno;
+  Fd target(OpenInRoot(root.fd, s.path, O_PATH));
+  if (target.bad()) return errno;
+  return SetAttr(target.fd, s.flags & kAttrMask, s.flags & kRecursive);
+}
+
+int StepCreateDir(const Step& s) noexcept {
+  Fd root(OpenTargetRoot(s));
+  if (root.bad()) return errno;
+  bool created = false;
+  Fd dir(ResolveTarget(root.fd, s.path, Create::kDir, s.mode & 0777, &created));
+  if (dir.bad()) return -dir.fd;
+  struct stat st;
+  if (::fstat(dir.fd, &st) < 0) return errno;
+  if (!S_ISDIR(st.st_mode)) return ENOTDIR;
+  // mkdirat applied the umask (inherited by the program too, so it is not changed here).
+  return created ? ChmodInRoot(root.fd, s.path, dir.fd, s.mode) : 0;
+}
+
+int StepCreateFile(const Step& s) noexcept {
+  Fd root(OpenTargetRoot(s));
+  if (root.bad()) return errno;
+  char name[256];
+  Fd parent(ResolveParent(root.fd, s.path, name));
+  if (parent.bad()) return -parent.fd;
+  // O_NOFOLLOW: an existing symlink at the target is refused, never written through.
+  Fd file(::openat(parent.fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, s.mode & 0777));
+  if (file.bad()) return errno;
+  for (size_t done = 0; done < s.data_len;) {
+    ssize_t n = ::write(file.fd, s.data + done, s.data_len - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return n < 0 ? errno : EIO;
+    done += static_cast<size_t>(n);
+  }
+  return ::fchmod(file.fd, s.mode) < 0 ? errno : 0;
+}
+
+int StepCreateSymlink(const Step& s) noexcept {
+  Fd root(OpenTargetRoot(s));
+  if (root.bad()) return errno;
+  char name[256];
+  Fd parent(ResolveParent(root.fd, s.path, name));
+  if (parent.bad()) return -parent.fd;
+  if (::symlinkat(s.source, parent.fd, name) == 0) return 0;
+  if (errno != EEXIST) return errno;
+  // The same link already there (e.g. from a layered root) is fine; anything else is not.
+  char existing[4096];
+  ssize_t n = ::readlinkat(parent.fd, name, existing, sizeof existing);
+  size_t want = std::strlen(s.source);
+  return n >= 0 && static_cast<size_t>(n) == want && std::memcmp(existing, s.source, want) == 0 ? 0 : EEXIST;
+}
+
+int StepChmod(const Step& s) noexcept {
+  Fd root(OpenTargetRoot(s));
+  if (root.bad()) return errno;
+  Fd target(OpenInRoot(root.fd, s.path, O_PATH));
+  if (target.bad()) return errno;
+  return ChmodInRoot(root.fd, s.path, target.fd, s.mode);
+}
 
 }  // namespace nsjail

@@ -1,14 +1,158 @@
-// Child steps: ids, capabilities, no_new_privs, seccomp. Async-signal-safe only (see child.cc).
+// Child steps: ids, capabilities, no_new_privs, seccomp, late unshare; and the two identity
+// hooks around the plan: waiting for parent-written id maps, and executing init.
+// Async-signal-safe only (see child.cc).
+//
+// Ids are changed with raw syscalls, never glibc's setresuid()/setgroups(): with CLONE_VM
+// this child shares the parent's memory and thread pointer, where glibc sees a multithreaded
+// process, and its wrappers would try to signal every thread on that list (Node's) and wait.
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdint>
 
 #include "child_steps.h"
 
-namespace nsjail {
+#ifndef PR_CAP_AMBIENT
+#define PR_CAP_AMBIENT 47
+#define PR_CAP_AMBIENT_RAISE 2
+#define PR_CAP_AMBIENT_CLEAR_ALL 4
+#endif
+#ifndef SYS_execveat
+#define SYS_execveat __NR_execveat
+#endif
 
-int StepSetIds(const Step&) noexcept { return ENOSYS; }
-int StepCapabilities(const Step&) noexcept { return ENOSYS; }
-int StepNoNewPrivs(const Step&) noexcept { return ENOSYS; }
-int StepSeccomp(const Step&) noexcept { return ENOSYS; }
-int StepUnshare(const Step&) noexcept { return ENOSYS; }
+namespace nsjail {
+namespace {
+
+// _LINUX_CAPABILITY_VERSION_3: two 32-bit words per set.
+constexpr uint32_t kCapabilityVersion3 = 0x20080522;
+struct CapHeader {
+  uint32_t version;
+  int pid;
+};
+struct CapData {
+  uint32_t effective, permitted, inheritable;
+};
+
+int CapSet(uint64_t effective, uint64_t permitted, uint64_t inheritable) noexcept {
+  CapHeader header{kCapabilityVersion3, 0};
+  CapData data[2] = {
+      {static_cast<uint32_t>(effective), static_cast<uint32_t>(permitted), static_cast<uint32_t>(inheritable)},
+      {static_cast<uint32_t>(effective >> 32), static_cast<uint32_t>(permitted >> 32),
+       static_cast<uint32_t>(inheritable >> 32)},
+  };
+  return ::syscall(SYS_capset, &header, data) < 0 ? errno : 0;
+}
+
+// fd, or a CLOEXEC copy of it above 4 when it sits where init's fds 3 and 4 go.
+int MoveAbove4(int fd) noexcept { return fd == 3 || fd == 4 ? ::fcntl(fd, F_DUPFD_CLOEXEC, 5) : fd; }
+
+}  // namespace
+
+// flags: kSetIdsGroups (data = gid_t[]), kSetIdsGid (values[1]), kSetIdsUid (values[0]),
+// kSetIdsKeepCaps: keep the permitted set across the uid change, for StepCapabilities.
+int StepSetIds(const Step& s) noexcept {
+  if ((s.flags & kSetIdsKeepCaps) && ::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) return errno;
+  if ((s.flags & kSetIdsGroups) && ::syscall(SYS_setgroups, s.data_len / sizeof(uint32_t), s.data) < 0) return errno;
+  if (s.flags & kSetIdsGid) {
+    unsigned long gid = static_cast<unsigned long>(s.values[1]);
+    if (::syscall(SYS_setresgid, gid, gid, gid) < 0) return errno;
+  }
+  if (s.flags & kSetIdsUid) {
+    unsigned long uid = static_cast<unsigned long>(s.values[0]);
+    if (::syscall(SYS_setresuid, uid, uid, uid) < 0) return errno;
+  }
+  return 0;
+}
+
+// Keeps only the capabilities in values[0], in every set. The bounding set is what limits a
+// later execve (of a setuid or file-capability binary, or as uid 0); ambient is what carries
+// the kept ones across execve for a non-zero uid. flags & kCapsBoundingBestEffort: the caller
+// has no CAP_SETPCAP (unprivileged, no user namespace), so the bounding set stays as it is.
+int StepCapabilities(const Step& s) noexcept {
+  const uint64_t keep = s.values[0];
+  CapHeader header{kCapabilityVersion3, 0};
+  CapData now[2];
+  if (::syscall(SYS_capget, &header, now) < 0) return errno;
+  uint64_t permitted = now[0].permitted | (static_cast<uint64_t>(now[1].permitted) << 32);
+  uint64_t inheritable = now[0].inheritable | (static_cast<uint64_t>(now[1].inheritable) << 32);
+  // setresuid() away from uid 0 under PR_SET_KEEPCAPS emptied the effective set; dropping
+  // from the bounding set needs CAP_SETPCAP in it.
+  if (int err = CapSet(permitted, permitted, inheritable)) return err;
+  for (int cap = 0; cap < 64; cap++) {
+    if (keep & (1ULL << cap)) continue;
+    if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0) continue;
+    if (errno == EINVAL) break;  // past the kernel's last capability
+    if (errno == EPERM && (s.flags & kCapsBoundingBestEffort)) break;
+    return errno;
+  }
+  if (int err = CapSet(keep, keep, keep)) return err;
+  if (::prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) return errno;
+  // Ambient capabilities exist since Linux 4.3; before that there are none to clear.
+  if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && (errno != EINVAL || keep != 0)) return errno;
+  for (int cap = 0; cap < 64; cap++) {
+    if ((keep & (1ULL << cap)) && ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0) return errno;
+  }
+  return 0;
+}
+
+int StepNoNewPrivs(const Step&) noexcept { return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ? errno : 0; }
+
+// data: struct sock_filter[] compiled by lib/seccomp.ts. The filter needs no_new_privs (or
+// CAP_SYS_ADMIN), which lib/identity.ts has checked; it is the last step before execve. What
+// follows it (execve, and on failure the report and exit) runs under the filter: a policy that
+// denies write cannot have the program's execve failure reported.
+int StepSeccomp(const Step& s) noexcept {
+  // child.cc unblocks signals right before execve; do it now, while the filter cannot refuse it.
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  sock_fprog prog{static_cast<unsigned short>(s.data_len / sizeof(sock_filter)),
+                  reinterpret_cast<sock_filter*>(const_cast<char*>(s.data))};
+  if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0) return 0;
+  if (errno != ENOSYS) return errno;
+  return ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0 ? errno : 0;  // Linux < 3.17
+}
+
+int StepUnshare(const Step& s) noexcept { return ::unshare(static_cast<int>(s.flags)) < 0 ? errno : 0; }
+
+int WaitForParent(const ChildPlan* plan) noexcept {
+  ::close(plan->sync_fd[1]);  // else our own copy would keep the pipe open if the parent died
+  char byte;
+  ssize_t n;
+  do {
+    n = ::read(plan->sync_fd[0], &byte, 1);
+  } while (n < 0 && errno == EINTR);
+  int err = n == 1 ? 0 : (n == 0 ? ECANCELED : errno);
+  ::close(plan->sync_fd[0]);
+  return err;
+}
+
+int ExecInit(const ChildPlan* plan) noexcept {
+  int error_fd = MoveAbove4(plan->error_fd);
+  int status_fd = MoveAbove4(plan->status_fd);
+  int init_fd = MoveAbove4(plan->init_fd);
+  if (error_fd < 0 || status_fd < 0 || init_fd < 0) return errno;
+  // dup2 onto a different fd leaves the copy without CLOEXEC; onto itself it changes
+  // nothing, hence the explicit F_SETFD.
+  int err = 0;
+  if (::dup2(error_fd, 3) < 0 || ::dup2(status_fd, 4) < 0 || ::fcntl(3, F_SETFD, 0) < 0 ||
+      ::fcntl(4, F_SETFD, 0) < 0) {
+    err = errno;
+  } else {
+    ::syscall(SYS_execveat, init_fd, "", plan->init_argv, plan->envp, AT_EMPTY_PATH);
+    err = errno;
+  }
+  // The caller reports through plan->error_fd, which may have been 4.
+  if (error_fd != plan->error_fd) ::dup2(error_fd, plan->error_fd);
+  return err;
+}
 
 }  // namespace nsjail

@@ -17,9 +17,18 @@ enum class StepOp : uint32_t {
   kPivotRoot,   // make `path` the root: chdir, pivot_root(".", "."), detach the old root
   kChroot,      // chroot(path) + chdir("/"), the seed's way (no mount namespace)
   kChdir,       // chdir(path)
+  // mount plans (lib/filesystem.ts): paths are resolved inside the new root, see child_fs.cc
+  kStageRoot,   // tmpfs on path, pivot into it: new root at /newroot, host root at /oldroot
+  kBindMount,   // bind host `source` (or new-root source) onto `path`; flags: attrs, recursive, try
+  kMountFs,     // fsopen(fstype) + fsconfig(data pairs) + fsmount, attached at `path`
+  kMountSetattr,// mount_setattr(path, flags) (read-only, nosuid, nodev, noexec)
+  kCreateDir,   // mkdir -p path, the last one with `mode`
+  kCreateFile,  // create or truncate path, write data, chmod mode
+  kCreateSymlink, // symlink source at path
+  kChmod,       // chmod(path, mode)
   // child_net.cc
   kSetHostname, // sethostname(data)
-  kSetns,       // open(path) + setns(fd, flags)
+  kSetns,       // setns(values[0] = an fd opened by the parent, flags); with path: open(path) first
   kLoopbackUp,  // bring `lo` up (SIOCSIFFLAGS)
   // child_limits.cc
   kSetrlimit,   // prlimit(0, flags = resource, {values[0], values[1]})
@@ -57,6 +66,15 @@ struct ChildPlan {
   size_t exec_candidate_count;
   char* const* argv;
   char* const* envp;
+  // Parent-written id maps (lib/identity.ts: multi-range maps, supplementary groups): the
+  // clone has no CLONE_VM|CLONE_VFORK and the child waits on sync_fd[0] until the parent has
+  // written /proc/PID/{uid,gid}_map. {-1, -1}: the child writes its own map (the default).
+  int sync_fd[2];
+  // init (lib/init.ts): the child execs init_fd (opened by the parent) with init_argv instead
+  // of the program, the error pipe as its fd 3 and status_fd (exit-status pipe) as fd 4. -1: none.
+  int init_fd;
+  int status_fd;
+  char* const* init_argv;
 };
 
 // What the child reports through the error pipe when a step fails. `step` indexes
@@ -73,6 +91,11 @@ constexpr int32_t kStepSignals = -3;
 constexpr int32_t kStepCloseFds = -4;
 constexpr int32_t kStepDieWithParent = -5;
 constexpr int32_t kStepSetsid = -6;
+constexpr int32_t kStepSyncMaps = -7;     // waiting for the parent's id maps
+constexpr int32_t kStepInit = -8;         // execveat of init
+// Reported by init (src-native/init.c), which keeps its own copy of these two numbers.
+constexpr int32_t kStepInitSeccomp = -9;  // init installing the program's seccomp filter
+constexpr int32_t kStepInitFork = -10;    // init forking the program
 
 // Runs in the cloned child: walks the plan and execs. Never returns on success.
 // Async-signal-safe only: see child.cc.

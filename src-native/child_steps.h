@@ -12,6 +12,14 @@ int StepMkdir(const Step& s) noexcept;
 int StepPivotRoot(const Step& s) noexcept;
 int StepChroot(const Step& s) noexcept;
 int StepChdir(const Step& s) noexcept;
+int StepStageRoot(const Step& s) noexcept;
+int StepBindMount(const Step& s) noexcept;
+int StepMountFs(const Step& s) noexcept;
+int StepMountSetattr(const Step& s) noexcept;
+int StepCreateDir(const Step& s) noexcept;
+int StepCreateFile(const Step& s) noexcept;
+int StepCreateSymlink(const Step& s) noexcept;
+int StepChmod(const Step& s) noexcept;
 
 // child_net.cc: UTS and network.
 int StepSetHostname(const Step& s) noexcept;
@@ -27,5 +35,9 @@ int StepCapabilities(const Step& s) noexcept;
 int StepNoNewPrivs(const Step& s) noexcept;
 int StepSeccomp(const Step& s) noexcept;
 int StepUnshare(const Step& s) noexcept;
+constexpr unsigned long kSetIdsGroups = 1, kSetIdsGid = 2, kSetIdsUid = 4, kSetIdsKeepCaps = 8;  // setIds flags
+constexpr unsigned long kCapsBoundingBestEffort = 1;  // capabilities flags
+int WaitForParent(const ChildPlan* plan) noexcept;   // before the steps, when sync_fd[0] >= 0
+int ExecInit(const ChildPlan* plan) noexcept;        // instead of the program's execve, when init_fd >= 0
 
 }  // namespace nsjail

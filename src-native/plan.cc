@@ -80,6 +80,10 @@ bool ParseStepOp(const std::string& name, StepOp* op) {
       {"writeFile", StepOp::kWriteFile},     {"mount", StepOp::kMount},
       {"mkdir", StepOp::kMkdir},             {"pivotRoot", StepOp::kPivotRoot},
       {"chroot", StepOp::kChroot},           {"chdir", StepOp::kChdir},
+      {"stageRoot", StepOp::kStageRoot},     {"bindMount", StepOp::kBindMount},
+      {"mountFs", StepOp::kMountFs},         {"mountSetattr", StepOp::kMountSetattr},
+      {"createDir", StepOp::kCreateDir},     {"createFile", StepOp::kCreateFile},
+      {"createSymlink", StepOp::kCreateSymlink}, {"chmod", StepOp::kChmod},
       {"sethostname", StepOp::kSetHostname}, {"setns", StepOp::kSetns},
       {"loopbackUp", StepOp::kLoopbackUp},   {"setrlimit", StepOp::kSetrlimit},
       {"setIds", StepOp::kSetIds},           {"capabilities", StepOp::kCapabilities},
@@ -133,6 +137,50 @@ bool PlanStorage::Parse(const Napi::Object& plan, std::string* error) {
   keep_list(argv, &argv_);
   keep_list(envp, &envp_);
   keep_list(candidates, &candidates_);
+
+  // Identity extras (lib/identity.ts, lib/init.ts): parent-written id maps and init.
+  child.init_fd = child.status_fd = -1;
+  child.init_argv = nullptr;
+  Napi::Value init = plan.Get("init");
+  if (!init.IsUndefined()) {
+    std::vector<std::string> init_argv;
+    if (!init.IsObject() || !init.As<Napi::Object>().Get("fd").IsNumber() ||
+        !GetStringList(init.As<Napi::Object>(), "argv", &init_argv, error)) {
+      if (error->empty()) *error = "plan.init must be {fd, argv}";
+      return false;
+    }
+    child.init_fd = init.As<Napi::Object>().Get("fd").As<Napi::Number>().Int32Value();
+    keep_list(init_argv, &init_argv_);
+    child.init_argv = init_argv_.data();
+  }
+  Napi::Value setup = plan.Get("parentSetup");
+  if (!setup.IsUndefined()) {
+    if (!setup.IsArray()) {
+      *error = "plan.parentSetup must be an array";
+      return false;
+    }
+    Napi::Array items = setup.As<Napi::Array>();
+    for (uint32_t i = 0; i < items.Length(); i++) {
+      ParentStep p;
+      Napi::Value item = items.Get(i);
+      bool ok = item.IsObject();
+      if (ok && item.As<Napi::Object>().Has("argv")) {
+        ok = GetStringList(item.As<Napi::Object>(), "argv", &p.argv, error) && !p.argv.empty();
+      } else if (ok) {
+        Napi::Object o = item.As<Napi::Object>();
+        ok = o.Get("path").IsString() && o.Get("data").IsString();
+        if (ok) {
+          p.path = o.Get("path").As<Napi::String>().Utf8Value();
+          p.data = o.Get("data").As<Napi::String>().Utf8Value();
+        }
+      }
+      if (!ok) {
+        *error = "plan.parentSetup[" + std::to_string(i) + "] must be {path, data} or {argv}";
+        return false;
+      }
+      parent_setup.push_back(std::move(p));
+    }
+  }
 
   Napi::Value stdio_value = plan.Get("stdio");
   if (!stdio_value.IsArray() || stdio_value.As<Napi::Array>().Length() != 3) {
@@ -208,6 +256,7 @@ bool PlanStorage::Parse(const Napi::Object& plan, std::string* error) {
   child.new_session = plan.Get("newSession").ToBoolean();
   child.stdio[0] = child.stdio[1] = child.stdio[2] = -1;
   child.error_fd = -1;
+  child.sync_fd[0] = child.sync_fd[1] = -1;
   return true;
 }
 

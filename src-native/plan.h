@@ -17,6 +17,14 @@ struct StdioRequest {
   int fd = -1;  // for kFd
 };
 
+// Done by the parent between clone and the child's first step, for parent-written id maps
+// (lib/identity.ts): write `data` to /proc/PID/`path`, or run `argv` (an absolute path first,
+// "{pid}" replaced by the child's pid) and require exit status 0. See parent_setup.cc.
+struct ParentStep {
+  std::string path, data;
+  std::vector<std::string> argv;
+};
+
 // Owns every byte the child will read. Strings live in a deque so their addresses stay put
 // while more are added; the ChildPlan points into it.
 class PlanStorage {
@@ -29,12 +37,13 @@ class PlanStorage {
   StdioRequest stdio[3];
   unsigned long long clone_flags = 0;
   CloneEngine engine = CloneEngine::kAuto;
+  std::vector<ParentStep> parent_setup;  // non-empty: the child waits for it (ChildPlan::sync_fd)
 
  private:
   const char* Keep(std::string s);
   std::deque<std::string> strings_;
   std::vector<Step> steps_;
-  std::vector<char*> argv_, envp_, candidates_;
+  std::vector<char*> argv_, envp_, candidates_, init_argv_;
 };
 
 }  // namespace nsjail

@@ -2,15 +2,19 @@
 //
 // With CLONE_VM|CLONE_VFORK the calling thread is suspended until the child has exec'd or
 // exited, so when clone returns the error pipe already holds the child's verdict: EOF means
-// execve succeeded (the pipe is CLOEXEC), a ChildError means a step failed.
+// execve succeeded (the pipe is CLOEXEC), a ChildError means a step failed. With
+// parent-written id maps (plan.parentSetup) the clone is a plain fork-like one instead: the
+// child waits on a sync pipe while this thread writes its maps, then the same read follows.
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "addon.h"
 #include "child_handle.h"
 #include "clone.h"
+#include "parent_setup.h"
 #include "plan.h"
 #include "unique_fd.h"
 
@@ -114,13 +118,45 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   Pipe errors;
   if (int err = MakePipe(&errors)) return Failure(env, "parent", "pipe2", err);
   plan.child.error_fd = errors.write.get();
+  // Parent-written id maps (parent_setup.cc): the clone is then without CLONE_VM|CLONE_VFORK
+  // (lib/plan.ts) and the child waits on this pipe until the maps are written.
+  Pipe sync;
+  if (!plan.parent_setup.empty()) {
+    if (int err = MakePipe(&sync)) return Failure(env, "parent", "pipe2", err);
+    plan.child.sync_fd[0] = sync.read.get();
+    plan.child.sync_fd[1] = sync.write.get();
+  }
+  // init writes the program's wait status here before it exits (lib/init.ts reads it).
+  Pipe status;
+  if (plan.child.init_fd >= 0) {
+    if (int err = MakePipe(&status)) return Failure(env, "parent", "pipe2", err);
+    if (::fcntl(status.read.get(), F_SETFL, O_NONBLOCK) < 0) return Failure(env, "parent", "fcntl", errno);
+    plan.child.status_fd = status.write.get();
+  }
 
   CloneResult cloned = CloneChild({plan.clone_flags, RunChild, &plan.child, plan.engine});
   if (cloned.pid <= 0) return Failure(env, "parent", cloned.syscall, cloned.err);
   UniqueFd pidfd(cloned.pidfd);
 
   errors.write.reset();
+  status.write.reset();
   for (auto& fd : child_end) fd.reset();
+  if (!plan.parent_setup.empty()) {
+    sync.read.reset();
+    ParentSetupResult setup = RunParentSetup(plan.parent_setup, cloned.pid);
+    if (setup.err != 0) {
+      ::kill(cloned.pid, SIGKILL);  // not reaped yet, so the pid is still this child
+      Reap(cloned.pid);
+      return Failure(env, "parent-setup", setup.syscall.c_str(), setup.err, setup.index, setup.status);
+    }
+    if (::write(sync.write.get(), "", 1) != 1) {
+      int err = errno;
+      ::kill(cloned.pid, SIGKILL);
+      Reap(cloned.pid);
+      return Failure(env, "parent", "write", err);
+    }
+    sync.write.reset();
+  }
 
   ChildError report{};
   ssize_t n;
@@ -143,6 +179,7 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   result.Set("pid", cloned.pid);
   result.Set("stdio", stdio);
   result.Set("child", child);
+  result.Set("statusFd", status.read ? status.read.release() : -1);
   return result;
 }
 

@@ -48,6 +48,15 @@ Napi::Value StrError(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), text);
 }
 
+// The errno's symbolic name (ENOENT); Node's os.constants.errno lacks many (EUSERS, ENOKEY).
+Napi::Value ErrnoName(const Napi::CallbackInfo& info) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+  const char* name = ::strerrorname_np(info[0].As<Napi::Number>().Int32Value());
+  if (name) return Napi::String::New(info.Env(), name);
+#endif
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void InitSyscalls(Napi::Env env, Napi::Object exports) {
@@ -55,6 +64,7 @@ void InitSyscalls(Napi::Env env, Napi::Object exports) {
   exports.Set("setns", Napi::Function::New(env, Setns, "setns"));
   exports.Set("chroot", Napi::Function::New(env, Chroot, "chroot"));
   exports.Set("strerror", Napi::Function::New(env, StrError, "strerror"));
+  exports.Set("errnoName", Napi::Function::New(env, ErrnoName, "errnoName"));
 }
 
 }  // namespace nsjail

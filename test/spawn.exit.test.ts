@@ -21,8 +21,8 @@ describe('exit status', () => {
   test('kill() ends a PID-1 program (default SIGKILL) and reports it', async () => {
     const child = spawnIsolated({ command: 'sleep', args: ['1000'], pid: true, stdio: 'ignore' });
     expect(child.kill()).toBe(true);
-    expect(await child).toEqual({ pid: child.pid, exitCode: null, signal: 'SIGKILL' });
-    expect(child.status).toEqual({ pid: child.pid, exitCode: null, signal: 'SIGKILL' });
+    expect(await child).toMatchObject({ pid: child.pid, exitCode: null, signal: 'SIGKILL' });
+    expect(child.status).toMatchObject({ pid: child.pid, exitCode: null, signal: 'SIGKILL' });
     // Once reaped, there is nothing left to signal.
     expect(child.kill('SIGTERM')).toBe(false);
   });

@@ -29,7 +29,7 @@ describe('namespaces seen from inside', () => {
       const status = fs.readFileSync(`/proc/${child.pid}/status`, 'utf8');
       expect(status).toMatch(new RegExp(`^NSpid:\\s+${child.pid}\\s+1$`, 'm'));
       child.stdin!.end('\n');
-      expect(await child).toEqual({ pid: child.pid, exitCode: 0, signal: null });
+      expect(await child).toMatchObject({ pid: child.pid, exitCode: 0, signal: null });
     } finally {
       child.kill();
     }
@@ -51,7 +51,8 @@ describe('namespaces seen from inside', () => {
 
   test('uts: a host name set inside leaves the host name unchanged', async () => {
     const before = os.hostname();
-    const r = await sh('hostname; hostname changed-inside; hostname', { uts: true, hostname: 'sandbox' });
+    // Changing it from inside needs CAP_SYS_ADMIN, which a sandbox drops unless kept.
+    const r = await sh('hostname; hostname changed-inside; hostname', { uts: true, hostname: 'sandbox', capabilities: ['CAP_SYS_ADMIN'] });
     expect(r.stdout).toBe('sandbox\nchanged-inside\n');
     expect(os.hostname()).toBe(before);
   });
@@ -83,6 +84,7 @@ describe('namespaces seen from inside', () => {
       command: '/bin/sh',
       args: ['-c', `mount -t tmpfs sandbox-tmp ${dir} && echo hi > ${dir}/inside && ls ${dir}; read x`],
       mount: true,
+      capabilities: ['CAP_SYS_ADMIN'], // to mount from inside
       stdio: ['pipe', 'pipe', 'inherit'],
     });
     try {

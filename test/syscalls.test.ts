@@ -81,7 +81,7 @@ describe('nsjail-node/syscalls', () => {
 
   test('waitpid waits for a sandbox of this library, and refuses other pids', async () => {
     const child = spawnIsolated({ command: '/bin/sh', args: ['-c', 'exit 5'], stdio: 'ignore' });
-    expect(await waitpid(child.pid)).toEqual({ pid: child.pid, exitCode: 5, signal: null });
+    expect(await waitpid(child.pid)).toMatchObject({ pid: child.pid, exitCode: 5, signal: null });
     await expect(waitpid(child.pid)).rejects.toMatchObject({ code: 'ECHILD' });
     await expect(waitpid(process.pid)).rejects.toThrow(/waitpid .*ECHILD.*not a live sandbox/);
   });

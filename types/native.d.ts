@@ -7,6 +7,7 @@
 export interface NativeStep {
   op:
     | 'writeFile' | 'mount' | 'mkdir' | 'pivotRoot' | 'chroot' | 'chdir'
+    | 'stageRoot' | 'bindMount' | 'mountFs' | 'mountSetattr' | 'createDir' | 'createFile' | 'createSymlink' | 'chmod'
     | 'sethostname' | 'setns' | 'loopbackUp'
     | 'setrlimit'
     | 'setIds' | 'capabilities' | 'noNewPrivs' | 'seccomp' | 'unshare';
@@ -33,7 +34,18 @@ export interface NativePlan {
   steps: NativeStep[];
   dieWithParent: boolean;
   newSession: boolean;
+  /**
+   * Parent-written id maps (lib/identity.ts): the clone is then without CLONE_VM|CLONE_VFORK
+   * and the child waits until the parent has done these, in order: write `data` to
+   * /proc/PID/`path`, or run `argv` (newuidmap/newgidmap; '{pid}' becomes the child's pid).
+   */
+  parentSetup?: NativeParentStep[];
+  /** init (lib/init.ts): execveat this fd of nsjail_node_init with `argv` instead of the program. */
+  init?: { fd: number; argv: string[] };
 }
+
+/** One thing the parent does for a waiting child (src-native/parent_setup.cc). */
+export type NativeParentStep = { path: string; data: string } | { argv: string[] };
 
 /** The raw exit report of a reaped child (wait4). */
 export interface NativeExitStatus {
@@ -54,12 +66,12 @@ export interface NativeChild {
 
 /** A failure before exec: in the parent (where: 'parent' | 'stdio') or reported by the child. */
 export interface NativeFailure {
-  where: 'parent' | 'stdio' | 'child';
+  where: 'parent' | 'stdio' | 'child' | 'parent-setup';
   syscall: string;
   errno: number;
-  /** Index into plan.steps, or a negative fixed step (-1 execve, -2 stdio, ...); for 'stdio', the fd. */
+  /** Index into plan.steps, or a negative fixed step (-1 execve, -2 stdio, ...); for 'stdio', the fd; for 'parent-setup', the index into plan.parentSetup. */
   step: number;
-  /** For execve failures: the index into plan.execCandidates. */
+  /** For execve failures: the index into plan.execCandidates; for a failed parent-setup helper, its exit status. */
   candidate: number;
 }
 
@@ -68,15 +80,54 @@ export interface NativeSpawned {
   /** Our end of each piped stream, or -1. */
   stdio: [number, number, number];
   child: NativeChild;
+  /** With plan.init: the read end (non-blocking) of the pipe init writes the program's wait status to; else -1. */
+  statusFd: number;
+}
+
+/** A failed network setup call (src-native/netns.cc): which step, which call, the errno, the kernel's words. */
+export interface NativeNetError {
+  step: string;
+  syscall: string;
+  errno: number;
+  /** The kernel's extended-ack text, or ''. */
+  message: string;
+  /** Which address or route of the request failed, or -1. */
+  index: number;
+}
+
+/** An IP address for src-native/netlink.cc: 4 or 16 bytes in network order. */
+export interface NativeIpAddress {
+  family: 4 | 6;
+  address: Buffer;
+  prefix: number;
 }
 
 export interface NativeBinding {
   spawn(plan: NativePlan, onExit: (status: NativeExitStatus | null) => void): NativeSpawned | { error: NativeFailure };
+  /** `ip netns add`: a new network namespace bind-mounted on `path` inside `dir`. */
+  netnsCreate(dir: string, path: string, loopback: boolean): { error: NativeNetError } | null;
+  /** `ip netns delete`: detach and remove `path`. */
+  netnsDelete(path: string): { error: NativeNetError } | null;
+  /** open(path) + NS_GET_NSTYPE: an fd (>= 3, CLOEXEC) of a namespace file and its CLONE_NEW* type. */
+  nsOpen(path: string): { fd: number; nstype: number } | { error: NativeNetError };
+  /** A veth pair, its sandbox end in a new network namespace held by the returned fd. */
+  vethCreate(config: {
+    hostName: string; sandboxName: string; loopback: boolean;
+    hostAddresses: NativeIpAddress[]; sandboxAddresses: NativeIpAddress[]; gateways: NativeIpAddress[];
+  }): { netnsFd: number } | { error: NativeNetError };
+  /** Deletes a link of the calling thread's network namespace. */
+  linkDelete(name: string): { error: NativeNetError } | null;
+  /** The addresses of the calling thread's network namespace. */
+  addressList(): Array<NativeIpAddress & { ifname: string }> | { error: NativeNetError };
   unshare(flags: number): number;
   setns(target: string | number, nstype: number): number;
   chroot(path: string): number;
   /** strerror_r(3). */
   strerror(errno: number): string;
+  /** strerrorname_np(3) where the C library has it (glibc 2.32+). */
+  errnoName(errno: number): string | undefined;
+  /** The system call table seccomp policies compile against (src-native/syscall_table.cc). */
+  syscallTable: { arch: string; auditArch: number; x32Bit: number; syscalls: Record<string, number> };
   constants: {
     CLONE_NEWNS: number;
     CLONE_NEWUTS: number;

@@ -17,7 +17,7 @@ async function run(ctx) {
   for (const v of variants) {
     rows.push({ key: v.key, label: v.label, stats: stat(v.key), call: stat(`${v.key}.call`) });
     for (const [key, label] of Object.entries(v.extraRows || {}))
-      rows.push({ key, label, stats: samples[key] ? summarize(samples[key]) : null });
+      rows.push({ key, label, stats: stat(key), call: stat(`${key}.call`) });
   }
   const byKey = Object.fromEntries(rows.map((r) => [r.key, r.stats]));
   const floor = byKey.h;
@@ -62,7 +62,7 @@ async function run(ctx) {
   const text = [
     `${rounds} interleaved rounds after ${warmup} warm-up rounds; times in ms, from the spawn call until the exit is known.`,
     `The floor (h) times itself in C (clone to waitpid); p50/floor and mean/floor divide by (h); "own floor" divides (a) and (c) by the floor with their namespaces.`,
-    `"in call": how long the spawn call itself took before returning, i.e. blocked the event loop.`,
+    `"in call": how long the spawn call took to return, i.e. blocked the event loop; for the floor, clone's return (the child has exec'd).`,
     '',
     table(['variant', 'n', 'p50', 'p99', 'mean', 'p50/floor', 'mean/floor', 'own floor', 'in call p50', 'in call p99', ''], tableRows),
     '',

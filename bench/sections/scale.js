@@ -11,7 +11,7 @@ const path = require('path');
 const { isoOptions, TRUE } = require('../variants');
 const { runCp, runIso } = require('../children');
 const { runRounds, oneLine } = require('../rounds');
-const { summarize, fmtMs, fmtRatio, fmtMB, table } = require('../stats');
+const { summarize, fmtMs, fmtRatio, fmtBytes, table } = require('../stats');
 const { fullGc } = require('../gc');
 
 const MB = 1024 * 1024;
@@ -78,16 +78,21 @@ function stepRow(label, r, base) {
 const HEADER = ['', 'iso p50', 'iso p99', 'iso vs 1st', 'cp p50', 'cp p99', 'cp vs 1st', 'cp/iso', ''];
 
 async function memoryScale(ctx, out) {
-  const rounds = ctx.quick ? 15 : 100;
+  const rounds = ctx.quick ? 10 : 100;
   const warmup = ctx.quick ? 2 : 5;
   const steps = [50 * MB, 500 * MB, 2048 * MB];
   const rows = [];
   const data = [];
   let base = null;
   for (const bytes of steps) {
+    // Writing 2 GB through page faults takes about 10 s in this VM: too slow for a smoke run.
+    if (ctx.quick && bytes > 1024 * MB) {
+      out.skipped[`memory ${fmtBytes(bytes)}`] = 'not in --quick (allocating and touching it takes ~10 s here)';
+      continue;
+    }
     // Room for the ballast plus 1 GB for everything else on the machine.
     if (os.freemem() < bytes + 1024 * MB) {
-      out.skipped[`memory ${fmtMB(bytes)}`] = `needs ${fmtMB(bytes + 1024 * MB)} free, os.freemem() is ${fmtMB(os.freemem())}`;
+      out.skipped[`memory ${fmtBytes(bytes)}`] = `needs ${fmtBytes(bytes + 1024 * MB)} free, os.freemem() is ${fmtBytes(os.freemem())}`;
       continue;
     }
     const ballast = allocateResident(bytes);
@@ -96,7 +101,7 @@ async function memoryScale(ctx, out) {
     ballast.length = 0; // drop the only references, then collect so the memory goes back to the kernel
     await fullGc();
     base ||= r;
-    rows.push(stepRow(`+${fmtMB(bytes)} (rss ${fmtMB(rss)})`, r, base));
+    rows.push(stepRow(`+${fmtBytes(bytes)} (rss ${fmtBytes(rss)})`, r, base));
     data.push({ ballastBytes: bytes, rssBytes: rss, iso: r.iso, cp: r.cp, failures: r.failures });
     Object.assign(out.skipped, r.skipped);
   }
@@ -129,9 +134,10 @@ async function argvScale(ctx, out) {
   out.text.push(`argv / env size (${rounds} interleaved rounds per step, ms):`, table(HEADER, rows), '');
 }
 
-// The library's bind-mount option, written the way the design describes it. If the
-// library spells it differently, it throws a TypeError naming the option and this
-// sub-section is skipped with that message.
+// The library's future bind-mount option. Its shape is not settled yet: this is a
+// guess in bubblewrap's terms ({ type: 'bind', source, target, readonly }). Adjust it
+// here when the option lands; until then the library's TypeError (unknown option, or
+// a shape it rejects) is printed as the reason the sub-section is skipped.
 function bindMounts(dir, n) {
   return Array.from({ length: n }, (_, i) => ({ type: 'bind', source: path.join(dir, 'src'), target: path.join(dir, 'mnt', String(i)), readonly: true }));
 }

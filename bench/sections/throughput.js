@@ -35,17 +35,18 @@ async function run(ctx) {
     }
   }
 
-  const perSec = (key, inflight) => {
-    const t = totals[`${key}/${inflight}`];
-    return t ? t.done / t.seconds : NaN;
-  };
+  const total = (key, inflight) => totals[`${key}/${inflight}`];
+  const perSec = (key, inflight) => total(key, inflight).done / total(key, inflight).seconds;
+  const failuresText = (inflight) =>
+    variants
+      .filter((v) => total(v.key, inflight).failed)
+      .map((v) => `${v.key}: ${total(v.key, inflight).failed} failed (${total(v.key, inflight).firstError})`)
+      .join('; ');
   const rows = LEVELS.map((inflight) => [
     String(inflight),
     ...variants.map((v) => perSec(v.key, inflight).toFixed(0)),
     ...(variants.length === 2 ? [fmtRatio(perSec('iso', inflight) / perSec('cp', inflight))] : []),
-    LEVELS.length && variants.some((v) => totals[`${v.key}/${inflight}`].failed)
-      ? variants.map((v) => `${v.key}: ${totals[`${v.key}/${inflight}`].failed} failed (${totals[`${v.key}/${inflight}`].firstError})`).join('; ')
-      : '',
+    failuresText(inflight),
   ]);
   const header = ['in flight', ...variants.map((v) => `${v.label} /s`), ...(variants.length === 2 ? ['iso/cp'] : []), ''];
 
@@ -63,7 +64,7 @@ async function run(ctx) {
       reps,
       levels: LEVELS.map((inflight) => ({
         inflight,
-        ...Object.fromEntries(variants.map((v) => [v.key, { perSec: perSec(v.key, inflight), ...totals[`${v.key}/${inflight}`] }])),
+        ...Object.fromEntries(variants.map((v) => [v.key, { perSec: perSec(v.key, inflight), ...total(v.key, inflight) }])),
       })),
     },
   };

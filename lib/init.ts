@@ -1,0 +1,73 @@
+/**
+ * `init: true`: a tiny reaper as the sandbox's PID 1 (src-native/init.c, built next to the
+ * addon as nsjail_node_init). The sandbox's first process runs every setup step, then
+ * executes init from an fd opened here before clone (so init needs no path inside the new
+ * root); init forks the program, forwards signals to it, reaps orphans, and ends with the
+ * program's status, which it also writes to a pipe read here (PID 1 cannot re-raise most
+ * signals on itself, so the pipe is what makes `signal` exact).
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { NativeExitStatus } from '../types/native';
+
+const INIT_NAME = 'nsjail_node_init';
+
+/** Where the init helper may be: next to the addon node-gyp built, or in prebuilds/. */
+function initCandidates(): string[] {
+  const root = path.join(__dirname, '..');
+  return [
+    path.join(root, 'build', 'Release', INIT_NAME),
+    path.join(root, 'build', 'Debug', INIT_NAME),
+    path.join(root, 'prebuilds', `${process.platform}-${process.arch}`, INIT_NAME),
+  ];
+}
+
+let cachedFd: number | undefined;
+
+/**
+ * An fd of the init helper, opened once (close-on-exec) and kept for every later spawn.
+ * Throws an Error naming the paths tried when it was not built.
+ */
+export function initFd(): number {
+  if (cachedFd !== undefined) return cachedFd;
+  for (const candidate of initCandidates()) {
+    try {
+      cachedFd = fs.openSync(candidate, fs.constants.O_RDONLY);
+      return cachedFd;
+    } catch {
+      // try the next one
+    }
+  }
+  throw new Error(`spawnIsolated: options.init needs the ${INIT_NAME} helper built with the addon; not found at ${initCandidates().join(', ')}`);
+}
+
+/**
+ * init's argv (src-native/init.c): its name, the program's seccomp filter as hex ('-' for
+ * none), the number of exec candidates, the candidates, then the program's argv.
+ */
+export function initArgv(seccomp: Buffer | undefined, candidates: readonly string[], argv: readonly string[]): string[] {
+  return ['nsjail-node-init', seccomp ? seccomp.toString('hex') : '-', String(candidates.length), ...candidates, ...argv];
+}
+
+/**
+ * The program's exit as init reported it on the status pipe (and closes the pipe). When init
+ * itself was killed before it could report (SIGKILL to the sandbox), init's own status stands.
+ */
+export function initExitStatus(statusFd: number, raw: NativeExitStatus | null): NativeExitStatus | null {
+  const buffer = Buffer.alloc(4);
+  let n = 0;
+  try {
+    n = fs.readSync(statusFd, buffer, 0, 4, null);
+  } catch {
+    n = 0; // EAGAIN: nothing was written
+  } finally {
+    fs.closeSync(statusFd);
+  }
+  if (n !== 4) return raw;
+  const status = os.endianness() === 'LE' ? buffer.readInt32LE(0) : buffer.readInt32BE(0); // an int in host byte order
+  const termsig = status & 0x7f;
+  const rusage = raw?.rusage ?? { userMicros: 0, systemMicros: 0, maxRssKiB: 0 };
+  if (termsig === 0) return { exitCode: (status >> 8) & 0xff, signal: null, coreDumped: false, rusage };
+  return { exitCode: null, signal: termsig, coreDumped: (status & 0x80) !== 0, rusage };
+}

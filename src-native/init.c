@@ -1,0 +1,166 @@
+// nsjail_node_init: the sandbox's PID 1 with `init: true` (lib/init.ts builds its argv).
+//
+//   argv: nsjail-node-init <seccomp filter as hex, or -> <n> <candidate 1> .. <candidate n> <program argv...>
+//   fds:  0-2 the program's stdio, 3 the spawn's error pipe, 4 the exit-status pipe
+//   env:  the program's
+//
+// Linked statically and executed by the sandbox's first process through an fd the parent
+// opened (execveat), so it needs nothing inside the sandbox's root. It forks the program,
+// forwards every signal it can catch to it, reaps whatever becomes its child (orphans of the
+// PID namespace; as a subreaper without one), and once the program has ended writes its wait
+// status to fd 4 and ends the same way: the exit code, or the same signal re-raised. PID 1 of
+// a namespace cannot die of a signal it sends itself, so there it exits with 128+signal and
+// lib/init.ts takes the exact status from fd 4.
+//
+// Ids, capabilities and no_new_privs were set before this was executed and hold for it too;
+// the seccomp filter is installed in the program's process only, right before its execve, so
+// a policy cannot break the fork/wait/kill this needs. It makes itself non-dumpable, so the
+// program cannot ptrace it or write its memory without CAP_SYS_PTRACE.
+//
+// Errors before the program runs go to fd 3 as child.cc's ChildError, so spawnIsolated throws
+// the same IsolationError as without init.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+enum { kErrorFd = 3, kStatusFd = 4 };
+// src-native/child_plan.h: kStepExec, kStepInitSeccomp, kStepInitFork.
+enum { kStepExec = -1, kStepInitSeccomp = -9, kStepInitFork = -10 };
+
+static struct sock_filter filter[4096];  // BPF_MAXINSNS
+
+static void Report(int32_t step, int32_t err, int32_t candidate) {
+  int32_t report[3] = {step, err, candidate};
+  ssize_t ignored = write(kErrorFd, report, sizeof report);
+  (void)ignored;
+}
+
+static int Hex(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+// The filter as lib/seccomp.ts laid it out (struct sock_filter[] in host byte order), hex-encoded.
+static int DecodeFilter(const char* hex, struct sock_fprog* prog) {
+  size_t len = strlen(hex);
+  unsigned char* out = (unsigned char*)filter;
+  if (len % (2 * sizeof filter[0]) != 0 || len / 2 > sizeof filter) return -1;
+  for (size_t i = 0; i < len / 2; i++) {
+    int hi = Hex(hex[2 * i]), lo = Hex(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return -1;
+    out[i] = (unsigned char)(hi << 4 | lo);
+  }
+  prog->len = (unsigned short)(len / 2 / sizeof filter[0]);
+  prog->filter = filter;
+  return 0;
+}
+
+// In the forked child: the program's own setup, then execve with execvp's rules over the
+// candidates (the same as child.cc's Exec).
+static void RunProgram(pid_t init_pid, const sigset_t* mask, const struct sock_fprog* prog, char** candidates,
+                       int n, char** argv) {
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != init_pid) _exit(127);
+  sigprocmask(SIG_SETMASK, mask, NULL);
+  if (prog->len > 0 && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, prog) < 0 &&
+      (errno != ENOSYS || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, prog, 0, 0) < 0)) {
+    Report(kStepInitSeccomp, errno, -1);
+    _exit(127);
+  }
+  int eacces = -1, last_err = ENOENT, last = 0;
+  for (int i = 0; i < n; i++) {
+    execve(candidates[i], argv, environ);
+    last_err = errno;
+    last = i;
+    if (last_err == EACCES) {
+      if (eacces < 0) eacces = i;
+      continue;
+    }
+    if (last_err == ENOENT || last_err == ENOTDIR || last_err == ESTALE || last_err == ENODEV ||
+        last_err == ETIMEDOUT) {
+      continue;
+    }
+    break;
+  }
+  if (eacces >= 0 && (last_err == ENOENT || last_err == ENOTDIR)) {
+    Report(kStepExec, EACCES, eacces);
+  } else {
+    Report(kStepExec, last_err, last);
+  }
+  _exit(127);
+}
+
+int main(int argc, char** argv) {
+  sigset_t all, original;
+  sigfillset(&all);
+  sigprocmask(SIG_SETMASK, &all, &original);  // every signal waits for sigwaitinfo below
+
+  struct sock_fprog prog = {0, filter};
+  int n = argc > 2 ? atoi(argv[2]) : -1;
+  if (n < 1 || argc < 4 + n || (strcmp(argv[1], "-") != 0 && DecodeFilter(argv[1], &prog) < 0)) {
+    Report(kStepExec, EINVAL, -1);
+    return 127;
+  }
+  prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);  // without a PID namespace: orphans come here
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  fcntl(kErrorFd, F_SETFD, FD_CLOEXEC);
+  fcntl(kStatusFd, F_SETFD, FD_CLOEXEC);
+
+  pid_t self = getpid();
+  pid_t program = fork();
+  if (program < 0) {
+    Report(kStepInitFork, errno, -1);
+    return 127;
+  }
+  if (program == 0) RunProgram(self, &original, &prog, argv + 3, n, argv + 3 + n);
+  close(kErrorFd);  // the spawn's read sees EOF once the program has exec'd
+
+  int status = 0;
+  for (;;) {
+    siginfo_t info;
+    int sig = sigwaitinfo(&all, &info);
+    if (sig < 0) continue;
+    if (sig != SIGCHLD) {
+      kill(program, sig);
+      continue;
+    }
+    int done = 0;
+    for (;;) {
+      int st;
+      pid_t pid = waitpid(-1, &st, WNOHANG);
+      if (pid <= 0) break;
+      if (pid == program) {
+        status = st;
+        done = 1;
+      }
+    }
+    if (done) break;
+  }
+
+  ssize_t ignored = write(kStatusFd, &status, sizeof status);
+  (void)ignored;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  int sig = WTERMSIG(status);
+  if (self != 1) {
+    struct rlimit no_core = {0, 0};  // the program's core dump, if any, is the one that counts
+    setrlimit(RLIMIT_CORE, &no_core);
+    signal(sig, SIG_DFL);
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, sig);
+    kill(self, sig);
+    sigprocmask(SIG_UNBLOCK, &one, NULL);
+  }
+  return 128 + sig;
+}
