@@ -33,6 +33,8 @@ for arch in "${arches[@]}"; do
         PREBUILD_STRIP_BIN=aarch64-linux-gnu-strip "$project/node_modules/.bin/prebuildify" --napi --strip --arch arm64 --target "$target") ;;
     *) echo "make-prebuilds: unknown arch '$arch' (x64 or arm64)" >&2; exit 2 ;;
   esac
+  # prebuildify keeps only .node files; the static init helper (init: true) ships beside it.
+  cp "$scratch/build/Release/nsjail_node_init" "$scratch/prebuilds/linux-$arch/"
 done
 out="${PREBUILDS_OUT:-$project/prebuilds}"
 mkdir -p "$out"

@@ -19,10 +19,9 @@ const results = {};
 async function run(name, options) {
   try {
     const child = lib.spawnIsolated({ stdio: ['ignore', 'pipe', 'pipe'], ...options });
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const status = await child;
+    const read = (stream) => new Promise((resolve) => { let text = ''; stream.on('data', (d) => (text += d)); stream.on('end', () => resolve(text)); });
+    // The exit can be reported before the last output is read: wait for both.
+    const [stdout, stderr, status] = await Promise.all([read(child.stdout), read(child.stderr), child]);
     results[name] = { exitCode: status.exitCode, signal: status.signal, stdout, stderr };
   } catch (e) {
     results[name] = { error: { name: e.name, message: e.message, code: e.code, step: e.step } };

@@ -17,7 +17,9 @@ const SPAWN_CHECK = `
   const { spawnIsolated, IsolationError } = require('nsjail-node');
   spawnIsolated({ command: '/bin/sh', args: ['-c', 'echo $$'], pid: true, net: true, stdio: ['ignore', 'pipe', 'inherit'] })
     .stdout.on('data', (d) => process.stdout.write('cjs:' + d));
-  if (typeof IsolationError !== 'function') process.exit(3);`;
+  if (typeof IsolationError !== 'function') process.exit(3);
+  spawnIsolated({ command: '/bin/sh', args: ['-c', 'exit 9'], pid: true, init: true, stdio: 'ignore' })
+    .then((s) => process.stdout.write('init:' + s.exitCode + String.fromCharCode(10)));`;
 const ESM_CHECK = `
   import { spawnIsolated } from 'nsjail-node';
   import cjs from 'nsjail-node';
@@ -48,6 +50,8 @@ describe('packaging', () => {
       const listing = exec('tar', ['-tzf', path.join(tmp.dir, tarball)], tmp.dir);
       expect(listing).toContain('package/prebuilds/linux-x64/nsjail-node.node');
       expect(listing).toContain('package/prebuilds/linux-arm64/nsjail-node.node');
+      expect(listing).toContain('package/prebuilds/linux-x64/nsjail_node_init');
+      expect(listing).toContain('package/prebuilds/linux-arm64/nsjail_node_init');
       expect(listing).toContain('package/dist/index.mjs');
       expect(listing).not.toContain('package/build/');
 
@@ -56,7 +60,7 @@ describe('packaging', () => {
       fs.writeFileSync(path.join(app, 'package.json'), '{"name":"app","version":"1.0.0","private":true}');
       exec('npm', ['install', '--ignore-scripts', '--prefer-offline', '--no-audit', '--no-fund', path.join(tmp.dir, tarball)], app);
       expect(fs.existsSync(path.join(app, 'node_modules', 'nsjail-node', 'build'))).toBe(false);
-      expect(exec(process.execPath, ['-e', SPAWN_CHECK], app)).toBe('cjs:1\n');
+      expect(exec(process.execPath, ['-e', SPAWN_CHECK], app).split('\n').sort()).toEqual(['', 'cjs:1', 'init:9']);
       expect(exec(process.execPath, ['--input-type=module', '-e', ESM_CHECK], app)).toBe('esm:0\n');
     } finally {
       tmp.cleanup();

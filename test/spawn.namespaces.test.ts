@@ -144,7 +144,3 @@ describe('namespaces seen from inside', () => {
     }
   });
 });
-
-
-import { run } from './helpers';
-
