@@ -26,3 +26,7 @@ export {
   compileSeccomp, seccompPresets, type SeccompAction, type SeccompArgCondition, type SeccompOption, type SeccompPolicy,
   type SeccompProgram, type SeccompRule,
 } from './seccomp';
+export { doctor, formatDoctorReport, type DoctorReport } from './doctor';
+export { buildRootfs, type RootfsManifest, type RootfsOptions } from './rootfs';
+export type { FilesystemOptions } from './filesystem';
+export type { CoreOptions } from './options';

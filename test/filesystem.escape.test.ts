@@ -8,16 +8,7 @@ import { hostSystemMounts, IsolationError, spawnIsolated, type MountEntry, type 
 import { validateOptions } from '../lib/options';
 import { compilePlan } from '../lib/plan';
 import { buildRootfs } from '../lib/rootfs';
-import { lingeringZombies, makeTempDir, run } from './helpers';
-
-/** The host's mount table, less `ip netns` mount points that other test files make beside us. */
-function hostMountinfo(): string {
-  return fs
-    .readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .filter((line) => !/ \/(var\/)?run\/netns(\/| )/.test(line))
-    .join('\n');
-}
+import { childCount, hostMountinfo, lingeringZombies, makeTempDir, run } from './helpers';
 
 let mountinfoBefore = '';
 beforeEach(() => {
@@ -35,19 +26,6 @@ function catchError(fn: () => unknown): Error {
     return e as Error;
   }
   throw new Error('expected a throw');
-}
-
-/** Children of this process right now: a bad option must start none. */
-function childCount(): number {
-  return fs.readdirSync('/proc').filter((e) => {
-    if (!/^\d+$/.test(e)) return false;
-    try {
-      const stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
-      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === process.pid;
-    } catch {
-      return false;
-    }
-  }).length;
 }
 
 const system = (): MountEntry[] => [...hostSystemMounts(), { type: 'proc' }, { type: 'tmpfs', target: '/tmp' }];

@@ -6,19 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { hostSystemMounts, type MountEntry, type SpawnOptions } from '../lib';
 import { buildRootfs } from '../lib/rootfs';
-import { makeTempDir, run } from './helpers';
-
-/**
- * The host's mount table. Mount points under /run/netns are left out: `ip netns add` (other
- * test files, running beside this one) binds there in the host's namespace.
- */
-function hostMountinfo(): string {
-  return fs
-    .readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .filter((line) => !/ \/(var\/)?run\/netns(\/| )/.test(line))
-    .join('\n');
-}
+import { hostMountinfo, makeTempDir, run } from './helpers';
 
 let mountinfoBefore = '';
 beforeEach(() => {

@@ -28,9 +28,9 @@ export function sh(script: string, options: Omit<SpawnOptions, 'command' | 'args
   return run({ command: '/bin/sh', args: ['-c', script], ...options });
 }
 
-/** Zombie children of this process: what a leak of unreaped sandboxes would leave. */
-export function zombieChildren(): number[] {
-  const zombies: number[] = [];
+/** Children of this process (pid and state letter) from /proc: live ones and zombies. */
+export function childrenOfThisProcess(): { pid: number; state: string }[] {
+  const children: { pid: number; state: string }[] = [];
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     let stat: string;
@@ -41,9 +41,28 @@ export function zombieChildren(): number[] {
     }
     // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
     const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (state === 'Z' && Number(ppid) === process.pid) zombies.push(Number(entry));
+    if (Number(ppid) === process.pid) children.push({ pid: Number(entry), state });
   }
-  return zombies;
+  return children;
+}
+
+/** Zombie children of this process: what a leak of unreaped sandboxes would leave. */
+export function zombieChildren(): number[] {
+  return childrenOfThisProcess().filter((c) => c.state === 'Z').map((c) => c.pid);
+}
+
+/** The number of children of this process right now: a bad option must start none. */
+export function childCount(): number {
+  return childrenOfThisProcess().length;
+}
+
+/** The host's mount table, less `ip netns` mount points that other test files make beside us. */
+export function hostMountinfo(): string {
+  return fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((line) => !/ \/(var\/)?run\/netns(\/| )/.test(line))
+    .join('\n');
 }
 
 /**

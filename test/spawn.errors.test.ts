@@ -2,20 +2,7 @@
 import { IsolationError, spawnIsolated, type SpawnOptions } from '../lib';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { lingeringZombies, makeTempDir } from './helpers';
-
-/** Children of this process right now (live or zombie): a bad option must create none. */
-function childCount(): number {
-  return fs.readdirSync('/proc').filter((e) => {
-    if (!/^\d+$/.test(e)) return false;
-    try {
-      const stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
-      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === process.pid;
-    } catch {
-      return false;
-    }
-  }).length;
-}
+import { childCount, lingeringZombies, makeTempDir } from './helpers';
 
 function catchError(fn: () => unknown): Error {
   try {
