@@ -135,7 +135,7 @@ async function main() {
   log(`node ${info.node}, kernel ${info.kernel}, ${info.cpus} x ${info.cpuModel}, uid ${info.uid}`);
   // Other work on the machine slows every variant, and not all alike: say so up front.
   const load = info.loadavgAtStart[0];
-  log(`load average ${load.toFixed(2)}${load > info.cpus / 2 ? ': the machine is busy, expect noisy numbers' : ''}`);
+  log(`load average ${load.toFixed(2)}${load > info.cpus / 2 ? ': the machine has been busy, expect noisier numbers' : ''}`);
   const env = prepare(selected.some((s) => s.name === 'latency'));
   log('setup:');
   log(`  spawnIsolated: ${env.lib.error || 'loaded from dist/index.js'}`);

@@ -36,7 +36,8 @@ function evaluateTargets(results) {
 
   const soak = results.soak && results.soak.before ? results.soak : null;
   const rss = soak && soak.after.rss - soak.before.rss;
-  add(`RSS growth < 10 MB over the soak`, soak, rss, rss < 10 * 1048576, soak && `${fmtBytes(rss)} over ${soak.total} spawns`);
+  const control = soak && soak.control ? soak.control.after.rss - soak.control.before.rss : NaN;
+  add(`RSS growth < 10 MB over the soak`, soak, rss, rss < 10 * 1048576, soak && `${fmtBytes(rss)} over ${soak.total} spawns (child_process control: ${fmtBytes(control)})`);
   const fds = soak && soak.after.fds - soak.before.fds;
   add('no fd growth over the soak', soak, fds, fds <= 0, soak && `${fds >= 0 ? '+' : ''}${fds} fds`);
   add('no zombies after the soak', soak, soak && soak.after.zombies, soak && soak.after.zombies === 0, soak && `${soak.after.zombies} zombies`);

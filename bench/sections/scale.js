@@ -134,28 +134,31 @@ async function argvScale(ctx, out) {
   out.text.push(`argv / env size (${rounds} interleaved rounds per step, ms):`, table(HEADER, rows), '');
 }
 
-// The library's future bind-mount option. Its shape is not settled yet: this is a
-// guess in bubblewrap's terms ({ type: 'bind', source, target, readonly }). Adjust it
-// here when the option lands; until then the library's TypeError (unknown option, or
-// a shape it rejects) is printed as the reason the sub-section is skipped.
+// Extra bind mounts: n read-only binds of one host directory at n places.
 function bindMounts(dir, n) {
   return Array.from({ length: n }, (_, i) => ({ type: 'bind', source: path.join(dir, 'src'), target: path.join(dir, 'mnt', String(i)), readonly: true }));
 }
 
 /**
- * Is the `mounts` option supported? Accepting it is not enough (an unknown option
- * may be ignored): a shell in the child must see a file through the bind mount.
- * Returns null when supported, else the reason to skip.
+ * Does the library support `mounts`? With it, the sandbox's root is an empty tmpfs
+ * populated by the entries (bubblewrap's model), so /bin/true needs the host's system
+ * directories bound in: the library's hostSystemMounts() gives those. Accepting the
+ * option is not enough (it could be ignored): a shell in the child must see a file
+ * through one extra bind mount. Returns { base } (the entries every step starts from)
+ * or { skip } with the reason.
  */
-async function mountsSupport(spawnIsolated, dir) {
+async function mountsSupport(lib, dir) {
+  if (typeof lib.exports.hostSystemMounts !== 'function')
+    return { skip: 'the library exports no hostSystemMounts(), needed to run /bin/true on a mounts-built root' };
+  const base = lib.exports.hostSystemMounts();
   const [m] = bindMounts(dir, 1);
-  const probe = { ...isoOptions('b'), command: '/bin/sh', args: ['-c', `test -e ${m.target}/marker`], mounts: [m] };
+  const probe = { ...isoOptions('b'), command: '/bin/sh', args: ['-c', `test -e ${m.target}/marker`], mounts: [...base, m] };
   try {
-    await runIso(spawnIsolated, probe);
-    return null;
+    await runIso(lib.spawnIsolated, probe);
+    return { base };
   } catch (err) {
-    if (err instanceof TypeError) return `spawnIsolated does not support the \`mounts\` option (TypeError: ${oneLine(err)})`;
-    return `a spawn with one bind mount did not see the mounted file (${oneLine(err)})`;
+    if (err instanceof TypeError) return { skip: `spawnIsolated does not support the \`mounts\` option (TypeError: ${oneLine(err)})` };
+    return { skip: `a spawn with one bind mount did not see the mounted file (${oneLine(err)})` };
   }
 }
 
@@ -170,27 +173,42 @@ async function mountScale(ctx, out) {
   try {
     fs.mkdirSync(path.join(dir, 'src'));
     fs.writeFileSync(path.join(dir, 'src', 'marker'), '');
-    for (let i = 0; i < Math.max(...counts); i++) fs.mkdirSync(path.join(dir, 'mnt', String(i)), { recursive: true });
-    const unsupported = await mountsSupport(env.lib.spawnIsolated, dir);
-    if (unsupported) {
-      out.skipped.mounts = unsupported;
+    const support = await mountsSupport(env.lib, dir);
+    if (support.skip) {
+      out.skipped.mounts = support.skip;
       return;
     }
     const rounds = ctx.quick ? 15 : 100;
     const warmup = ctx.quick ? 2 : 5;
-    const rows = [];
-    const data = [];
-    let base = null;
-    for (const n of counts) {
-      const variants = pair(env, { extraIso: { mounts: bindMounts(dir, n) } }).filter((v) => v.key === 'iso');
-      const r = await step(variants, rounds, warmup);
-      base ||= r;
-      rows.push([`mounts = ${n}`, r.iso ? fmtMs(r.iso.p50) : '-', r.iso ? fmtMs(r.iso.p99) : '-', r.iso && base.iso ? fmtRatio(r.iso.p50 / base.iso.p50) : '-']);
-      data.push({ count: n, iso: r.iso, failures: r.failures });
-      Object.assign(out.skipped, r.skipped);
-    }
-    out.data.mounts = { rounds, warmup, steps: data };
-    out.text.push(`Bind mounts, spawnIsolated(b) only (${rounds} rounds per step, ms):`, table(['', 'iso p50', 'iso p99', 'iso vs 1st'], rows), '');
+    // Interleaved like every other comparison: plain (b) on the host's / as the
+    // reference, then the tmpfs root with the system binds plus 0, 10, 100 more.
+    const steps = [
+      { key: 'host', label: '(b), no mounts option (host /)', extra: {} },
+      ...counts.map((n) => ({
+        key: `m${n}`,
+        label: `hostSystemMounts() (${support.base.length}) + ${n} binds`,
+        extra: { mounts: [...support.base, ...bindMounts(dir, n)] },
+      })),
+    ];
+    const variants = steps.map((st) => ({
+      key: st.key,
+      skip: null,
+      run: async () => ({ [st.key]: [(await runIso(env.lib.spawnIsolated, isoOptions('b', st.extra))).ns] }),
+    }));
+    const { samples, failures, skipped } = await runRounds(variants, { rounds, warmup });
+    const stats = Object.fromEntries(steps.map((st) => [st.key, samples[st.key] ? summarize(samples[st.key]) : null]));
+    const ref = stats.m0;
+    const rows = steps.map((st) => {
+      const x = stats[st.key];
+      const f = failures[st.key] || (skipped[st.key] && { count: 'all', first: skipped[st.key] });
+      return [st.label, x ? fmtMs(x.p50) : '-', x ? fmtMs(x.p99) : '-', x && ref ? fmtRatio(x.p50 / ref.p50) : '-', f ? `${f.count} failed (${f.first})` : ''];
+    });
+    out.data.mounts = { rounds, warmup, systemMounts: support.base.length, steps: steps.map((st) => ({ key: st.key, label: st.label, ...stats[st.key], failures: failures[st.key] || null })) };
+    out.text.push(
+      `Mounts, spawnIsolated(b) only (${rounds} interleaved rounds, ms); "vs +0" = p50 / the p50 with the system binds alone:`,
+      table(['', 'p50', 'p99', 'vs +0', ''], rows),
+      '',
+    );
   } finally {
     // The mounts lived in the children's own mount namespaces, so plain removal suffices.
     fs.rmSync(dir, { recursive: true, force: true });

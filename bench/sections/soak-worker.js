@@ -5,15 +5,19 @@
 // the allocator returns to the kernel at unpredictable times, which once showed up
 // as a 27 MB RSS *drop* in the middle of the soak and would equally hide a leak.
 //
-//   node soak-worker.js <total> <inflight> <warmup>   -> one line of JSON on stdout
+//   node soak-worker.js <iso|cp> <total> <inflight> <warmup>   -> one line of JSON on stdout
+//
+// iso: spawnIsolated(b); cp: child_process.spawn('/bin/true'), the control that shows
+// how much RSS Node itself puts on under the same loop (allocator and V8 settling).
 const { loadLibrary } = require('../setup');
-const { runIso, startWatchdog } = require('../children');
-const { isoOptions } = require('../variants');
+const { runCp, runIso, startWatchdog } = require('../children');
+const { isoOptions, TRUE } = require('../variants');
 const { fullGc } = require('../gc');
 const { oneLine } = require('../rounds');
 const { openFdCount, threadCount, ourChildren, zombies } = require('../procfs');
 
-const [total, inflight, warmup] = process.argv.slice(2).map(Number);
+const mode = process.argv[2];
+const [total, inflight, warmup] = process.argv.slice(3).map(Number);
 const BATCHES = 10;
 
 async function snapshot() {
@@ -52,10 +56,15 @@ async function runCount(spawnOne, count) {
 }
 
 async function main() {
-  const lib = loadLibrary();
-  if (lib.error) throw new Error(`spawnIsolated: ${lib.error}`);
+  let spawnOne;
+  if (mode === 'cp') {
+    spawnOne = () => runCp(TRUE);
+  } else {
+    const lib = loadLibrary();
+    if (lib.error) throw new Error(`spawnIsolated: ${lib.error}`);
+    spawnOne = () => runIso(lib.spawnIsolated, isoOptions('b'));
+  }
   const stopWatchdog = startWatchdog(10000);
-  const spawnOne = () => runIso(lib.spawnIsolated, isoOptions('b'));
 
   // Warm up first so one-time allocations (code, caches, the addon's own pools)
   // are in the baseline and not counted as growth.
@@ -75,7 +84,7 @@ async function main() {
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const after = await snapshot();
   stopWatchdog();
-  process.stdout.write(JSON.stringify({ total, inflight, warmup, seconds, failed, firstError, before, after, trend }) + '\n');
+  process.stdout.write(JSON.stringify({ mode, total, inflight, warmup, seconds, failed, firstError, before, after, trend }) + '\n');
 }
 
 main().then(

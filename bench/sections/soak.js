@@ -2,12 +2,20 @@
 // Section 5: soak. Many spawnIsolated(b) spawns in a row; does anything accumulate?
 // RSS (after a full GC, so uncollected garbage does not count), open fds, threads,
 // and children left as zombies or still alive. The spawning runs in a fresh Node
-// process (soak-worker.js, see why there) that reports one line of JSON.
+// process (soak-worker.js, see why there) that reports one line of JSON; then the
+// same with child_process.spawn as the control.
 const path = require('path');
 const { runCollect } = require('../children');
 const { fmtBytes, table } = require('../stats');
 
 const INFLIGHT = 4;
+
+async function soakIn(mode, total, warmup) {
+  const worker = path.join(__dirname, 'soak-worker.js');
+  // Its own children are watched by its own watchdog; this bound is for the worker itself.
+  const out = await runCollect(process.execPath, [worker, mode, String(total), String(INFLIGHT), String(warmup)], { maxAgeMs: 5 * 60 * 1000 });
+  return JSON.parse(out.trim().split('\n').pop());
+}
 
 async function run(ctx) {
   const { quick, env } = ctx;
@@ -15,33 +23,36 @@ async function run(ctx) {
   const total = quick ? 500 : 10000;
   const warmup = quick ? 50 : 500;
 
-  const worker = path.join(__dirname, 'soak-worker.js');
-  // Its own children are watched by its own watchdog; this bound is for the worker itself.
-  const out = await runCollect(process.execPath, [worker, String(total), String(INFLIGHT), String(warmup)], { maxAgeMs: 5 * 60 * 1000 });
-  const data = JSON.parse(out.trim().split('\n').pop());
-  const { before, after, trend, seconds, failed, firstError } = data;
+  const iso = await soakIn('iso', total, warmup);
+  // The same loop with child_process: RSS growth that both show is Node's, not the library's.
+  const cp = await soakIn('cp', total, warmup);
 
+  const diff = (d, k) => d.after[k] - d.before[k];
   const rows = [
-    ['RSS (after GC)', fmtBytes(before.rss), fmtBytes(after.rss), fmtBytes(after.rss - before.rss)],
-    ['heap used', fmtBytes(before.heapUsed), fmtBytes(after.heapUsed), fmtBytes(after.heapUsed - before.heapUsed)],
-    ['external', fmtBytes(before.external), fmtBytes(after.external), fmtBytes(after.external - before.external)],
-    ['open fds', before.fds, after.fds, after.fds - before.fds],
-    ['threads', before.threads, after.threads, after.threads - before.threads],
-    ['zombie children', before.zombies, after.zombies, after.zombies - before.zombies],
-    ['live children', before.children, after.children, after.children - before.children],
+    ['RSS (after GC)', fmtBytes(iso.before.rss), fmtBytes(iso.after.rss), fmtBytes(diff(iso, 'rss')), fmtBytes(diff(cp, 'rss'))],
+    ['heap used', fmtBytes(iso.before.heapUsed), fmtBytes(iso.after.heapUsed), fmtBytes(diff(iso, 'heapUsed')), fmtBytes(diff(cp, 'heapUsed'))],
+    ['external', fmtBytes(iso.before.external), fmtBytes(iso.after.external), fmtBytes(diff(iso, 'external')), fmtBytes(diff(cp, 'external'))],
+    ['open fds', iso.before.fds, iso.after.fds, diff(iso, 'fds'), diff(cp, 'fds')],
+    ['threads', iso.before.threads, iso.after.threads, diff(iso, 'threads'), diff(cp, 'threads')],
+    ['zombie children', iso.before.zombies, iso.after.zombies, diff(iso, 'zombies'), diff(cp, 'zombies')],
+    ['live children', iso.before.children, iso.after.children, diff(iso, 'children'), diff(cp, 'children')],
   ];
+  const line = (name, d) =>
+    `${name}: ${d.seconds.toFixed(1)} s (${(d.total / d.seconds).toFixed(0)}/s), ` +
+    (d.failed ? `${d.failed} FAILED (first: ${d.firstError})` : 'none failed') +
+    `; max zombies between batches ${Math.max(...d.trend.map((t) => t.zombies))}; RSS (no GC) every ${d.total / d.trend.length}: ` +
+    d.trend.map((t) => (t.rss / 1048576).toFixed(1)).join(' ') +
+    ' MB';
   const text = [
-    `${total} spawns of spawnIsolated(b) in a fresh Node process, ${INFLIGHT} in flight, after ${warmup} warm-up spawns; ` +
-      `${seconds.toFixed(1)} s (${(total / seconds).toFixed(0)}/s); ` +
-      (failed ? `${failed} FAILED, first: ${firstError}.` : 'none failed.'),
-    `Max zombies seen between batches: ${Math.max(...trend.map((t) => t.zombies))}; RSS trend (no GC) every ${total / trend.length}: ` +
-      trend.map((t) => fmtBytes(t.rss).replace(' MB', '')).join(' ') +
-      ' MB',
+    `${total} spawns each in a fresh Node process, ${INFLIGHT} in flight, after ${warmup} warm-up spawns.`,
+    line('spawnIsolated(b)', iso),
+    line('child_process   ', cp),
     '',
-    table(['', 'before', 'after', 'growth'], rows),
+    table(['spawnIsolated(b)', 'before', 'after', 'growth', 'child_process growth'], rows),
   ].join('\n');
 
-  return { text, skipped: {}, data };
+  // Top-level fields are spawnIsolated's (what the targets read); the control sits beside.
+  return { text, skipped: {}, data: { ...iso, control: cp } };
 }
 
 module.exports = { name: 'soak', title: '5. Soak: spawnIsolated(b) many times, what accumulates', run };
