@@ -13,3 +13,25 @@ test('the demo shows PID 1, parent 0, only lo, and removes its rootfs', () => {
   const root = /A rootfs in (\S+):/.exec(out)![1];
   expect(fs.existsSync(root)).toBe(false);
 });
+
+test("the README's untrusted-code example runs as written (with a temp dir for the submission)", async () => {
+  const { runIsolated, hostSystemMounts, seccompPresets } = await import('../lib');
+  const { makeTempDir } = await import('./helpers');
+  const submission = makeTempDir('nsjail-node-readme-');
+  try {
+    fs.writeFileSync(path.join(submission.dir, 'main.sh'), 'echo "uid $(id -u) pid $$"; ls /work');
+    const result = await runIsolated({
+      command: '/bin/sh', args: ['/work/main.sh'],
+      pid: true, net: true, mount: true, uts: true, ipc: true, user: true, init: true,
+      mounts: [...hostSystemMounts(), { type: 'proc' }, { type: 'dev' }, { type: 'tmpfs', target: '/tmp', size: '64m' },
+               { type: 'bind', source: submission.dir, target: '/work', readonly: true }],
+      limits: { memory: 256 * 2 ** 20, pids: 64, wallTime: 5000, cpuTime: 2 },
+      seccomp: seccompPresets.sandboxDefault,
+      maxBuffer: 1 << 20,
+    });
+    expect(result).toMatchObject({ status: 'ok', exitCode: 0, stdout: 'uid 0 pid 2\nmain.sh\n' });
+    expect(result.memoryPeakBytes).toBeGreaterThan(0);
+  } finally {
+    submission.cleanup();
+  }
+});
