@@ -8,7 +8,7 @@ import { hostSystemMounts, IsolationError, spawnIsolated, type MountEntry, type 
 import { validateOptions } from '../lib/options';
 import { compilePlan } from '../lib/plan';
 import { buildRootfs } from '../lib/rootfs';
-import { childCount, hostMountinfo, lingeringZombies, makeTempDir, run } from './helpers';
+import { catchError, childCount, hostMountinfo, lingeringZombies, makeTempDir, run } from './helpers';
 
 let mountinfoBefore = '';
 beforeEach(() => {
@@ -18,15 +18,6 @@ afterEach(async () => {
   expect(hostMountinfo()).toBe(mountinfoBefore);
   expect(await lingeringZombies()).toEqual([]);
 });
-
-function catchError(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected a throw');
-}
 
 const system = (): MountEntry[] => [...hostSystemMounts(), { type: 'proc' }, { type: 'tmpfs', target: '/tmp' }];
 

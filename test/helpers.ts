@@ -88,3 +88,13 @@ export function makeTempDir(prefix = 'nsjail-node-test-'): { dir: string; cleanu
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   return { dir, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
+
+/** The error a synchronous call throws (fails the test if it does not throw). */
+export function catchError(fn: () => unknown): Error {
+  try {
+    fn();
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error('expected a throw');
+}

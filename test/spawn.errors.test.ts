@@ -2,16 +2,7 @@
 import { IsolationError, spawnIsolated, type SpawnOptions } from '../lib';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { childCount, lingeringZombies, makeTempDir } from './helpers';
-
-function catchError(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected a throw');
-}
+import { catchError, childCount, lingeringZombies, makeTempDir } from './helpers';
 
 describe('child-side failures', () => {
   test('a missing command: IsolationError ENOENT at step execve, and no zombie', async () => {
