@@ -35,3 +35,13 @@ test("the README's untrusted-code example runs as written (with a temp dir for t
     submission.cleanup();
   }
 });
+
+test("the README's server-in-its-own-network-namespace example runs as written", async () => {
+  const { runIsolated } = await import('../lib');
+  const SERVER_AND_CLIENT = `
+  const http = require('node:http');
+  http.createServer((req, res) => res.end('pong')).listen(8080, '127.0.0.1', () =>
+    http.get('http://127.0.0.1:8080/', (res) => { res.pipe(process.stdout); res.on('end', () => process.exit(0)); }));`;
+  const { stdout, exitCode } = await runIsolated({ command: process.execPath, args: ['-e', SERVER_AND_CLIENT], net: true, pid: true });
+  expect({ stdout, exitCode }).toEqual({ stdout: 'pong', exitCode: 0 });
+});
