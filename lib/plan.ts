@@ -62,10 +62,11 @@ export function execCandidates(command: string, env: [string, string][]): string
 }
 
 /**
- * The order of the child's steps. Joins come first (the user namespace before the others,
- * as nsenter does), then the id map (writable only through the host's /proc), then what
- * needs the host's view (mount propagation, network, mounts from host paths), the switch to
- * the new root, the working directory, limits, and privileges last, right before execve.
+ * The order of the child's steps. The cgroup join comes first (it writes a host path), then
+ * joins of existing namespaces (the user namespace before the others, as nsenter does), the
+ * id map (writable only through the host's /proc), what needs the host's view (mount
+ * propagation, network, mounts from host paths), the switch to the new root, the working
+ * directory, limits, and privileges last, right before execve.
  */
 function orderedSteps(o: ValidatedOptions): PlannedStep[] {
   return [
@@ -87,9 +88,14 @@ export function compilePlan(options: ValidatedOptions): SpawnPlan {
   const steps = orderedSteps(options);
   const candidates = execCandidates(options.command, options.env);
   const identity = identityPlan(options.identity, candidates, options.argv);
+  // Flags a feature takes out: a cgroup namespace unshared after the cgroup join, a network
+  // namespace prepared before clone and joined, and CLONE_VM (with CLONE_VFORK) where the
+  // parent must act before exec or the kernel refuses a shared mm (time namespace join).
+  const heldBack =
+    deferredCloneFlags(options.limits, options.namespaces.cgroup) | withheldCloneFlags(options.network) | identity.withheldCloneFlags;
   return {
     native: {
-      cloneFlags: cloneFlags(options.namespaces) & ~deferredCloneFlags(options.limits, options.namespaces.cgroup) & ~withheldCloneFlags(options.network) & ~identity.withheldCloneFlags,
+      cloneFlags: cloneFlags(options.namespaces) & ~heldBack,
       engine: cloneEngine(),
       execCandidates: candidates,
       argv: options.argv,
