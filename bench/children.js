@@ -109,6 +109,28 @@ function runIso(spawnIsolated, options) {
 }
 
 /**
+ * spawnIsolatedAsync(options) (clone on the libuv pool) and wait for the exit.
+ * Resolves to { ns, callNs } like runIso; callNs is the synchronous part of the call.
+ */
+function runIsoAsync(spawnIsolatedAsync, options) {
+  const t0 = process.hrtime.bigint();
+  const started = spawnIsolatedAsync(options);
+  const callNs = Number(process.hrtime.bigint() - t0);
+  let handle = null;
+  const done = started.then(({ child }) => {
+    handle = child;
+    return child.exited;
+  }).then((r) => {
+    const t1 = process.hrtime.bigint();
+    if (r.exitCode !== 0) throw exitError('spawnIsolatedAsync', r.exitCode, r.signal);
+    return { ns: Number(t1 - t0), callNs };
+  });
+  const untrack = track('spawnIsolatedAsync', (sig) => handle && handle.kill(sig), done);
+  done.then(untrack, untrack);
+  return done;
+}
+
+/**
  * Run a program to completion and collect its stdout: bench/build/floor, which times
  * itself and prints its timings, and the soak worker, which prints JSON (and runs for
  * longer than the watchdog's default allows, hence maxAgeMs).
@@ -136,4 +158,6 @@ function runCollect(command, args, { maxAgeMs } = {}) {
   return done;
 }
 
-module.exports = { runCp, runIso, runCollect, killAll, startWatchdog };
+module.exports = {
+  runIsoAsync,
+  runCp, runIso, runCollect, killAll, startWatchdog };

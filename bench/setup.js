@@ -15,7 +15,7 @@ function loadLibrary() {
   try {
     const lib = require(entry);
     if (typeof lib.spawnIsolated !== 'function') return { error: 'dist/index.js does not export spawnIsolated' };
-    return { spawnIsolated: lib.spawnIsolated, exports: lib };
+    return { spawnIsolated: lib.spawnIsolated, spawnIsolatedAsync: lib.spawnIsolatedAsync, exports: lib };
   } catch (err) {
     return { error: `not built (loading dist/index.js failed: ${err.message.split('\n')[0]})` };
   }

@@ -3,7 +3,7 @@
  *
  * @packageDocumentation
  */
-export { spawnIsolated } from './spawn';
+export { spawnIsolated, spawnIsolatedAsync, type Spawned } from './spawn';
 export { IsolatedProcess, type ExitStatus } from './process';
 export { IsolationError, type IsolationErrorDetails } from './errors';
 export { DEFAULT_PATH, type SpawnOptions, type StdioOption } from './options';

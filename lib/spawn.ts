@@ -1,8 +1,8 @@
 /** spawnIsolated: validate, compile, clone, and hand back a typed handle or a typed error. */
-import type { NativeExitStatus, NativeFailure } from '../types/native';
+import type { NativeExitStatus, NativeFailure, NativeSpawned } from '../types/native';
 import { binding } from './binding';
 import { describeErrno, IsolationError } from './errors';
-import { validateOptions, type SpawnOptions } from './options';
+import { validateOptions, type SpawnOptions, type ValidatedOptions } from './options';
 import { compilePlan, type SpawnPlan } from './plan';
 import { initExitStatus } from './init';
 import { IsolatedProcess } from './process';
@@ -60,38 +60,112 @@ function toError(failure: NativeFailure, plan: SpawnPlan): IsolationError {
   return new IsolationError({ errno: failure.errno, step: failure.syscall, syscall: failure.syscall, hint });
 }
 
+/** A spawn under way: validated options, the limits' control, and the exit to come. */
+interface Launch {
+  validated: ValidatedOptions;
+  control: ReturnType<typeof prepareSandbox>['control'];
+  exited: Promise<NativeExitStatus | null>;
+  onExit: (status: NativeExitStatus | null) => void;
+}
+
+function launch(options: SpawnOptions): Launch {
+  // Limits: the aborted-signal check and the cgroup (created now, joined by the child).
+  const { options: validated, control } = prepareSandbox(validateOptions(options));
+  let onExit!: (status: NativeExitStatus | null) => void;
+  const exited = new Promise<NativeExitStatus | null>((resolve) => (onExit = resolve));
+  return { validated, control, exited, onExit };
+}
+
+/** The handle for a successful spawn, or the IsolationError for a failed one. */
+function handleFor(l: Launch, plan: SpawnPlan, result: NativeSpawned | { error: NativeFailure }): IsolatedProcess {
+  if ('error' in result) {
+    l.control.abandon();
+    throw toError(result.error, plan);
+  }
+  // With init, the program's exact status comes from init's status pipe (lib/init.ts).
+  const statusFd = result.statusFd;
+  const programExited = statusFd >= 0 ? l.exited.then((raw) => initExitStatus(statusFd, raw)) : l.exited;
+  return new IsolatedProcess(result.child, result.stdio, programExited, l.control);
+}
+
+/** Compiles the plan; on a failure here the cgroup made for the sandbox is removed again. */
+function planFor(l: Launch): SpawnPlan {
+  try {
+    return compilePlan(l.validated);
+  } catch (e) {
+    l.control.abandon();
+    throw e;
+  }
+}
+
 /**
  * Starts `options.command` in new namespaces and returns its handle.
  *
  * Throws TypeError/RangeError for bad options and {@link IsolationError} when the sandbox
  * cannot be set up or the program cannot be executed; in both cases no process is left.
+ * The call returns once the program has been exec'd: the event loop waits while the child
+ * sets the sandbox up (about a millisecond; see {@link spawnIsolatedAsync}).
  *
  * @example
  * const { pid, exitCode } = await spawnIsolated({ command: '/bin/true', pid: true, net: true, mount: true, root: dir });
  */
 export function spawnIsolated(options: SpawnOptions): IsolatedProcess {
-  // Limits: the aborted-signal check and the cgroup (created now, joined by the child).
-  const { options: validated, control } = prepareSandbox(validateOptions(options));
-  let resolveExit!: (status: NativeExitStatus | null) => void;
-  const exited = new Promise<NativeExitStatus | null>((resolve) => (resolveExit = resolve));
+  const l = launch(options);
   let plan!: SpawnPlan;
   let result: ReturnType<typeof binding.spawn>;
   try {
     // Network: namespaces to join and the veth link, ready before clone, gone after exit.
-    result = withNetwork(validated.network, exited, () => {
-      plan = compilePlan(validated);
-      return binding.spawn(plan.native, (status) => resolveExit(status));
+    result = withNetwork(l.validated.network, l.exited, () => {
+      plan = planFor(l);
+      return binding.spawn(plan.native, l.onExit);
     });
   } catch (e) {
-    control.abandon();
+    l.control.abandon();
     throw e;
   }
-  if ('error' in result) {
-    control.abandon();
-    throw toError(result.error, plan);
+  return handleFor(l, plan, result);
+}
+
+/** What {@link spawnIsolatedAsync} resolves with. */
+export interface Spawned {
+  /**
+   * The handle. It is wrapped because it is itself awaitable: a promise resolved with it
+   * directly would wait for the program's exit and yield its ExitStatus instead.
+   */
+  readonly child: IsolatedProcess;
+}
+
+/**
+ * Like {@link spawnIsolated}, but clone and the child's set-up run on libuv's thread pool,
+ * so the event loop goes on while the sandbox is set up: for servers that start many
+ * sandboxes. Resolves once the program has been exec'd; rejects with the same errors.
+ * Sandboxes that join existing namespaces or get a veth link are still set up on the
+ * calling thread (the namespaces they use are held by it), as by spawnIsolated.
+ *
+ * @example
+ * const { child } = await spawnIsolatedAsync({ command: '/bin/true', pid: true, net: true });
+ * const { exitCode } = await child;
+ */
+export function spawnIsolatedAsync(options: SpawnOptions): Promise<Spawned> {
+  let l: Launch;
+  try {
+    l = launch(options);
+    if (l.validated.network.join.length > 0 || l.validated.network.veth !== undefined) {
+      l.control.abandon();
+      return Promise.resolve({ child: spawnIsolated(options) });
+    }
+    const plan = planFor(l);
+    const launched = l;
+    return new Promise((resolve, reject) => {
+      binding.spawnAsync(plan.native, launched.onExit, (result) => {
+        try {
+          resolve({ child: handleFor(launched, plan, result) });
+        } catch (e) {
+          reject(e);
+        }
+      });
+    });
+  } catch (e) {
+    return Promise.reject(e);
   }
-  // With init, the program's exact status comes from init's status pipe (lib/init.ts).
-  const statusFd = result.statusFd;
-  const programExited = statusFd >= 0 ? exited.then((raw) => initExitStatus(statusFd, raw)) : exited;
-  return new IsolatedProcess(result.child, result.stdio, programExited, control);
 }

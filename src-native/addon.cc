@@ -36,6 +36,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   data->child_constructor = Napi::Persistent(ChildHandle::DefineClass(env));
   env.SetInstanceData(data);
   exports.Set("spawn", Napi::Function::New(env, Spawn, "spawn"));
+  exports.Set("spawnAsync", Napi::Function::New(env, SpawnAsync, "spawnAsync"));
   exports.Set("constants", Constants(env));
   InitSyscalls(env, exports);
   InitNetns(env, exports);

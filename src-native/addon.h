@@ -12,6 +12,7 @@ AddonData* GetAddonData(Napi::Env env);
 
 // Entry points, one file each.
 Napi::Value Spawn(const Napi::CallbackInfo& info);      // spawn.cc
+Napi::Value SpawnAsync(const Napi::CallbackInfo& info); // spawn.cc
 void InitSyscalls(Napi::Env env, Napi::Object exports);  // syscalls.cc
 void InitNetns(Napi::Env env, Napi::Object exports);     // netns.cc
 void InitSyscallTable(Napi::Env env, Napi::Object exports);  // syscall_table.cc

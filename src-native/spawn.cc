@@ -5,6 +5,12 @@
 // execve succeeded (the pipe is CLOEXEC), a ChildError means a step failed. With
 // parent-written id maps (plan.parentSetup) the clone is a plain fork-like one instead: the
 // child waits on a sync pipe while this thread writes its maps, then the same read follows.
+//
+// A spawn runs in three phases (SpawnJob): Prepare (parse the plan, make the pipes; needs the
+// JavaScript thread), Run (clone and wait for the child's verdict; plain system calls, so it
+// may run on another thread: spawnAsync does it on the libuv pool so the event loop is not
+// blocked while the child sets up) and Finish (the result object and the pidfd watcher;
+// JavaScript thread again).
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -17,6 +23,8 @@
 #include "parent_setup.h"
 #include "plan.h"
 #include "unique_fd.h"
+
+#include <memory>
 
 namespace nsjail {
 namespace {
@@ -41,45 +49,131 @@ int DupHigh(int fd, UniqueFd* out) {
   return 0;
 }
 
-// Failures are returned, not thrown: lib/errors.ts turns them into IsolationError.
-Napi::Object Failure(Napi::Env env, const char* where, const char* syscall, int err, int step = 0,
-                     int candidate = -1) {
-  Napi::Object failure = Napi::Object::New(env);
-  failure.Set("where", where);
-  failure.Set("syscall", syscall);
-  failure.Set("errno", err);
-  failure.Set("step", step);
-  failure.Set("candidate", candidate);
-  Napi::Object result = Napi::Object::New(env);
-  result.Set("error", failure);
-  return result;
-}
+// What went wrong before the program ran; lib/spawn.ts turns it into an IsolationError.
+struct SpawnFailure {
+  const char* where = nullptr;  // null: no failure
+  std::string syscall;
+  int err = 0;
+  int step = 0;
+  int candidate = -1;
+};
 
 void Reap(pid_t pid) {
   while (::waitpid(pid, nullptr, __WALL) < 0 && errno == EINTR) {
   }
 }
 
-}  // namespace
-
-// spawn(plan, onExit) -> { pid, stdio: [fd|-1 x3], child } | { error }
-Napi::Value Spawn(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!info[0].IsObject() || !info[1].IsFunction()) {
-    Napi::TypeError::New(env, "spawn(plan, onExit): bad arguments").ThrowAsJavaScriptException();
-    return env.Null();
+class SpawnJob {
+ public:
+  // Parses the plan and makes the pipes. False with a TypeError pending for a malformed plan.
+  bool Prepare(Napi::Env env, const Napi::Object& plan_object) {
+    std::string reason;
+    if (!plan_.Parse(plan_object, &reason)) {
+      Napi::TypeError::New(env, "spawnIsolated: malformed native plan: " + reason).ThrowAsJavaScriptException();
+      return false;
+    }
+    for (int i = 0; i < 3 && !failure_.where; i++) PrepareStdio(i);
+    if (failure_.where) return true;
+    if (int err = MakePipe(&errors_)) return Fail("parent", "pipe2", err);
+    plan_.child.error_fd = errors_.write.get();
+    // Parent-written id maps (parent_setup.cc): the clone is then without CLONE_VM|CLONE_VFORK
+    // (lib/plan.ts) and the child waits on this pipe until the maps are written.
+    if (!plan_.parent_setup.empty()) {
+      if (int err = MakePipe(&sync_)) return Fail("parent", "pipe2", err);
+      plan_.child.sync_fd[0] = sync_.read.get();
+      plan_.child.sync_fd[1] = sync_.write.get();
+    }
+    // init writes the program's wait status here before it exits (lib/init.ts reads it).
+    if (plan_.child.init_fd >= 0) {
+      if (int err = MakePipe(&status_)) return Fail("parent", "pipe2", err);
+      if (::fcntl(status_.read.get(), F_SETFL, O_NONBLOCK) < 0) return Fail("parent", "fcntl", errno);
+      plan_.child.status_fd = status_.write.get();
+    }
+    return true;
   }
-  PlanStorage plan;
-  std::string reason;
-  if (!plan.Parse(info[0].As<Napi::Object>(), &reason)) {
-    Napi::TypeError::New(env, "spawnIsolated: malformed native plan: " + reason).ThrowAsJavaScriptException();
-    return env.Null();
+
+  // Clones and waits for the child's verdict. No N-API: may run on any thread.
+  void Run() {
+    if (failure_.where) return;
+    CloneResult cloned = CloneChild({plan_.clone_flags, RunChild, &plan_.child, plan_.engine});
+    if (cloned.pid <= 0) {
+      Fail("parent", cloned.syscall, cloned.err);
+      return;
+    }
+    pid_ = cloned.pid;
+    pidfd_.reset(cloned.pidfd);
+
+    errors_.write.reset();
+    status_.write.reset();
+    for (auto& fd : child_end_) fd.reset();
+    if (!plan_.parent_setup.empty()) {
+      sync_.read.reset();
+      ParentSetupResult setup = RunParentSetup(plan_.parent_setup, pid_);
+      if (setup.err != 0) {
+        ::kill(pid_, SIGKILL);  // not reaped yet, so the pid is still this child
+        Reap(pid_);
+        Fail("parent-setup", setup.syscall, setup.err, setup.index, setup.status);
+        return;
+      }
+      if (::write(sync_.write.get(), "", 1) != 1) {
+        int err = errno;
+        ::kill(pid_, SIGKILL);
+        Reap(pid_);
+        Fail("parent", "write", err);
+        return;
+      }
+      sync_.write.reset();
+    }
+
+    ChildError report{};
+    ssize_t n;
+    do {
+      n = ::read(errors_.read.get(), &report, sizeof report);
+    } while (n < 0 && errno == EINTR);
+    if (n != 0) {
+      // The child failed before exec (or the pipe did): it has exited or is about to.
+      Reap(pid_);
+      if (n != static_cast<ssize_t>(sizeof report)) {
+        Fail("parent", "read", n < 0 ? errno : EIO);
+      } else {
+        Fail("child", "", report.err, report.step, report.candidate);
+      }
+    }
   }
 
-  // The child's ends (closed here after clone) and ours (handed to JavaScript).
-  UniqueFd child_end[3], parent_end[3];
-  for (int i = 0; i < 3; i++) {
-    const StdioRequest& req = plan.stdio[i];
+  // { pid, stdio, child, statusFd } or { error }. Starts watching the child's pidfd.
+  Napi::Value Finish(Napi::Env env, Napi::Function on_exit) {
+    if (failure_.where) {
+      Napi::Object failure = Napi::Object::New(env);
+      failure.Set("where", failure_.where);
+      failure.Set("syscall", failure_.syscall);
+      failure.Set("errno", failure_.err);
+      failure.Set("step", failure_.step);
+      failure.Set("candidate", failure_.candidate);
+      Napi::Object result = Napi::Object::New(env);
+      result.Set("error", failure);
+      return result;
+    }
+    Napi::Object child = ChildHandle::Create(env, pid_, std::move(pidfd_), on_exit);
+    if (env.IsExceptionPending()) return env.Null();
+    Napi::Array stdio = Napi::Array::New(env, 3);
+    for (uint32_t i = 0; i < 3; i++) stdio.Set(i, parent_end_[i].release());
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("pid", pid_);
+    result.Set("stdio", stdio);
+    result.Set("child", child);
+    result.Set("statusFd", status_.read ? status_.read.release() : -1);
+    return result;
+  }
+
+ private:
+  bool Fail(const char* where, std::string syscall, int err, int step = 0, int candidate = -1) {
+    failure_ = {where, std::move(syscall), err, step, candidate};
+    return true;
+  }
+
+  void PrepareStdio(int i) {
+    const StdioRequest& req = plan_.stdio[i];
     int err = 0;
     const char* syscall = "fcntl";
     switch (req.kind) {
@@ -89,9 +183,9 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
         if ((err = MakePipe(&p)) != 0) break;
         // fd 0 is read by the child; fd 1 and 2 are written by it.
         UniqueFd& theirs = i == 0 ? p.read : p.write;
-        parent_end[i] = std::move(i == 0 ? p.write : p.read);
+        parent_end_[i] = std::move(i == 0 ? p.write : p.read);
         syscall = "fcntl";
-        err = DupHigh(theirs.get(), &child_end[i]);
+        err = DupHigh(theirs.get(), &child_end_[i]);
         break;
       }
       case StdioRequest::kNull: {
@@ -102,85 +196,80 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
           break;
         }
         syscall = "fcntl";
-        err = DupHigh(null_fd.get(), &child_end[i]);
+        err = DupHigh(null_fd.get(), &child_end_[i]);
         break;
       }
       case StdioRequest::kFd:
-        err = DupHigh(req.fd, &child_end[i]);
+        err = DupHigh(req.fd, &child_end_[i]);
         break;
       case StdioRequest::kClose:
         break;
     }
-    if (err != 0) return Failure(env, "stdio", syscall, err, i);
-    plan.child.stdio[i] = child_end[i].get();
-  }
-
-  Pipe errors;
-  if (int err = MakePipe(&errors)) return Failure(env, "parent", "pipe2", err);
-  plan.child.error_fd = errors.write.get();
-  // Parent-written id maps (parent_setup.cc): the clone is then without CLONE_VM|CLONE_VFORK
-  // (lib/plan.ts) and the child waits on this pipe until the maps are written.
-  Pipe sync;
-  if (!plan.parent_setup.empty()) {
-    if (int err = MakePipe(&sync)) return Failure(env, "parent", "pipe2", err);
-    plan.child.sync_fd[0] = sync.read.get();
-    plan.child.sync_fd[1] = sync.write.get();
-  }
-  // init writes the program's wait status here before it exits (lib/init.ts reads it).
-  Pipe status;
-  if (plan.child.init_fd >= 0) {
-    if (int err = MakePipe(&status)) return Failure(env, "parent", "pipe2", err);
-    if (::fcntl(status.read.get(), F_SETFL, O_NONBLOCK) < 0) return Failure(env, "parent", "fcntl", errno);
-    plan.child.status_fd = status.write.get();
-  }
-
-  CloneResult cloned = CloneChild({plan.clone_flags, RunChild, &plan.child, plan.engine});
-  if (cloned.pid <= 0) return Failure(env, "parent", cloned.syscall, cloned.err);
-  UniqueFd pidfd(cloned.pidfd);
-
-  errors.write.reset();
-  status.write.reset();
-  for (auto& fd : child_end) fd.reset();
-  if (!plan.parent_setup.empty()) {
-    sync.read.reset();
-    ParentSetupResult setup = RunParentSetup(plan.parent_setup, cloned.pid);
-    if (setup.err != 0) {
-      ::kill(cloned.pid, SIGKILL);  // not reaped yet, so the pid is still this child
-      Reap(cloned.pid);
-      return Failure(env, "parent-setup", setup.syscall.c_str(), setup.err, setup.index, setup.status);
+    if (err != 0) {
+      Fail("stdio", syscall, err, i);
+      return;
     }
-    if (::write(sync.write.get(), "", 1) != 1) {
-      int err = errno;
-      ::kill(cloned.pid, SIGKILL);
-      Reap(cloned.pid);
-      return Failure(env, "parent", "write", err);
-    }
-    sync.write.reset();
+    plan_.child.stdio[i] = child_end_[i].get();
   }
 
-  ChildError report{};
-  ssize_t n;
-  do {
-    n = ::read(errors.read.get(), &report, sizeof report);
-  } while (n < 0 && errno == EINTR);
-  if (n != 0) {
-    // The child failed before exec (or the pipe did): it has exited or is about to.
-    Reap(cloned.pid);
-    if (n != static_cast<ssize_t>(sizeof report)) return Failure(env, "parent", "read", n < 0 ? errno : EIO);
-    return Failure(env, "child", "", report.err, report.step, report.candidate);
+  PlanStorage plan_;
+  // The child's ends (closed after clone) and ours (handed to JavaScript).
+  UniqueFd child_end_[3], parent_end_[3];
+  Pipe errors_, sync_, status_;
+  pid_t pid_ = -1;
+  UniqueFd pidfd_;
+  SpawnFailure failure_;
+};
+
+// spawnAsync's worker: Run() on the libuv pool, Finish() back on the JavaScript thread.
+class SpawnWorker : public Napi::AsyncWorker {
+ public:
+  SpawnWorker(Napi::Function on_done, Napi::Function on_exit, std::unique_ptr<SpawnJob> job)
+      : Napi::AsyncWorker(on_done, "nsjail-node:spawn"), on_exit_(Napi::Persistent(on_exit)), job_(std::move(job)) {}
+
+  void Execute() override { job_->Run(); }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    Napi::Value result = job_->Finish(env, on_exit_.Value());
+    if (env.IsExceptionPending()) return;  // ChildHandle::Create killed and reaped the child
+    Callback().Call({result});
   }
 
-  Napi::Object child = ChildHandle::Create(env, cloned.pid, std::move(pidfd), info[1].As<Napi::Function>());
-  if (env.IsExceptionPending()) return env.Null();
+ private:
+  Napi::FunctionReference on_exit_;
+  std::unique_ptr<SpawnJob> job_;
+};
 
-  Napi::Array stdio = Napi::Array::New(env, 3);
-  for (uint32_t i = 0; i < 3; i++) stdio.Set(i, parent_end[i].release());
-  Napi::Object result = Napi::Object::New(env);
-  result.Set("pid", cloned.pid);
-  result.Set("stdio", stdio);
-  result.Set("child", child);
-  result.Set("statusFd", status.read ? status.read.release() : -1);
-  return result;
+bool CheckArguments(const Napi::CallbackInfo& info, size_t functions, const char* usage) {
+  bool ok = info[0].IsObject();
+  for (size_t i = 1; i <= functions; i++) ok = ok && info[i].IsFunction();
+  if (!ok) Napi::TypeError::New(info.Env(), usage).ThrowAsJavaScriptException();
+  return ok;
+}
+
+}  // namespace
+
+// spawn(plan, onExit) -> { pid, stdio: [fd|-1 x3], child, statusFd } | { error }
+Napi::Value Spawn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckArguments(info, 1, "spawn(plan, onExit): bad arguments")) return env.Null();
+  SpawnJob job;
+  if (!job.Prepare(env, info[0].As<Napi::Object>())) return env.Null();
+  job.Run();
+  return job.Finish(env, info[1].As<Napi::Function>());
+}
+
+// spawnAsync(plan, onExit, onDone): the same, with clone and the wait for exec off the
+// JavaScript thread; onDone receives what spawn() would return.
+Napi::Value SpawnAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckArguments(info, 2, "spawnAsync(plan, onExit, onDone): bad arguments")) return env.Null();
+  auto job = std::make_unique<SpawnJob>();
+  if (!job->Prepare(env, info[0].As<Napi::Object>())) return env.Null();
+  (new SpawnWorker(info[2].As<Napi::Function>(), info[1].As<Napi::Function>(), std::move(job)))->Queue();
+  return env.Undefined();
 }
 
 }  // namespace nsjail

@@ -104,6 +104,12 @@ export interface NativeIpAddress {
 
 export interface NativeBinding {
   spawn(plan: NativePlan, onExit: (status: NativeExitStatus | null) => void): NativeSpawned | { error: NativeFailure };
+  /** spawn with clone and the wait for exec on the libuv pool; onDone gets what spawn returns. */
+  spawnAsync(
+    plan: NativePlan,
+    onExit: (status: NativeExitStatus | null) => void,
+    onDone: (result: NativeSpawned | { error: NativeFailure }) => void,
+  ): void;
   /** `ip netns add`: a new network namespace bind-mounted on `path` inside `dir`. */
   netnsCreate(dir: string, path: string, loopback: boolean): { error: NativeNetError } | null;
   /** `ip netns delete`: detach and remove `path`. */

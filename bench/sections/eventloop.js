@@ -12,7 +12,7 @@
 // The idle row shows what the sampler reads on this machine with no load.
 const { createHistogram } = require('perf_hooks');
 const { isoOptions, TRUE } = require('../variants');
-const { runCp, runIso } = require('../children');
+const { runCp, runIso, runIsoAsync } = require('../children');
 const { runInFlight } = require('../rounds');
 const { fmtMs, table } = require('../stats');
 
@@ -75,6 +75,12 @@ async function run(ctx) {
       key: 'iso',
       label: 'spawnIsolated(b)',
       work: (d) => runInFlight(() => runIso(env.lib.spawnIsolated, isoOptions('b')), INFLIGHT, d),
+    });
+  if (!env.lib.error && typeof env.lib.spawnIsolatedAsync === 'function')
+    variants.splice(2, 0, {
+      key: 'isoAsync',
+      label: 'spawnIsolatedAsync(b)',
+      work: (d) => runInFlight(() => runIsoAsync(env.lib.spawnIsolatedAsync, isoOptions('b')), INFLIGHT, d),
     });
 
   const measured = {};

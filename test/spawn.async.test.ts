@@ -1,0 +1,55 @@
+/** spawnIsolatedAsync: clone on the libuv pool, the same sandboxes and errors as spawnIsolated. */
+import * as childProcess from 'node:child_process';
+import { IsolationError, spawnIsolated, spawnIsolatedAsync } from '../lib';
+import { collect, lingeringZombies, openFdCount } from './helpers';
+
+describe('spawnIsolatedAsync', () => {
+  test('resolves with the handle once exec has happened: pid, streams, exit', async () => {
+    const pending = spawnIsolatedAsync({ command: '/bin/sh', args: ['-c', 'echo $$ $(hostname); exit 4'], pid: true, net: true, uts: true, hostname: 'async', stdio: ['ignore', 'pipe', 'inherit'] });
+    expect(pending).toBeInstanceOf(Promise);
+    const { child } = await pending;
+    expect(child.pid).toBeGreaterThan(1);
+    const [out, status] = await Promise.all([collect(child.stdout), child.exited]);
+    expect(out).toBe('1 async\n');
+    expect(status).toMatchObject({ pid: child.pid, exitCode: 4, signal: null });
+  });
+
+  test('failures reject (never throw): bad options, and errors from the child', async () => {
+    await expect(spawnIsolatedAsync({ command: '/bin/true', pdi: true } as never)).rejects.toThrow(/unknown option options.pdi/);
+    const err = await spawnIsolatedAsync({ command: '/no/such/program', pid: true }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(IsolationError);
+    expect(err).toMatchObject({ code: 'ENOENT', step: 'execve', path: '/no/such/program' });
+    expect(await lingeringZombies()).toEqual([]);
+  });
+
+  test('100 concurrent spawns, with limits and parent-written id maps among them, beside child_process', async () => {
+    await (await spawnIsolatedAsync({ command: '/bin/true', stdio: 'ignore' })).child;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const fdsBefore = openFdCount();
+    const spawns = Array.from({ length: 100 }, (_, i) =>
+      spawnIsolatedAsync({
+        command: '/bin/sh', args: ['-c', `exit ${i % 9}`], pid: true, mount: i % 2 === 0, stdio: 'ignore',
+        ...(i % 10 === 0 ? { limits: { pids: 16 } } : {}),
+        ...(i % 10 === 5 ? { user: true, uidMap: [{ inside: 0, outside: 0, count: 1 }, { inside: 1, outside: 100000, count: 10 }] } : {}),
+      }).then(({ child }) => child.exited),
+    );
+    const plain = new Promise<number | null>((resolve) => childProcess.spawn('/bin/sh', ['-c', 'exit 6']).on('exit', resolve));
+    const statuses = await Promise.all(spawns);
+    expect(statuses.map((s) => s.exitCode)).toEqual(statuses.map((_, i) => i % 9));
+    expect(await plain).toBe(6);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(openFdCount()).toBe(fdsBefore);
+    expect(await lingeringZombies()).toEqual([]);
+  });
+
+  test('a sandbox that joins another one is set up on the calling thread, and still works', async () => {
+    const host = spawnIsolated({ command: '/bin/sh', args: ['-c', 'read x'], uts: true, hostname: 'joined', stdio: ['pipe', 'ignore', 'ignore'] });
+    try {
+      const { child } = await spawnIsolatedAsync({ command: 'hostname', join: { uts: host.pid }, stdio: ['ignore', 'pipe', 'ignore'] });
+      expect(await collect(child.stdout)).toBe('joined\n');
+    } finally {
+      host.kill();
+      await host;
+    }
+  });
+});
