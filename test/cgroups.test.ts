@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { IsolationError, runIsolated, spawnIsolated, type SpawnOptions } from '../lib';
 import { DEFAULT_CGROUP_PARENT, detectHierarchies } from '../lib/cgroups';
-import { makeTempDir } from './helpers';
+import { makeTempDir, stageLibraryForOtherUsers } from './helpers';
 import { buildHog, cgroupOf, killMarked, leftoverCgroups, marker, markedPids, waitFor } from './limits-helpers';
 
 const MiB = 1024 * 1024;
@@ -236,14 +236,17 @@ describe('cgroup placement, versions and errors', () => {
     const base = path.join(unified, `nsjail-deleg-${process.pid}`);
     const [home, boxes] = [path.join(base, 'home'), path.join(base, 'boxes')];
     for (const d of [base, home, boxes]) fs.mkdirSync(d);
+    let cleanupStage = (): void => {};
     try {
       // Delegation as cgroup-v2.rst describes it: the directories and their cgroup.procs,
       // cgroup.threads and cgroup.subtree_control belong to the user.
       for (const d of [base, home, boxes]) {
         for (const f of ['', 'cgroup.procs', 'cgroup.threads', 'cgroup.subtree_control']) fs.chownSync(path.join(d, f), 65534, 65534);
       }
+      const staged = stageLibraryForOtherUsers(); // the checkout may not be readable by uid 65534
+      cleanupStage = staged.cleanup;
       const script = `
-        const lib = require(${JSON.stringify(path.join(__dirname, '..', 'dist'))});
+        const lib = require(${JSON.stringify(staged.dist)});
         const out = {};
         try { lib.spawnIsolated({ command: '/bin/true', limits: { pids: 5 } }); } catch (e) { out.refused = { code: e.code, message: e.message }; }
         lib.runIsolated({ command: 'cat', args: ['/proc/self/cgroup'], cgroupParent: ${JSON.stringify(boxes)}, user: true, pid: true, limits: { cpuTime: 5 } })
@@ -265,6 +268,7 @@ describe('cgroup placement, versions and errors', () => {
       expect(run.stdout).toMatch(new RegExp(`^0::/nsjail-deleg-${process.pid}/boxes/nsjail-\\d+-\\d+-\\d+$`, 'm'));
       expect(fs.readdirSync(boxes).filter((e) => e.startsWith('nsjail-'))).toEqual([]);
     } finally {
+      cleanupStage();
       for (const d of [boxes, home, base]) fs.rmdirSync(d);
     }
   });

@@ -98,3 +98,20 @@ export function catchError(fn: () => unknown): Error {
   }
   throw new Error('expected a throw');
 }
+
+/**
+ * A copy of the built library (dist/, the addon and its init helper, node-gyp-build) in a
+ * world-readable temp dir, for tests that run Node as another user: the checkout itself may
+ * sit where that user cannot read (e.g. under a root-only home). Returns dist/index.js there.
+ */
+export function stageLibraryForOtherUsers(): { dist: string; cleanup: () => void } {
+  const project = path.join(__dirname, '..');
+  const stage = fs.mkdtempSync(path.join(os.tmpdir(), 'nsjail-node-stage-'));
+  const copy = (rel: string): void => fs.cpSync(path.join(project, rel), path.join(stage, rel), { recursive: true });
+  for (const rel of ['package.json', 'dist', 'node_modules/node-gyp-build']) copy(rel);
+  fs.mkdirSync(path.join(stage, 'build', 'Release'), { recursive: true });
+  for (const file of ['nsjail_node.node', 'nsjail_node_init']) copy(path.join('build', 'Release', file));
+  // mkdtemp makes 0700; everything below keeps its (world-readable) modes.
+  fs.chmodSync(stage, 0o755);
+  return { dist: path.join(stage, 'dist', 'index.js'), cleanup: () => fs.rmSync(stage, { recursive: true, force: true }) };
+}

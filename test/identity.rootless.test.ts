@@ -7,9 +7,9 @@
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { stageLibraryForOtherUsers } from './helpers';
 import { buildProbe, errnoOf, probeResults, statusFields } from './identity-helpers';
 
-const DIST = path.join(__dirname, '..', 'dist', 'index.js');
 const NOBODY = 65534;
 
 const SCRIPT = String.raw`
@@ -59,9 +59,14 @@ let report: { uid: number; gid: number; groups: number[]; results: Record<string
 let cleanup: (() => void) | undefined;
 
 beforeAll(async () => {
-  if (!fs.existsSync(DIST)) throw new Error(`${DIST} is missing: build the library first (npm run build:dev)`);
+  if (!fs.existsSync(path.join(__dirname, '..', 'dist', 'index.js'))) throw new Error('dist/ is missing: build the library first (npm run build:dev)');
   const built = buildProbe();
-  cleanup = built.cleanup;
+  const staged = stageLibraryForOtherUsers(); // the checkout may not be readable by uid 65534
+  const DIST = staged.dist;
+  cleanup = () => {
+    built.cleanup();
+    staged.cleanup();
+  };
   const script = path.join(built.dir, 'rootless.js');
   fs.writeFileSync(script, SCRIPT, { mode: 0o644 });
   const stdout = await new Promise<string>((resolve, reject) => {
