@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CAPABILITY_NAMES, capabilityNumber, kernelLastCapability, type CapabilityName } from './capabilities';
 import type { MountEntry } from './filesystem';
+import { RLIMIT_RESOURCES, type RlimitName } from './limits';
 import type { SpawnOptions } from './options';
 import { didYouMean } from './validate';
 
@@ -121,6 +122,7 @@ export const NAMESPACE_FLAGS: CliFlagFamily = {
       for (const ns of ALL_NAMESPACES) s.options[ns] = true;
     }),
     toggle('--share-net', 'keep the host\'s network namespace (undoes --unshare-net / --unshare-all)', (s) => (s.options.net = false)),
+    toggle('--no-loopback', 'leave lo down in the new network namespace, as a bare CLONE_NEWNET does', (s) => (s.options.loopback = false)),
     toggle('--pid', 'the same as --unshare-pid', (s) => (s.options.pid = true)),
     toggle('--net', 'the same as --unshare-net', (s) => (s.options.net = true)),
     toggle('--mount', 'new mount namespace, made private so that no mount reaches the host (implied by every filesystem flag below)', (s) => (s.options.mount = true)),
@@ -347,6 +349,40 @@ export const LIMIT_FLAGS: CliFlagFamily = {
       help: 'wall-time limit: past SECONDS (fractions allowed) the whole sandbox is killed with SIGKILL',
       apply(s, [seconds]) {
         s.options.limits = { ...s.options.limits, wallTime: parseSeconds('--time', seconds) * 1000 };
+      },
+    },
+    {
+      name: '--cpu-time',
+      values: ['SECONDS'],
+      help: 'CPU-time limit (whole seconds): RLIMIT_CPU, plus a kill from cgroup CPU accounting when there is a cgroup',
+      apply(s, [seconds]) {
+        s.options.limits = { ...s.options.limits, cpuTime: parseInteger('--cpu-time', seconds, 1, 0x7fffffff) };
+      },
+    },
+    {
+      name: '--cpus',
+      values: ['FRACTION'],
+      help: 'CPU bandwidth as a share of one CPU, e.g. 0.5 (cpu.max / CFS quota)',
+      apply(s, [fraction]) {
+        if (!/^\d+(\.\d+)?$/.test(fraction) || Number(fraction) <= 0) throw new UsageError(`--cpus needs a positive number such as 0.5, got '${fraction}'`);
+        s.options.limits = { ...s.options.limits, cpu: Number(fraction) };
+      },
+    },
+    {
+      name: '--rlimit',
+      values: ['NAME=VALUE'],
+      help: `an rlimit, soft and hard, as a number or 'unlimited', e.g. nofile=64 (names: ${Object.keys(RLIMIT_RESOURCES).join(', ')}); repeatable`,
+      apply(s, [setting]) {
+        const m = /^([a-z]+)=(\d+|unlimited)$/.exec(setting);
+        if (!m) throw new UsageError(`--rlimit needs NAME=VALUE such as nofile=64 or core=unlimited, got '${setting}'`);
+        const name = m[1] as RlimitName;
+        if (!(name in RLIMIT_RESOURCES)) {
+          const guess = didYouMean(m[1], Object.keys(RLIMIT_RESOURCES));
+          throw new UsageError(`--rlimit: unknown resource '${m[1]}'${guess ? ` (did you mean ${guess}?)` : ''}`);
+        }
+        const value = m[2] === 'unlimited' ? 'unlimited' : parseInteger('--rlimit', m[2], 0, Number.MAX_SAFE_INTEGER);
+        const limits = s.options.limits ?? {};
+        s.options.limits = { ...limits, rlimits: { ...limits.rlimits, [name]: value } };
       },
     },
   ],

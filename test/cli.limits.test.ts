@@ -64,4 +64,36 @@ describe('limit flags', () => {
     expect(r.code).toBe(2);
     expect(r.stderr.split('\n')[0]).toBe(line);
   });
+
+  test('--rlimit NAME=VALUE and --cpu-time show in /proc/self/limits; --cpus sets the CFS quota', async () => {
+    const r = await cliSh(['--rlimit', 'nofile=64', '--rlimit', 'core=unlimited', '--cpu-time', '3', '--cpus', '0.5'],
+      `grep -E '^Max (open files|core file size|cpu time)' /proc/self/limits | tr -s ' '; ${cgroupFile('cpu', 'cpu.cfs_quota_us', 'cpu.max')}; ${cgroupFile('cpu', 'cpu.cfs_period_us', 'cpu.max')}`);
+    expect(r.code).toBe(0);
+    const [cpu, core, files, quota, period] = r.stdout.trim().split('\n').map((l) => l.trim());
+    expect(cpu).toBe('Max cpu time 3 4 seconds');
+    expect(core).toBe('Max core file size unlimited unlimited bytes');
+    expect(files).toBe('Max open files 64 64 files');
+    expect(Number(quota) / Number(period.split(' ').pop())).toBe(0.5);
+  });
+
+  test('bad --rlimit, --cpus and --cpu-time values are usage errors (exit 2)', async () => {
+    for (const [flags, message] of [
+      [['--rlimit', 'nofiles=3'], /unknown resource 'nofiles' \(did you mean nofile\?\)/],
+      [['--rlimit', 'nofile'], /--rlimit needs NAME=VALUE/],
+      [['--cpus', 'half'], /--cpus needs a positive number/],
+      [['--cpu-time', '1.5'], /--cpu-time needs a whole number/],
+    ] as const) {
+      const r = await cli([...flags, '/bin/true']);
+      expect([flags, r.code]).toEqual([flags, 2]);
+      expect(r.stderr).toMatch(message);
+    }
+  });
+
+  test('--no-loopback leaves lo down in the new network namespace', async () => {
+    const up = await cliSh(['--unshare-net'], 'ip -o link show lo');
+    const down = await cliSh(['--unshare-net', '--no-loopback'], 'ip -o link show lo');
+    expect(up.stdout).toMatch(/<LOOPBACK,UP,LOWER_UP>/);
+    expect(down.stdout).toMatch(/<LOOPBACK> .* state DOWN/);
+  });
 });
+
