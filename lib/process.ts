@@ -3,6 +3,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import type { NativeChild, NativeExitStatus } from '../types/native';
+import { IsolationError } from './errors';
 import { SandboxControl, type ExitAccounting } from './limits';
 
 /** How a sandboxed program ended, and what it used (accounting: lib/limits.ts). */
@@ -104,7 +105,7 @@ export class IsolatedProcess implements PromiseLike<ExitStatus> {
     const err = this.control.kill(signalNumber(signal), 'kill');
     if (err === 0) return true;
     if (err === os.constants.errno.ESRCH) return false;
-    throw new Error(`IsolatedProcess.kill: pidfd_send_signal failed with errno ${err}`);
+    throw new IsolationError({ errno: err, step: 'kill', syscall: 'pidfd_send_signal', path: String(this.pid) }, 'IsolatedProcess.kill');
   }
 
   /** Lets the event loop exit while the program still runs. */
