@@ -101,6 +101,27 @@ describe('stdio', () => {
     expect(lines[2].trim()).toBe(lines[3].trim()); // session id == its own pid
   });
 
+  test.each(['clone3', 'clone'])('with the %s engine, no disposition of this process reaches the program', async (engine) => {
+    // This process ignores SIGPIPE (Node does) and here also catches SIGUSR2 and SIGHUP; the
+    // child resets what /proc/self/status says is not SIG_DFL, with or without CLONE_CLEAR_SIGHAND.
+    const handler = (): void => {};
+    process.on('SIGUSR2', handler);
+    process.on('SIGHUP', handler);
+    process.env.NSJAIL_NODE_CLONE = engine;
+    try {
+      const ours = fs.readFileSync('/proc/self/status', 'utf8');
+      expect(ours).not.toMatch(/^SigIgn:\s+0+$/m); // the test would prove nothing otherwise
+      // (Caught handlers end at execve anyway; what must not run is one in the shared-memory
+      // child before it, which the reset by the same mask prevents.)
+      const r = await run({ command: 'grep', args: ['-E', '^(SigBlk|SigIgn)', '/proc/self/status'], pid: true });
+      expect(r.stdout.trim().split('\n').map((l) => l.replace(/\s+/, ' '))).toEqual(['SigBlk: 0000000000000000', 'SigIgn: 0000000000000000']);
+    } finally {
+      delete process.env.NSJAIL_NODE_CLONE;
+      process.off('SIGUSR2', handler);
+      process.off('SIGHUP', handler);
+    }
+  });
+
   test('run() collects output of a sandbox', async () => {
     const r = await run({ command: 'echo', args: ['hello', 'world'] });
     expect(r).toMatchObject({ exitCode: 0, stdout: 'hello world\n', stderr: '' });
