@@ -49,6 +49,9 @@ int DupHigh(int fd, UniqueFd* out) {
   return 0;
 }
 
+// Our own CLOEXEC fd moved to >= 3 if it is not already (only if 0..2 were closed).
+int KeepHigh(UniqueFd* fd) { return fd->get() >= 3 ? 0 : DupHigh(fd->get(), fd); }
+
 // What went wrong before the program ran; lib/spawn.ts turns it into an IsolationError.
 struct SpawnFailure {
   const char* where = nullptr;  // null: no failure
@@ -182,22 +185,25 @@ class SpawnJob {
         syscall = "pipe2";
         if ((err = MakePipe(&p)) != 0) break;
         // fd 0 is read by the child; fd 1 and 2 are written by it.
-        UniqueFd& theirs = i == 0 ? p.read : p.write;
+        child_end_[i] = std::move(i == 0 ? p.read : p.write);
         parent_end_[i] = std::move(i == 0 ? p.write : p.read);
         syscall = "fcntl";
-        err = DupHigh(theirs.get(), &child_end_[i]);
+        err = KeepHigh(&child_end_[i]);
         break;
       }
       case StdioRequest::kNull: {
-        syscall = "open";
-        UniqueFd null_fd(::open("/dev/null", O_RDWR | O_CLOEXEC));
-        if (!null_fd) {
-          err = errno;
-          break;
+        // One /dev/null serves all three: the child dup2s each onto its own descriptor.
+        if (!dev_null_) {
+          syscall = "open";
+          dev_null_.reset(::open("/dev/null", O_RDWR | O_CLOEXEC));
+          if (!dev_null_) {
+            err = errno;
+            break;
+          }
+          if ((err = KeepHigh(&dev_null_)) != 0) break;
         }
-        syscall = "fcntl";
-        err = DupHigh(null_fd.get(), &child_end_[i]);
-        break;
+        plan_.child.stdio[i] = dev_null_.get();
+        return;
       }
       case StdioRequest::kFd:
         err = DupHigh(req.fd, &child_end_[i]);
@@ -214,7 +220,7 @@ class SpawnJob {
 
   PlanStorage plan_;
   // The child's ends (closed after clone) and ours (handed to JavaScript).
-  UniqueFd child_end_[3], parent_end_[3];
+  UniqueFd child_end_[3], parent_end_[3], dev_null_;
   Pipe errors_, sync_, status_;
   pid_t pid_ = -1;
   UniqueFd pidfd_;
