@@ -12,6 +12,21 @@ namespace nsjail {
 
 AddonData* GetAddonData(Napi::Env env) { return env.GetInstanceData<AddonData>(); }
 
+bool CanCallIntoJs(napi_env env) {
+  // Raw N-API with its statuses: a trivial call into JavaScript (Object()) fails exactly when
+  // the environment can no longer run it.
+  napi_value global, object_function, result;
+  if (napi_get_global(env, &global) != napi_ok) return false;
+  if (napi_get_named_property(env, global, "Object", &object_function) != napi_ok) return false;
+  if (napi_call_function(env, global, object_function, 0, nullptr, &result) == napi_ok) return true;
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
+    napi_value ignored;
+    napi_get_and_clear_last_exception(env, &ignored);
+  }
+  return false;
+}
+
 namespace {
 
 Napi::Object Constants(Napi::Env env) {

@@ -10,6 +10,10 @@ struct AddonData {
 
 AddonData* GetAddonData(Napi::Env env);
 
+// False while the environment is being torn down and JavaScript can no longer run (a worker
+// exiting): callbacks from libuv must then not build results, or node-addon-api aborts.
+bool CanCallIntoJs(napi_env env);
+
 // Entry points, one file each.
 Napi::Value Spawn(const Napi::CallbackInfo& info);      // spawn.cc
 Napi::Value SpawnAsync(const Napi::CallbackInfo& info); // spawn.cc

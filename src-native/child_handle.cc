@@ -115,6 +115,10 @@ void ChildHandle::OnReadable() {
 
   Napi::Env env(env_);
   Napi::HandleScope scope(env);
+  if (!CanCallIntoJs(env_)) {  // the environment is going away: nobody is left to tell
+    ObjectWrap::Unref();
+    return;
+  }
   Napi::Value arg = r < 0 ? Napi::Value(env.Null()) : Napi::Value(ExitObject(env, status, ru));
   Napi::FunctionReference callback = std::move(on_exit_);
   ObjectWrap::Unref();

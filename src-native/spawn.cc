@@ -68,6 +68,17 @@ void Reap(pid_t pid) {
 
 class SpawnJob {
  public:
+  SpawnJob() = default;
+  SpawnJob(const SpawnJob&) = delete;
+  SpawnJob& operator=(const SpawnJob&) = delete;
+  // A child that was cloned but never handed to a watcher (the environment went away while
+  // spawnAsync's work was on the pool) is killed and reaped here: nothing is left behind.
+  ~SpawnJob() {
+    if (pid_ <= 0 || handed_off_ || failure_.where) return;
+    ::kill(pid_, SIGKILL);  // not reaped yet, so the pid is still this child
+    Reap(pid_);
+  }
+
   // Parses the plan and makes the pipes. False with a TypeError pending for a malformed plan.
   bool Prepare(Napi::Env env, const Napi::Object& plan_object) {
     std::string reason;
@@ -157,6 +168,7 @@ class SpawnJob {
       result.Set("error", failure);
       return result;
     }
+    handed_off_ = true;  // from here the watcher (or Create, if it fails) owns the child
     Napi::Object child = ChildHandle::Create(env, pid_, std::move(pidfd_), on_exit);
     if (env.IsExceptionPending()) return env.Null();
     Napi::Array stdio = Napi::Array::New(env, 3);
@@ -224,6 +236,7 @@ class SpawnJob {
   Pipe errors_, sync_, status_;
   pid_t pid_ = -1;
   UniqueFd pidfd_;
+  bool handed_off_ = false;
   SpawnFailure failure_;
 };
 
@@ -238,6 +251,7 @@ class SpawnWorker : public Napi::AsyncWorker {
   void OnOK() override {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
+    if (!CanCallIntoJs(env)) return;  // a worker going away: ~SpawnJob kills and reaps the child
     Napi::Value result = job_->Finish(env, on_exit_.Value());
     if (env.IsExceptionPending()) return;  // ChildHandle::Create killed and reaped the child
     Callback().Call({result});

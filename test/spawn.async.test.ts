@@ -1,7 +1,9 @@
 /** spawnIsolatedAsync: clone on the libuv pool, the same sandboxes and errors as spawnIsolated. */
 import * as childProcess from 'node:child_process';
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { IsolationError, spawnIsolated, spawnIsolatedAsync } from '../lib';
-import { collect, lingeringZombies, openFdCount } from './helpers';
+import { childrenOfThisProcess, collect, lingeringZombies, openFdCount } from './helpers';
 
 describe('spawnIsolatedAsync', () => {
   test('resolves with the handle once exec has happened: pid, streams, exit', async () => {
@@ -52,4 +54,18 @@ describe('spawnIsolatedAsync', () => {
       await host;
     }
   });
+
+  test('a worker that exits while its spawns are on the pool leaves no process and does not crash', async () => {
+    const script = `
+      const { spawnIsolatedAsync } = require(${JSON.stringify(path.join(__dirname, '..', 'dist'))});
+      for (let i = 0; i < 5; i++) spawnIsolatedAsync({ command: 'sleep', args: ['1000'], stdio: 'ignore', pid: true });
+      process.exit(0);`;
+    const before = childrenOfThisProcess().length;
+    const worker = new Worker(script, { eval: true });
+    await new Promise((resolve) => worker.once('exit', resolve));
+    // Whatever was cloned was killed and reaped with the worker's environment.
+    expect(await lingeringZombies()).toEqual([]);
+    expect(childrenOfThisProcess().length).toBe(before);
+  });
 });
+
