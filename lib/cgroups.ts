@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { IsolationError } from './errors';
+import { readTextIfExists } from './files';
 
 /** A cgroup hierarchy mounted in this mount namespace. */
 export interface CgroupHierarchy {
@@ -191,16 +192,8 @@ export function parseKeyedFile(text: string): Map<string, number> {
   return values;
 }
 
-function readIfExists(file: string): string | undefined {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
-
 function readNumber(file: string): number | undefined {
-  const text = readIfExists(file)?.trim();
+  const text = readTextIfExists(file)?.trim();
   return text !== undefined && /^\d+$/.test(text) ? Number(text) : undefined;
 }
 
@@ -214,7 +207,7 @@ export function readAccounting(version: 1 | 2, dirs: Readonly<Record<string, str
   if (version === 2) {
     const dir = dirs.cgroup;
     if (dir === undefined) return acct;
-    const cpu = readIfExists(path.join(dir, 'cpu.stat'));
+    const cpu = readTextIfExists(path.join(dir, 'cpu.stat'));
     if (cpu !== undefined) {
       const stat = parseKeyedFile(cpu);
       acct.cpuUsageMicros = stat.get('usage_usec');
@@ -222,9 +215,9 @@ export function readAccounting(version: 1 | 2, dirs: Readonly<Record<string, str
       acct.cpuSystemMicros = stat.get('system_usec');
     }
     acct.memoryPeakBytes = readNumber(path.join(dir, 'memory.peak'));
-    const events = readIfExists(path.join(dir, 'memory.events'));
+    const events = readTextIfExists(path.join(dir, 'memory.events'));
     if (events !== undefined) acct.oomKills = parseKeyedFile(events).get('oom_kill');
-    const pids = readIfExists(path.join(dir, 'pids.events'));
+    const pids = readTextIfExists(path.join(dir, 'pids.events'));
     if (pids !== undefined) acct.pidsLimitHits = parseKeyedFile(pids).get('max');
   } else {
     if (dirs.cpuacct !== undefined) {
@@ -234,12 +227,12 @@ export function readAccounting(version: 1 | 2, dirs: Readonly<Record<string, str
     }
     if (dirs.memory !== undefined) {
       acct.memoryPeakBytes = readNumber(path.join(dirs.memory, 'memory.max_usage_in_bytes'));
-      const oom = readIfExists(path.join(dirs.memory, 'memory.oom_control'));
+      const oom = readTextIfExists(path.join(dirs.memory, 'memory.oom_control'));
       if (oom !== undefined) acct.oomKills = parseKeyedFile(oom).get('oom_kill');
       acct.memoryFailcnt = readNumber(path.join(dirs.memory, 'memory.failcnt'));
     }
     if (dirs.pids !== undefined) {
-      const pids = readIfExists(path.join(dirs.pids, 'pids.events'));
+      const pids = readTextIfExists(path.join(dirs.pids, 'pids.events'));
       if (pids !== undefined) acct.pidsLimitHits = parseKeyedFile(pids).get('max');
     }
   }
@@ -295,7 +288,7 @@ function writeControl(file: string, data: string): void {
 }
 
 function readProcs(dir: string): number[] {
-  const text = readIfExists(path.join(dir, 'cgroup.procs'));
+  const text = readTextIfExists(path.join(dir, 'cgroup.procs'));
   if (text === undefined) return [];
   return text.split('\n').filter(Boolean).map(Number);
 }
@@ -339,7 +332,7 @@ const NAME_PATTERN = /^nsjail-(\d+)-(\d+)-\d+$/;
 
 /** The process exists and is not a zombie (a dead owner its parent has not reaped yet). */
 function alive(pid: number): boolean {
-  const stat = readIfExists(`/proc/${pid}/stat`);
+  const stat = readTextIfExists(`/proc/${pid}/stat`);
   if (stat === undefined) return false;
   const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
   return state !== 'Z' && state !== 'X';
@@ -431,7 +424,7 @@ export class SandboxCgroup {
   /** Total CPU time used in the cgroup so far, microseconds, or null without CPU accounting. */
   cpuUsageMicros(): number | null {
     if (this.version === 2) {
-      const text = readIfExists(path.join(this.dirs[0].path, 'cpu.stat'));
+      const text = readTextIfExists(path.join(this.dirs[0].path, 'cpu.stat'));
       return text === undefined ? null : (parseKeyedFile(text).get('usage_usec') ?? null);
     }
     const dir = this.dirOf('cpuacct');
@@ -484,7 +477,7 @@ export class SandboxCgroup {
       writeControl(state, 'FROZEN');
       // FREEZING until every task has stopped; a task in uninterruptible sleep may hold it
       // up, in which case killing what is listed now still makes progress.
-      for (let i = 0; i < 50 && readIfExists(state)?.trim() !== 'FROZEN'; i++) await sleep(2);
+      for (let i = 0; i < 50 && readTextIfExists(state)?.trim() !== 'FROZEN'; i++) await sleep(2);
       killPids(readProcs(dir));
     } finally {
       try {
@@ -579,7 +572,7 @@ export function chooseVersion(
 }
 
 function controllersOffered(dir: string): string[] | null {
-  const text = readIfExists(path.join(dir, 'cgroup.controllers'));
+  const text = readTextIfExists(path.join(dir, 'cgroup.controllers'));
   return text === undefined ? null : text.trim().split(/\s+/).filter(Boolean);
 }
 
@@ -620,7 +613,7 @@ export function subtreeControlWrites(levels: readonly { dir: string; enabled: re
 }
 
 function enableControllers(dir: string, controllers: readonly string[]): void {
-  const enabled = readIfExists(path.join(dir, 'cgroup.subtree_control'))?.trim().split(/\s+/).filter(Boolean) ?? [];
+  const enabled = readTextIfExists(path.join(dir, 'cgroup.subtree_control'))?.trim().split(/\s+/).filter(Boolean) ?? [];
   for (const w of subtreeControlWrites([{ dir, enabled }], controllers)) {
     try {
       writeControl(w.file, w.data);

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CAPABILITY_NAMES, capabilityNumber, kernelLastCapability, type CapabilityName } from './capabilities';
 import type { MountEntry } from './filesystem';
-import { RLIMIT_RESOURCES, type RlimitName } from './limits';
+import { RLIMIT_RESOURCES, type Limits, type RlimitName } from './limits';
 import type { SpawnOptions } from './options';
 import { didYouMean } from './validate';
 
@@ -323,51 +323,40 @@ export const PROCESS_FLAGS: CliFlagFamily = {
   ],
 };
 
+/** A limit flag: its one value parsed and set as `options.limits[key]`. */
+function limitFlag<K extends keyof Limits>(
+  name: `--${string}`,
+  value: string,
+  help: string,
+  key: K,
+  parse: (text: string) => Limits[K],
+): CliFlag {
+  return {
+    name,
+    values: [value],
+    help,
+    apply(s, [text]) {
+      s.options.limits = { ...s.options.limits, [key]: parse(text) };
+    },
+  };
+}
+
 /** Resource limits. */
 export const LIMIT_FLAGS: CliFlagFamily = {
   title: 'Limits',
   flags: [
-    {
-      name: '--memory',
-      values: ['SIZE'],
-      help: 'memory limit through the memory cgroup, e.g. 64M or 1G (K, M, G, T: powers of 1024); past it the kernel OOM-kills',
-      apply(s, [size]) {
-        s.options.limits = { ...s.options.limits, memory: parseSize('--memory', size) };
-      },
-    },
-    {
-      name: '--pids',
-      values: ['N'],
-      help: 'at most N processes and threads at once, through the pids cgroup',
-      apply(s, [n]) {
-        s.options.limits = { ...s.options.limits, pids: parseInteger('--pids', n, 1, 0x7fffffff) };
-      },
-    },
-    {
-      name: '--time',
-      values: ['SECONDS'],
-      help: 'wall-time limit: past SECONDS (fractions allowed) the whole sandbox is killed with SIGKILL',
-      apply(s, [seconds]) {
-        s.options.limits = { ...s.options.limits, wallTime: parseSeconds('--time', seconds) * 1000 };
-      },
-    },
-    {
-      name: '--cpu-time',
-      values: ['SECONDS'],
-      help: 'CPU-time limit (whole seconds): RLIMIT_CPU, plus a kill from cgroup CPU accounting when there is a cgroup',
-      apply(s, [seconds]) {
-        s.options.limits = { ...s.options.limits, cpuTime: parseInteger('--cpu-time', seconds, 1, 0x7fffffff) };
-      },
-    },
-    {
-      name: '--cpus',
-      values: ['FRACTION'],
-      help: 'CPU bandwidth as a share of one CPU, e.g. 0.5 (cpu.max / CFS quota)',
-      apply(s, [fraction]) {
-        if (!/^\d+(\.\d+)?$/.test(fraction) || Number(fraction) <= 0) throw new UsageError(`--cpus needs a positive number such as 0.5, got '${fraction}'`);
-        s.options.limits = { ...s.options.limits, cpu: Number(fraction) };
-      },
-    },
+    limitFlag('--memory', 'SIZE', 'memory limit through the memory cgroup, e.g. 64M or 1G (K, M, G, T: powers of 1024); past it the kernel OOM-kills',
+      'memory', (t) => parseSize('--memory', t)),
+    limitFlag('--pids', 'N', 'at most N processes and threads at once, through the pids cgroup',
+      'pids', (t) => parseInteger('--pids', t, 1, 0x7fffffff)),
+    limitFlag('--time', 'SECONDS', 'wall-time limit: past SECONDS (fractions allowed) the whole sandbox is killed with SIGKILL',
+      'wallTime', (t) => parseSeconds('--time', t) * 1000),
+    limitFlag('--cpu-time', 'SECONDS', 'CPU-time limit (whole seconds): RLIMIT_CPU, plus a kill from cgroup CPU accounting when there is a cgroup',
+      'cpuTime', (t) => parseInteger('--cpu-time', t, 1, 0x7fffffff)),
+    limitFlag('--cpus', 'FRACTION', 'CPU bandwidth as a share of one CPU, e.g. 0.5 (cpu.max / CFS quota)', 'cpu', (t) => {
+      if (!/^\d+(\.\d+)?$/.test(t) || Number(t) <= 0) throw new UsageError(`--cpus needs a positive number such as 0.5, got '${t}'`);
+      return Number(t);
+    }),
     {
       name: '--rlimit',
       values: ['NAME=VALUE'],

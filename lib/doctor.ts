@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { IsolationError } from './errors';
+import { readTextIfExists } from './files';
 import type { SpawnOptions } from './options';
 import { compileSeccomp } from './seccomp';
 import { spawnIsolated } from './spawn';
@@ -150,11 +151,7 @@ const MIN_KERNEL: [number, number] = [5, 3];
 const ATTEMPT_TIMEOUT_MS = 10_000;
 
 function readText(file: string): string | null {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch {
-    return null;
-  }
+  return readTextIfExists(file) ?? null;
 }
 
 function readNumber(file: string): number | null {

@@ -110,7 +110,11 @@ function planFor(l: Launch): SpawnPlan {
  * const { pid, exitCode } = await spawnIsolated({ command: '/bin/true', pid: true, net: true, mount: true, root: dir });
  */
 export function spawnIsolated(options: SpawnOptions): IsolatedProcess {
-  const l = launch(options);
+  return spawnOnThisThread(launch(options));
+}
+
+/** Clone on the calling thread, with the network's joins and veth prepared around it. */
+function spawnOnThisThread(l: Launch): IsolatedProcess {
   let plan!: SpawnPlan;
   let result: ReturnType<typeof binding.spawn>;
   try {
@@ -147,19 +151,16 @@ export interface Spawned {
  * const { exitCode } = await child;
  */
 export function spawnIsolatedAsync(options: SpawnOptions): Promise<Spawned> {
-  let l: Launch;
   try {
-    l = launch(options);
+    const l = launch(options);
     if (l.validated.network.join.length > 0 || l.validated.network.veth !== undefined) {
-      l.control.abandon();
-      return Promise.resolve({ child: spawnIsolated(options) });
+      return Promise.resolve({ child: spawnOnThisThread(l) });
     }
     const plan = planFor(l);
-    const launched = l;
     return new Promise((resolve, reject) => {
-      binding.spawnAsync(plan.native, launched.onExit, (result) => {
+      binding.spawnAsync(plan.native, l.onExit, (result) => {
         try {
-          resolve({ child: handleFor(launched, plan, result) });
+          resolve({ child: handleFor(l, plan, result) });
         } catch (e) {
           reject(e);
         }
