@@ -26,10 +26,18 @@ namespace {
 #endif
 
 [[noreturn]] void Fail(const ChildPlan* plan, int32_t step, int err, int32_t candidate = -1) noexcept {
-  ChildError report{step, err, candidate};
-  // A short write to a pipe of this size cannot be partial; if it fails there is nobody to tell.
-  ssize_t ignored = ::write(plan->error_fd, &report, sizeof report);
-  (void)ignored;
+  if (ChildError* slot = plan->error_slot) {
+    // The parent reads it once clone has returned, i.e. after this process has exited;
+    // `step` is stored last, over the parent's kStepNone.
+    slot->err = err;
+    slot->candidate = candidate;
+    __atomic_store_n(&slot->step, step, __ATOMIC_RELEASE);
+  } else {
+    ChildError report{step, err, candidate};
+    // A short write to a pipe of this size cannot be partial; if it fails there is nobody to tell.
+    ssize_t ignored = ::write(plan->error_fd, &report, sizeof report);
+    (void)ignored;
+  }
   ::_exit(127);
 }
 

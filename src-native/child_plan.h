@@ -54,9 +54,17 @@ struct Step {
 
 // Where the child's fd 0, 1, 2 come from: an fd >= 3 opened O_CLOEXEC by the parent, or -1
 // to leave that descriptor closed.
+struct ChildError;
+
 struct ChildPlan {
   int stdio[3];
-  int error_fd;            // write end of the CLOEXEC error pipe
+  // Where a failed step is reported. With CLONE_VM|CLONE_VFORK (and no init) the child
+  // writes into the parent's memory: when clone returns the child has exec'd or exited, so
+  // the verdict is already there, with no pipe to wait on (the child closes its CLOEXEC fds
+  // only after the parent is released: a read on a pipe waits for it to be scheduled again).
+  // Otherwise (a fork-like clone, or init reporting for the program) the error pipe.
+  ChildError* error_slot;  // parent memory, or null: use error_fd
+  int error_fd;            // write end of the CLOEXEC error pipe, or -1
   bool die_with_parent;    // PR_SET_PDEATHSIG(SIGKILL)
   bool new_session;        // setsid(): no controlling terminal, no TIOCSTI injection
   const Step* steps;
@@ -77,7 +85,7 @@ struct ChildPlan {
   char* const* init_argv;
 };
 
-// What the child reports through the error pipe when a step fails. `step` indexes
+// What the child reports (error_slot or the error pipe) when a step fails; err 0: no failure. `step` indexes
 // ChildPlan::steps; kStepExec, kStepStdio, ... name the fixed steps around them.
 struct ChildError {
   int32_t step;
@@ -85,6 +93,7 @@ struct ChildError {
   int32_t candidate;  // for kStepExec: which exec candidate failed
 };
 
+constexpr int32_t kStepNone = INT32_MIN;  // error_slot before the child wrote to it
 constexpr int32_t kStepExec = -1;
 constexpr int32_t kStepStdio = -2;
 constexpr int32_t kStepSignals = -3;

@@ -255,6 +255,7 @@ bool PlanStorage::Parse(const Napi::Object& plan, std::string* error) {
   child.die_with_parent = plan.Get("dieWithParent").ToBoolean();
   child.new_session = plan.Get("newSession").ToBoolean();
   child.stdio[0] = child.stdio[1] = child.stdio[2] = -1;
+  child.error_slot = nullptr;
   child.error_fd = -1;
   child.sync_fd[0] = child.sync_fd[1] = -1;
   return true;
