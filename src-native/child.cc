@@ -4,7 +4,7 @@
 // (CLONE_VFORK). It may only make system calls: no allocation, no exceptions, no locks, no
 // logging, nothing that touches state another thread of the parent could hold. Every
 // string and number it needs was laid out by the parent in a ChildPlan before clone. A step
-// that fails writes {step, errno} to the error pipe and exits with 127.
+// that fails reports {step, errno} (ChildPlan::error_slot, or the error pipe) and exits with 127.
 #include "child_plan.h"
 #include "child_steps.h"
 

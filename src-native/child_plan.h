@@ -85,7 +85,7 @@ struct ChildPlan {
   char* const* init_argv;
 };
 
-// What the child reports (error_slot or the error pipe) when a step fails; err 0: no failure. `step` indexes
+// What the child reports (error_slot or the error pipe) when a step fails. `step` indexes
 // ChildPlan::steps; kStepExec, kStepStdio, ... name the fixed steps around them.
 struct ChildError {
   int32_t step;

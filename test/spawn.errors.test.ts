@@ -42,6 +42,23 @@ describe('child-side failures', () => {
     expect(await lingeringZombies()).toEqual([]);
   });
 
+  // The report travels three ways: through memory shared until exec (the default CLONE_VM
+  // clone), through the error pipe from a child cloned without CLONE_VM (parent-written id
+  // maps), and through the pipe that init passes on. Each names the same step.
+  test.each([
+    ['shared memory (CLONE_VM)', {}],
+    ['the error pipe (parent-written id maps)', { user: true, uidMap: [{ inside: 0, outside: 0, count: 1 }, { inside: 1, outside: 100000, count: 10 }] }],
+    ['the error pipe through init', { pid: true, init: true }],
+  ] as [string, SpawnOptions][])('a failed step and a failed execve are reported through %s', async (_how, extra) => {
+    const failedStep = catchError(() => spawnIsolated({ command: '/bin/true', cwd: '/no/such/dir', ...extra })) as IsolationError;
+    expect(failedStep).toBeInstanceOf(IsolationError);
+    expect(failedStep).toMatchObject({ code: 'ENOENT', step: 'chdir', syscall: 'chdir', path: '/no/such/dir' });
+    const failedExec = catchError(() => spawnIsolated({ command: '/bin/nosuch', ...extra })) as IsolationError;
+    expect(failedExec).toMatchObject({ code: 'ENOENT', step: 'execve', path: '/bin/nosuch' });
+    expect((await spawnIsolated({ command: '/bin/true', ...extra })).exitCode).toBe(0);
+    expect(await lingeringZombies()).toEqual([]);
+  });
+
   test('a cwd that does not exist inside the sandbox', () => {
     const err = catchError(() => spawnIsolated({ command: '/bin/true', cwd: '/no/such/dir' })) as IsolationError;
     expect(err).toMatchObject({ code: 'ENOENT', step: 'chdir', syscall: 'chdir', path: '/no/such/dir' });

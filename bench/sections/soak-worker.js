@@ -27,6 +27,7 @@ async function snapshot() {
   return {
     rss: mem.rss,
     heapUsed: mem.heapUsed,
+    heapTotal: mem.heapTotal,
     external: mem.external,
     fds: openFdCount(),
     threads: threadCount(),
