@@ -18,6 +18,10 @@
  *             none  no namespaces
  *             b     pid + net + mount + uts + ipc
  *             c     b + user + cgroup
+ *             bp    b, and the child first does in raw system calls what
+ *                   spawnIsolated's child does by default for (b) (see
+ *                   policy_steps): the cost of that set-up in the kernel, so that
+ *                   spawnIsolated(b) / bp is the library's own overhead. Needs root.
  *           With several sets the iterations interleave (none b c none b c ...)
  *           so that noise hits every set alike.
  *   warmup  rounds run first and not printed (default 2): they fault in the
@@ -30,12 +34,20 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <net/if.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,10 +57,68 @@
 static char *const child_argv[] = {"/bin/true", NULL};
 static char *const child_envp[] = {NULL};
 
+/* The set-up spawnIsolated's child makes by default for (b), in the same order
+ * (src-native/child.cc and its steps): signal dispositions reset for the signals
+ * /proc/self/status lists as ignored or caught, parent-death signal, new session,
+ * stdio on /dev/null, every other fd close-on-exec, mounts private, lo up, every
+ * capability dropped (bounding set included), no_new_privs, signal mask cleared.
+ * Returns 0, or -1 when a step failed. */
+static int policy_steps(int dev_null) {
+    char text[8192];
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (n <= 0) return -1;
+    text[n] = '\0';
+    unsigned long long mask = 0;
+    const char *at = strstr(text, "\nSigIgn:");
+    if (at) mask = strtoull(at + 8, NULL, 16);
+    at = strstr(text, "\nSigCgt:");
+    if (at) mask |= strtoull(at + 8, NULL, 16);
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig <= 64; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP && (mask & (1ULL << (sig - 1)))) sigaction(sig, &dfl, NULL);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || setsid() < 0) return -1;
+    for (int i = 0; i < 3; i++)
+        if (dup2(dev_null, i) < 0) return -1;
+    if (syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */) < 0) return -1;
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) return -1;
+    int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (sock < 0) return -1;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strcpy(ifr.ifr_name, "lo");
+    if (ioctl(sock, SIOCGIFFLAGS, &ifr) < 0) return -1;
+    ifr.ifr_flags |= IFF_UP;
+    if (ioctl(sock, SIOCSIFFLAGS, &ifr) < 0) return -1;
+    close(sock);
+    struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct caps[2];
+    if (syscall(SYS_capget, &header, caps) < 0 || syscall(SYS_capset, &header, caps) < 0) return -1;
+    for (int cap = 0; cap < 64; cap++)
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
+            if (errno == EINVAL) break;
+            return -1;
+        }
+    memset(caps, 0, sizeof caps);
+    if (syscall(SYS_capset, &header, caps) < 0) return -1;
+    if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) return -1;
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0) return -1;
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -1;
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    return 0;
+}
+
 /* Runs in the child, on its own stack, sharing our memory (CLONE_VM) until
- * execve: so it may only make syscalls, and must not return. */
+ * execve: so it may only make syscalls, and must not return. arg: the /dev/null
+ * fd for policy_steps, or NULL for none. */
 static int child_main(void *arg) {
-    (void)arg;
+    if (arg && policy_steps(*(int *)arg) < 0) _exit(126);
     execve(child_argv[0], child_argv, child_envp);
     _exit(127);
 }
@@ -64,14 +134,28 @@ static int ns_flags(const char *set) {
     if (strcmp(set, "none") == 0) return 0;
     if (strcmp(set, "b") == 0) return b;
     if (strcmp(set, "c") == 0) return b | CLONE_NEWUSER | CLONE_NEWCGROUP;
+    if (strcmp(set, "bp") == 0) return b;
     return -1;
 }
 
 /* One spawn; returns elapsed ns (and the time clone took in *clone_ns), or -1
  * on failure (reason on stderr). */
-static long long spawn_once(char *stack_top, int flags, long long *clone_ns) {
+static long long spawn_once(char *stack_top, int flags, int policy, long long *clone_ns) {
     long long t0 = now_ns();
-    pid_t pid = clone(child_main, stack_top, flags, NULL);
+    /* With the set-up, also what spawnIsolated's parent does around clone: /dev/null
+     * opened for the child's stdio, every signal blocked until clone returns. */
+    int dev_null = -1;
+    sigset_t all, saved;
+    if (policy) {
+        dev_null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        sigfillset(&all);
+        sigprocmask(SIG_SETMASK, &all, &saved);
+    }
+    pid_t pid = clone(child_main, stack_top, flags, policy ? &dev_null : NULL);
+    if (policy) {
+        sigprocmask(SIG_SETMASK, &saved, NULL);
+        close(dev_null);
+    }
     *clone_ns = now_ns() - t0;
     if (pid < 0) {
         fprintf(stderr, "floor: clone: %s\n", strerror(errno));
@@ -86,7 +170,8 @@ static long long spawn_once(char *stack_top, int flags, long long *clone_ns) {
     }
     long long t1 = now_ns();
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        fprintf(stderr, "floor: child did not exit 0 (status 0x%x)\n", status);
+        fprintf(stderr, "floor: child did not exit 0 (status 0x%x%s)\n", status,
+                WIFEXITED(status) && WEXITSTATUS(status) == 126 ? ": a set-up step of bp failed (bp needs root)" : "");
         return -1;
     }
     return t1 - t0;
@@ -96,7 +181,7 @@ static long long spawn_once(char *stack_top, int flags, long long *clone_ns) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: floor <iterations> [none|b|c[,...]] [warmup]\n");
+        fprintf(stderr, "usage: floor <iterations> [none|b|c|bp[,...]] [warmup]\n");
         return 2;
     }
     long n = strtol(argv[1], NULL, 10);
@@ -109,6 +194,7 @@ int main(int argc, char **argv) {
     /* Parse the comma-separated sets. */
     char *names[MAX_SETS];
     int flags[MAX_SETS];
+    int policy[MAX_SETS];
     int nsets = 0;
     char *list = strdup(argc > 2 ? argv[2] : "b");
     for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
@@ -118,6 +204,7 @@ int main(int argc, char **argv) {
             return 2;
         }
         names[nsets] = tok;
+        policy[nsets] = strcmp(tok, "bp") == 0;
         /* CLONE_VM | CLONE_VFORK as glibc's posix_spawn and spawnIsolated do: no
          * page table copy, and we sleep until the child has exec'd. SIGCHLD so that
          * a plain waitpid reaps it. */
@@ -139,10 +226,17 @@ int main(int argc, char **argv) {
     }
     char *stack_top = map + page + STACK_SIZE;
 
+    /* Node ignores these two from its start: the set-up resets them, as it does in Node. */
+    for (int s = 0; s < nsets; s++)
+        if (policy[s]) {
+            signal(SIGPIPE, SIG_IGN);
+            signal(SIGXFSZ, SIG_IGN);
+        }
+
     long long ignored;
     for (long i = 0; i < warmup; i++)
         for (int s = 0; s < nsets; s++)
-            if (spawn_once(stack_top, flags[s], &ignored) < 0) return 1;
+            if (spawn_once(stack_top, flags[s], policy[s], &ignored) < 0) return 1;
 
     /* Collect first, print after: stdio must not run between the timed spawns. */
     long long *t = calloc((size_t)(n * nsets), sizeof *t);
@@ -150,7 +244,7 @@ int main(int argc, char **argv) {
     if (!t || !c) return 1;
     for (long i = 0; i < n; i++)
         for (int s = 0; s < nsets; s++)
-            if ((t[i * nsets + s] = spawn_once(stack_top, flags[s], &c[i * nsets + s])) < 0) return 1;
+            if ((t[i * nsets + s] = spawn_once(stack_top, flags[s], policy[s], &c[i * nsets + s])) < 0) return 1;
     for (long i = 0; i < n; i++)
         for (int s = 0; s < nsets; s++)
             printf("%s %lld %lld\n", names[s], t[i * nsets + s], c[i * nsets + s]);

@@ -36,12 +36,15 @@ const NSJAIL_ARGS = [
 // Floor batches: the C program runs FLOOR_PER_ROUND timed spawns of each set after
 // one untimed round, every time the latency section asks it for a round.
 const FLOOR_PER_ROUND = 2;
+// bp: (b) plus, in C, the set-up spawnIsolated's child makes by default (floor.c); it
+// mounts and drops capabilities, so only as root.
+const FLOOR_SETS = process.geteuid() === 0 ? 'b,none,c,bp' : 'b,none,c';
 const FLOOR_WARMUP = 1;
 
 // Each line: "<set> <total ns> <clone-return ns>"; the clone-return time goes in the
 // same ".call" row as a JavaScript variant's in-call time (both: until the child has exec'd).
 function parseFloor(out) {
-  const rowKey = { b: 'h', none: 'h0', c: 'hc' };
+  const rowKey = { b: 'h', none: 'h0', c: 'hc', bp: 'hp' };
   const rows = {};
   for (const line of out.trim().split('\n')) {
     const [set, total, clone] = line.split(' ');
@@ -74,10 +77,14 @@ function latencyVariants(env) {
       key: 'h',
       label: '(h) floor: C clone+execve+waitpid, as (b)',
       // Extra rows the same floor run produces: each of (a) and (c) also gets its own floor.
-      extraRows: { h0: '    floor, no namespaces (for a)', hc: '    floor, (b)+user+cgroup (for c)' },
+      extraRows: {
+        h0: '    floor, no namespaces (for a)',
+        hc: '    floor, (b)+user+cgroup (for c)',
+        hp: "    floor + spawnIsolated's set-up, as (b)",
+      },
       skip: env.floor.error ? `floor: ${env.floor.error}` : null,
       run: async () =>
-        parseFloor(await runCollect(env.floor.path, [String(FLOOR_PER_ROUND), 'b,none,c', String(FLOOR_WARMUP)])),
+        parseFloor(await runCollect(env.floor.path, [String(FLOOR_PER_ROUND), FLOOR_SETS, String(FLOOR_WARMUP)])),
     },
   ];
 }

@@ -58,10 +58,22 @@ async function run(ctx) {
   compare('child_process vs spawnIsolated(b)', byKey.d);
   compare('unshare(1) vs spawnIsolated(b)', byKey.e);
   compare('nsjail vs spawnIsolated(b)', byKey.g);
+  // The floor doing spawnIsolated's default set-up in C: what is left is the library's own cost.
+  const setupFloor = byKey.hp;
+  const overhead = b && setupFloor && floor
+    ? { p50: b.p50 / setupFloor.p50, mean: b.mean / setupFloor.mean, setupCostMs: setupFloor.p50 - floor.p50 }
+    : null;
+  if (overhead) {
+    lines.push(
+      `  spawnIsolated(b) vs the floor with its set-up: ${fmtRatio(overhead.p50)} at p50, ${fmtRatio(overhead.mean)} on the mean ` +
+        `(the library's own cost: JavaScript, N-API, the event loop); the set-up itself costs the kernel ${fmtMs(overhead.setupCostMs)} ms (p50 of floor+set-up minus the floor's)`,
+    );
+  }
 
   const text = [
     `${rounds} interleaved rounds after ${warmup} warm-up rounds; times in ms, from the spawn call until the exit is known.`,
     `The floor (h) times itself in C (clone to waitpid); p50/floor and mean/floor divide by (h); "own floor" divides (a) and (c) by the floor with their namespaces.`,
+    `"floor + spawnIsolated's set-up" is (h) with the child first doing in C what spawnIsolated's child does by default (signals, session, stdio, private mounts, lo up, capabilities, no_new_privs).`,
     `"in call": how long the spawn call took to return, i.e. blocked the event loop; for the floor, clone's return (the child has exec'd).`,
     '',
     table(['variant', 'n', 'p50', 'p99', 'mean', 'p50/floor', 'mean/floor', 'own floor', 'in call p50', 'in call p99', ''], tableRows),
@@ -81,6 +93,7 @@ async function run(ctx) {
         rows.filter((r) => r.stats && floor).map((r) => [r.key, { p50: r.stats.p50 / floor.p50, mean: r.stats.mean / floor.mean }]),
       ),
       comparisons,
+      overSetupFloor: overhead,
     },
     chartRows: rows.filter((r) => r.stats).map((r) => ({ label: r.label.trim(), p50: r.stats.p50, p99: r.stats.p99 })),
   };
