@@ -52,10 +52,10 @@ struct Step {
   uint64_t values[2];  // numbers that need all 64 bits (rlimits, ids, capability sets)
 };
 
-// Where the child's fd 0, 1, 2 come from: an fd >= 3 opened O_CLOEXEC by the parent, or -1
-// to leave that descriptor closed.
 struct ChildError;
 
+// Where the child's fd 0, 1, 2 come from: an fd >= 3 opened O_CLOEXEC by the parent, or -1
+// to leave that descriptor closed.
 struct ChildPlan {
   int stdio[3];
   // Where a failed step is reported. With CLONE_VM|CLONE_VFORK (and no init) the child
