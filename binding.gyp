@@ -14,6 +14,7 @@
         "src-native/parent_setup.cc",
         "src-native/syscall_table.cc",
         "src-native/spawn.cc",
+        "src-native/spawner.cc",
         "src-native/child_handle.cc",
         "src-native/syscalls.cc",
         "src-native/netlink.cc",

@@ -140,9 +140,9 @@ export interface Spawned {
 }
 
 /**
- * Like {@link spawnIsolated}, but clone and the child's set-up run on libuv's thread pool,
- * so the event loop goes on while the sandbox is set up: for servers that start many
- * sandboxes. Resolves once the program has been exec'd; rejects with the same errors.
+ * Like {@link spawnIsolated}, but clone and the child's set-up run on the library's spawner
+ * threads (one per two CPUs, at most 8; not libuv's thread pool), so the event loop goes on
+ * while the sandbox is set up: for servers that start many sandboxes. Resolves once the program has been exec'd; rejects with the same errors.
  * Sandboxes that join existing namespaces or get a veth link are still set up on the
  * calling thread (the namespaces they use are held by it), as by spawnIsolated.
  *
@@ -160,6 +160,10 @@ export function spawnIsolatedAsync(options: SpawnOptions): Promise<Spawned> {
     return new Promise((resolve, reject) => {
       binding.spawnAsync(plan.native, l.onExit, (result) => {
         try {
+          if ('thrown' in result) {
+            l.control.abandon();
+            throw result.thrown;
+          }
           resolve({ child: handleFor(l, plan, result) });
         } catch (e) {
           reject(e);

@@ -4,8 +4,11 @@
 
 namespace nsjail {
 
+class AsyncSpawns;  // spawn.cc
+
 struct AddonData {
   Napi::FunctionReference child_constructor;
+  AsyncSpawns* async_spawns = nullptr;  // made by the first spawnAsync, freed with the environment
 };
 
 AddonData* GetAddonData(Napi::Env env);

@@ -5,6 +5,7 @@
 // with a guard page below it, and reused: with CLONE_VFORK the child is done with it (exec'd
 // or exited) by the time clone returns; without CLONE_VM the child has its own copy.
 #include "clone.h"
+#include "spawner.h"
 
 #include <errno.h>
 #include <linux/sched.h>
@@ -170,19 +171,24 @@ CloneResult TryLegacyClone(const CloneRequest& req, char* stack_low, size_t stac
 }
 
 // Blocks every signal on this thread for the lifetime of the guard: a handler must never run
-// in a child that shares the parent's memory before it has reset its dispositions.
+// in a child that shares the parent's memory before it has reset its dispositions. On a
+// spawner thread they are blocked for good already.
 class SignalBlock {
  public:
-  SignalBlock() {
+  SignalBlock() : active_(!ThreadSignalsBlocked()) {
+    if (!active_) return;
     sigset_t all;
     sigfillset(&all);
     ::pthread_sigmask(SIG_SETMASK, &all, &saved_);
   }
-  ~SignalBlock() { ::pthread_sigmask(SIG_SETMASK, &saved_, nullptr); }
+  ~SignalBlock() {
+    if (active_) ::pthread_sigmask(SIG_SETMASK, &saved_, nullptr);
+  }
   SignalBlock(const SignalBlock&) = delete;
   SignalBlock& operator=(const SignalBlock&) = delete;
 
  private:
+  bool active_;
   sigset_t saved_;
 };
 

@@ -26,9 +26,12 @@
 #include "clone.h"
 #include "parent_setup.h"
 #include "plan.h"
+#include "spawner.h"
 #include "unique_fd.h"
 
 #include <memory>
+#include <mutex>
+#include <vector>
 
 namespace nsjail {
 namespace {
@@ -259,27 +262,120 @@ class SpawnJob {
   SpawnFailure failure_;
 };
 
-// spawnAsync's worker: Run() on the libuv pool, Finish() back on the JavaScript thread.
-class SpawnWorker : public Napi::AsyncWorker {
+}  // namespace
+
+class AsyncSpawns;
+
+// One spawnAsync call: Run() on a spawner thread, Finish() back on the JavaScript thread.
+class AsyncSpawn : public SpawnerTask {
  public:
-  SpawnWorker(Napi::Function on_done, Napi::Function on_exit, std::unique_ptr<SpawnJob> job)
-      : Napi::AsyncWorker(on_done, "nsjail-node:spawn"), on_exit_(Napi::Persistent(on_exit)), job_(std::move(job)) {}
+  AsyncSpawn(AsyncSpawns* owner, std::unique_ptr<SpawnJob> job, Napi::Function on_exit, Napi::Function on_done)
+      : SpawnerTask(owner), owner_(owner), job_(std::move(job)), on_exit_(Napi::Persistent(on_exit)),
+        on_done_(Napi::Persistent(on_done)) {}
 
-  void Execute() override { job_->Run(); }
+  void Run() override;
 
-  void OnOK() override {
-    Napi::Env env = Env();
+  // Calls onDone with what spawn() would return, or with { thrown } if making the result
+  // threw (the child is then already killed and reaped).
+  void Finish(Napi::Env env) {
     Napi::HandleScope scope(env);
-    if (!CanCallIntoJs(env)) return;  // a worker going away: ~SpawnJob kills and reaps the child
     Napi::Value result = job_->Finish(env, on_exit_.Value());
-    if (env.IsExceptionPending()) return;  // ChildHandle::Create killed and reaped the child
-    Callback().Call({result});
+    if (env.IsExceptionPending()) {
+      Napi::Object thrown = Napi::Object::New(env);
+      thrown.Set("thrown", env.GetAndClearPendingException().Value());
+      result = thrown;
+    }
+    on_done_.MakeCallback(env.Global(), {result});
+    if (env.IsExceptionPending()) napi_fatal_exception(env, env.GetAndClearPendingException().Value());
   }
 
  private:
-  Napi::FunctionReference on_exit_;
-  std::unique_ptr<SpawnJob> job_;
+  AsyncSpawns* owner_;
+  std::unique_ptr<SpawnJob> job_;  // ~SpawnJob kills and reaps a child never handed to a watcher
+  Napi::FunctionReference on_exit_, on_done_;
 };
+
+// The spawnAsync calls of one environment (the main thread's or a worker's): finished ones
+// come back from the spawner threads through a uv_async on its loop, which keeps the loop
+// alive while any is under way. When the environment goes away, so do they: those not
+// started are dropped, those running are waited for, and every child they cloned is killed
+// and reaped (~SpawnJob).
+class AsyncSpawns {
+ public:
+  static AsyncSpawns* For(Napi::Env env) {
+    AddonData* data = GetAddonData(env);
+    if (!data->async_spawns) data->async_spawns = new AsyncSpawns(env);
+    return data->async_spawns;
+  }
+
+  // JavaScript thread.
+  void Submit(AsyncSpawn* spawn) {
+    if (pending_++ == 0) uv_ref(reinterpret_cast<uv_handle_t*>(async_));
+    SubmitToSpawner(spawn);
+  }
+
+  // Spawner thread (or this one, see SubmitToSpawner).
+  void Complete(AsyncSpawn* spawn) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      done_.push_back(spawn);
+    }
+    uv_async_send(async_);
+  }
+
+ private:
+  explicit AsyncSpawns(Napi::Env env) : env_(env) {
+    uv_loop_t* loop = nullptr;
+    napi_get_uv_event_loop(env, &loop);
+    async_ = new uv_async_t;
+    async_->data = this;
+    uv_async_init(loop, async_, [](uv_async_t* handle) { static_cast<AsyncSpawns*>(handle->data)->Deliver(); });
+    uv_unref(reinterpret_cast<uv_handle_t*>(async_));
+    napi_add_env_cleanup_hook(env, OnEnvCleanup, this);
+  }
+
+  std::vector<AsyncSpawn*> TakeDone() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return std::move(done_);
+  }
+
+  void Deliver() {
+    Napi::Env env(env_);
+    Napi::HandleScope scope(env);
+    std::vector<AsyncSpawn*> done = TakeDone();
+    pending_ -= done.size();
+    if (pending_ == 0) uv_unref(reinterpret_cast<uv_handle_t*>(async_));
+    bool can_call = CanCallIntoJs(env_);
+    for (AsyncSpawn* spawn : done) {
+      if (can_call) spawn->Finish(env);
+      delete spawn;
+    }
+  }
+
+  static void OnEnvCleanup(void* arg) {
+    auto* self = static_cast<AsyncSpawns*>(arg);
+    for (SpawnerTask* task : CancelSpawnerTasks(self)) delete task;
+    for (AsyncSpawn* spawn : self->TakeDone()) delete spawn;
+    GetAddonData(Napi::Env(self->env_))->async_spawns = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(self->async_), [](uv_handle_t* handle) {
+      delete static_cast<AsyncSpawns*>(handle->data);
+      delete reinterpret_cast<uv_async_t*>(handle);
+    });
+  }
+
+  napi_env env_;
+  uv_async_t* async_;
+  std::mutex mutex_;
+  std::vector<AsyncSpawn*> done_;  // guarded by mutex_
+  size_t pending_ = 0;             // submitted and not yet delivered; JavaScript thread only
+};
+
+void AsyncSpawn::Run() {
+  job_->Run();
+  owner_->Complete(this);
+}
+
+namespace {
 
 bool CheckArguments(const Napi::CallbackInfo& info, size_t functions, const char* usage) {
   bool ok = info[0].IsObject();
@@ -307,7 +403,8 @@ Napi::Value SpawnAsync(const Napi::CallbackInfo& info) {
   if (!CheckArguments(info, 2, "spawnAsync(plan, onExit, onDone): bad arguments")) return env.Null();
   auto job = std::make_unique<SpawnJob>();
   if (!job->Prepare(env, info[0].As<Napi::Object>())) return env.Null();
-  (new SpawnWorker(info[2].As<Napi::Function>(), info[1].As<Napi::Function>(), std::move(job)))->Queue();
+  AsyncSpawns* spawns = AsyncSpawns::For(env);
+  spawns->Submit(new AsyncSpawn(spawns, std::move(job), info[1].As<Napi::Function>(), info[2].As<Napi::Function>()));
   return env.Undefined();
 }
 

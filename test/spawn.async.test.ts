@@ -1,9 +1,11 @@
-/** spawnIsolatedAsync: clone on the libuv pool, the same sandboxes and errors as spawnIsolated. */
+/** spawnIsolatedAsync: clone on a spawner thread, the same sandboxes and errors as spawnIsolated. */
 import * as childProcess from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { IsolationError, spawnIsolated, spawnIsolatedAsync } from '../lib';
-import { childrenOfThisProcess, collect, lingeringZombies, openFdCount } from './helpers';
+import { childrenOfThisProcess, collect, lingeringZombies, makeTempDir, openFdCount } from './helpers';
 
 describe('spawnIsolatedAsync', () => {
   test('resolves with the handle once exec has happened: pid, streams, exit', async () => {
@@ -55,7 +57,55 @@ describe('spawnIsolatedAsync', () => {
     }
   });
 
-  test('a worker that exits while its spawns are on the pool leaves no process and does not crash', async () => {
+  test("runs on the library's spawner threads: a blocked libuv pool does not hold it up", async () => {
+    const { dir, cleanup } = makeTempDir();
+    try {
+      const fifo = path.join(dir, 'fifo');
+      childProcess.execFileSync('mkfifo', [fifo]);
+      // One pool thread, taken by an open() of a FIFO that has no writer yet.
+      const script = `
+        const fs = require('fs');
+        const { spawnIsolatedAsync } = require(${JSON.stringify(path.join(__dirname, '..', 'dist'))});
+        fs.open(${JSON.stringify(fifo)}, 'r', (err, fd) => fs.closeSync(fd));
+        setTimeout(async () => {
+          const { child } = await spawnIsolatedAsync({ command: '/bin/true', pid: true, net: true, stdio: 'ignore' });
+          const status = await child;
+          const names = fs.readdirSync('/proc/self/task').map((t) => fs.readFileSync('/proc/self/task/' + t + '/comm', 'utf8').trim());
+          console.log(JSON.stringify({ exitCode: status.exitCode, spawners: names.filter((n) => n === 'nsjail-spawner').length }));
+          fs.closeSync(fs.openSync(${JSON.stringify(fifo)}, 'w'));  // lets the pool go
+        }, 100);`;
+      const out = childProcess.execFileSync(process.execPath, ['-e', script], { env: { ...process.env, UV_THREADPOOL_SIZE: '1' }, timeout: 10000 });
+      const result = JSON.parse(out.toString()) as { exitCode: number; spawners: number };
+      expect(result.exitCode).toBe(0);
+      // Started on demand: one here, at most one per two CPUs.
+      expect(result.spawners).toBeGreaterThanOrEqual(1);
+      expect(result.spawners).toBeLessThanOrEqual(Math.max(1, Math.min(8, Math.floor(os.cpus().length / 2))));
+    } finally {
+      cleanup();
+    }
+  });
+
+  test('the sandbox dies with the Node process that started it', async () => {
+    const script = `
+      require(${JSON.stringify(path.join(__dirname, '..', 'dist'))}).spawnIsolatedAsync({ command: '/bin/sleep', args: ['1000'], stdio: 'ignore' })
+        .then(({ child }) => console.log(child.pid));
+      setInterval(() => {}, 1000);`;
+    const helper = childProcess.spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const pid = await new Promise<number>((resolve) => helper.stdout.once('data', (d: Buffer) => resolve(Number(d.toString()))));
+    helper.kill('SIGKILL'); // no exit handlers: only the parent-death signal, which follows the cloning thread
+    await new Promise((resolve) => helper.once('exit', resolve));
+    const alive = (): boolean => {
+      try {
+        return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+      } catch {
+        return false;
+      }
+    };
+    for (let i = 0; i < 100 && alive(); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(alive()).toBe(false);
+  });
+
+  test('a worker that exits while its spawns are under way leaves no process and does not crash', async () => {
     const script = `
       const { spawnIsolatedAsync } = require(${JSON.stringify(path.join(__dirname, '..', 'dist'))});
       for (let i = 0; i < 5; i++) spawnIsolatedAsync({ command: 'sleep', args: ['1000'], stdio: 'ignore', pid: true });

@@ -104,11 +104,14 @@ export interface NativeIpAddress {
 
 export interface NativeBinding {
   spawn(plan: NativePlan, onExit: (status: NativeExitStatus | null) => void): NativeSpawned | { error: NativeFailure };
-  /** spawn with clone and the wait for exec on the libuv pool; onDone gets what spawn returns. */
+  /**
+   * spawn with clone and the wait for exec on a spawner thread (src-native/spawner.h); onDone
+   * gets what spawn returns, or `{ thrown }` with what spawn would have thrown.
+   */
   spawnAsync(
     plan: NativePlan,
     onExit: (status: NativeExitStatus | null) => void,
-    onDone: (result: NativeSpawned | { error: NativeFailure }) => void,
+    onDone: (result: NativeSpawned | { error: NativeFailure } | { thrown: unknown }) => void,
   ): void;
   /** `ip netns add`: a new network namespace bind-mounted on `path` inside `dir`. */
   netnsCreate(dir: string, path: string, loopback: boolean): { error: NativeNetError } | null;
