@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -48,8 +49,16 @@ int RunHelper(pid_t pid, const ParentStep& step, std::string* syscall, int* stat
   posix_spawn_file_actions_t actions;
   if (int err = ::posix_spawn_file_actions_init(&actions)) return err;
   ::posix_spawn_file_actions_adddup2(&actions, 2, 2);
+  // No signal blocked in the helper, whichever thread runs this (a spawner thread blocks all).
+  posix_spawnattr_t attr;
+  ::posix_spawnattr_init(&attr);
+  sigset_t none;
+  sigemptyset(&none);
+  ::posix_spawnattr_setsigmask(&attr, &none);
+  ::posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
   pid_t helper;
-  int err = ::posix_spawn(&helper, argv[0], &actions, nullptr, argv.data(), environ);
+  int err = ::posix_spawn(&helper, argv[0], &actions, &attr, argv.data(), environ);
+  ::posix_spawnattr_destroy(&attr);
   ::posix_spawn_file_actions_destroy(&actions);
   if (err) return err;
   *syscall = "waitpid";

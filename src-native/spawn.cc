@@ -11,9 +11,9 @@
 //
 // A spawn runs in three phases (SpawnJob): Prepare (parse the plan, make the pipes; needs the
 // JavaScript thread), Run (clone and wait for the child's verdict; plain system calls, so it
-// may run on another thread: spawnAsync does it on the libuv pool so the event loop is not
-// blocked while the child sets up) and Finish (the result object and the pidfd watcher;
-// JavaScript thread again).
+// may run on another thread: spawnAsync does it on a spawner thread, spawner.h, so the event
+// loop is not blocked while the child sets up) and Finish (the result object and the pidfd
+// watcher; JavaScript thread again).
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -79,7 +79,7 @@ class SpawnJob {
   SpawnJob(const SpawnJob&) = delete;
   SpawnJob& operator=(const SpawnJob&) = delete;
   // A child that was cloned but never handed to a watcher (the environment went away while
-  // spawnAsync's work was on the pool) is killed and reaped here: nothing is left behind.
+  // a spawnAsync was under way) is killed and reaped here: nothing is left behind.
   ~SpawnJob() {
     if (pid_ <= 0 || handed_off_ || failure_.where) return;
     ::kill(pid_, SIGKILL);  // not reaped yet, so the pid is still this child

@@ -5,8 +5,8 @@
 // spawns in flight would hold up the application's file system and DNS work behind them;
 // and on a small machine several clones at once (each a stretch of kernel work that, on a
 // kernel without preemption, nothing interrupts) leave the event loop waiting for a CPU:
-// one spawner thread on 2 cores halved the loop's lag p99 against the pool's 4 threads, at
-// the same throughput. There are max(1, min(8, CPUs / 2)) threads, started on demand; they
+// one spawner thread on 2 cores halved the loop's lag p99 against the pool's 4 threads, for
+// ~5% less throughput. There are max(1, min(8, CPUs / 2)) threads, started on demand; they
 // never exit, since a sandbox's PR_SET_PDEATHSIG belongs to the thread that cloned it. Every
 // signal is blocked on them for good.
 #pragma once
