@@ -109,7 +109,7 @@ function runIso(spawnIsolated, options) {
 }
 
 /**
- * spawnIsolatedAsync(options) (clone on the libuv pool) and wait for the exit.
+ * spawnIsolatedAsync(options) (clone on a spawner thread of the library) and wait for the exit.
  * Resolves to { ns, callNs } like runIso; callNs is the synchronous part of the call.
  */
 function runIsoAsync(spawnIsolatedAsync, options) {

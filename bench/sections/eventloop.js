@@ -13,7 +13,7 @@
 //
 // Each firing's lag has two parts: the loop busy with work (the spawn calls, exit
 // handling: the library's share) and the loop's thread ready to run but waiting for a
-// CPU that the sandboxes, their namespaces' teardown in kernel threads and the pool
+// CPU that the sandboxes, their namespaces' teardown in kernel threads and the spawner thread
 // keep busy. The second is read from the thread's run-queue wait in
 // /proc/thread-self/schedstat (needs schedstats, as every distribution kernel has) and
 // reported beside the lag; "own lag" is the lag minus that wait.
