@@ -89,4 +89,10 @@ function latencyVariants(env) {
   ];
 }
 
-module.exports = { latencyVariants, isoOptions, NS, TRUE, UNSHARE_ARGS, BWRAP_ARGS, NSJAIL_ARGS };
+/** One round of the floor with the (b) namespaces: { h: [ns, ns] } (FLOOR_PER_ROUND timed spawns). */
+async function floorRound(env) {
+  const rows = parseFloor(await runCollect(env.floor.path, [String(FLOOR_PER_ROUND), 'b', String(FLOOR_WARMUP)]));
+  return { floor: rows.h };
+}
+
+module.exports = { latencyVariants, floorRound, isoOptions, NS, TRUE, UNSHARE_ARGS, BWRAP_ARGS, NSJAIL_ARGS };
