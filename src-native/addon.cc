@@ -27,6 +27,12 @@ bool CanCallIntoJs(napi_env env) {
   return false;
 }
 
+void ReportCallbackException(Napi::Env env) {
+  if (!env.IsExceptionPending()) return;
+  Napi::Error e = env.GetAndClearPendingException();
+  if (CanCallIntoJs(env)) napi_fatal_exception(env, e.Value());
+}
+
 namespace {
 
 Napi::Object Constants(Napi::Env env) {

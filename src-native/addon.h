@@ -17,6 +17,11 @@ AddonData* GetAddonData(Napi::Env env);
 // exiting): callbacks from libuv must then not build results, or node-addon-api aborts.
 bool CanCallIntoJs(napi_env env);
 
+// After calling into JavaScript from a libuv callback: an exception the callback threw goes
+// to Node's uncaughtException, unless the environment is going away (a worker's
+// process.exit() inside the callback), when there is nobody left to tell.
+void ReportCallbackException(Napi::Env env);
+
 // Entry points, one file each.
 Napi::Value Spawn(const Napi::CallbackInfo& info);      // spawn.cc
 Napi::Value SpawnAsync(const Napi::CallbackInfo& info); // spawn.cc

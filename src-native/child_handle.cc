@@ -123,10 +123,7 @@ void ChildHandle::OnReadable() {
   Napi::FunctionReference callback = std::move(on_exit_);
   ObjectWrap::Unref();
   callback.MakeCallback(env.Global(), {arg});
-  if (env.IsExceptionPending()) {
-    Napi::Error e = env.GetAndClearPendingException();
-    napi_fatal_exception(env, e.Value());
-  }
+  ReportCallbackException(env);
 }
 
 // The environment (main thread or a worker) is going away: its sandboxes go with it.

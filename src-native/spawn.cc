@@ -286,7 +286,7 @@ class AsyncSpawn : public SpawnerTask {
       result = thrown;
     }
     on_done_.MakeCallback(env.Global(), {result});
-    if (env.IsExceptionPending()) napi_fatal_exception(env, env.GetAndClearPendingException().Value());
+    ReportCallbackException(env);
   }
 
  private:
@@ -345,9 +345,9 @@ class AsyncSpawns {
     std::vector<AsyncSpawn*> done = TakeDone();
     pending_ -= done.size();
     if (pending_ == 0) uv_unref(reinterpret_cast<uv_handle_t*>(async_));
-    bool can_call = CanCallIntoJs(env_);
     for (AsyncSpawn* spawn : done) {
-      if (can_call) spawn->Finish(env);
+      // Checked each time: a callback may end a worker (process.exit()) halfway through.
+      if (CanCallIntoJs(env_)) spawn->Finish(env);
       delete spawn;
     }
   }

@@ -105,6 +105,24 @@ describe('spawnIsolatedAsync', () => {
     expect(alive()).toBe(false);
   });
 
+  test.each([
+    ['calls process.exit() in the callback of a spawn', '.then(() => process.exit(0))'],
+    ['throws in the callback of a spawn', ".then(() => { throw new Error('boom'); })"],
+  ])('a worker that %s, with more spawns under way, leaves no process and does not crash', async (_what, then) => {
+    const script = `
+      const { spawnIsolatedAsync } = require(${JSON.stringify(path.join(__dirname, '..', 'dist'))});
+      for (let i = 0; i < 4; i++) spawnIsolatedAsync({ command: 'sleep', args: ['1000'], stdio: 'ignore', pid: true })${then};
+      process.on('unhandledRejection', (e) => { throw e; });`;
+    const before = childrenOfThisProcess().length;
+    const worker = new Worker(script, { eval: true });
+    const errors: unknown[] = [];
+    worker.on('error', (e) => errors.push(e));
+    await new Promise((resolve) => worker.once('exit', resolve));
+    expect(errors.every((e) => /boom/.test(String(e)))).toBe(true);
+    expect(await lingeringZombies()).toEqual([]);
+    expect(childrenOfThisProcess().length).toBe(before);
+  });
+
   test('a worker that exits while its spawns are under way leaves no process and does not crash', async () => {
     const script = `
       const { spawnIsolatedAsync } = require(${JSON.stringify(path.join(__dirname, '..', 'dist'))});
