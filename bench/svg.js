@@ -15,8 +15,8 @@ function tickStep(max, target = 6) {
 }
 
 function colour(label) {
+  if (label.includes('floor')) return '#718096'; // "floor + spawnIsolated's set-up" is a floor
   if (label.includes('spawnIsolated')) return '#2b6cb0';
-  if (label.includes('floor')) return '#718096';
   return '#dd6b20';
 }
 
