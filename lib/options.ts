@@ -130,8 +130,8 @@ export function validateOptions(options: SpawnOptions): ValidatedOptions {
   if (options.env !== undefined) {
     if (options.env === null || typeof options.env !== 'object' || Array.isArray(options.env)) fail('env', `must be an object of strings, got ${describe(options.env)}`);
     env = [];
-    // Object.keys, not Object.entries: several times faster on the large (dictionary-mode)
-    // objects an environment of thousands of variables is.
+    // Object.keys, not Object.entries: several times faster on a large (dictionary-mode)
+    // object such as an environment of thousands of variables.
     const vars = options.env as Record<string, string | undefined>;
     for (const key of Object.keys(vars)) {
       const value = vars[key];

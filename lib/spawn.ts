@@ -142,7 +142,8 @@ export interface Spawned {
 /**
  * Like {@link spawnIsolated}, but clone and the child's set-up run on the library's spawner
  * threads (one per two CPUs, at most 8; not libuv's thread pool), so the event loop goes on
- * while the sandbox is set up: for servers that start many sandboxes. Resolves once the program has been exec'd; rejects with the same errors.
+ * while the sandbox is set up: for servers that start many sandboxes. Resolves once the
+ * program has been exec'd; rejects with the same errors.
  * Sandboxes that join existing namespaces or get a veth link are still set up on the
  * calling thread (the namespaces they use are held by it), as by spawnIsolated.
  *

@@ -51,7 +51,6 @@ export function rejectUnknownKeys(options: object, known: readonly string[], whe
   }
 }
 
-/** A string without NUL bytes (the kernel would cut it there). */
 /**
  * Whether {@link checkCString} accepts `value`: for loops over thousands of arguments or
  * variables, which then build the option's name (a template string) only for a bad one.
@@ -60,6 +59,7 @@ export function isCString(value: unknown, allowEmpty = false): value is string {
   return typeof value === 'string' && (allowEmpty || value.length > 0) && !value.includes('\0');
 }
 
+/** A string without NUL bytes (the kernel would cut it there). */
 export function checkCString(option: string, value: unknown, { allowEmpty = false } = {}): string {
   if (typeof value !== 'string') fail(option, `must be a string, got ${describe(value)}`);
   if (!allowEmpty && value.length === 0) fail(option, 'must not be empty', 'range');
