@@ -11,7 +11,6 @@
  *   4. readonlyRoot, then pivot_root into /newroot; the staging tmpfs and the whole host
  *      tree under it are detached.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { PlannedStep, StepLabel } from './steps';
 import { MS_BIND, MS_PRIVATE, MS_REC, step } from './steps';
@@ -135,7 +134,11 @@ export interface OverlayMountEntry extends MountFlagOptions {
   type: 'overlay';
   /** Absolute path inside the sandbox. */
   target: string;
-  /** Absolute host directories, topmost first; at least one. */
+  /**
+   * Absolute host directories, topmost first; at least one, at most 500. Each is resolved
+   * once in the host's root (its symlinks followed as on the host) and handed to overlayfs as
+   * an open directory, so any name is fine (':' and ',' included).
+   */
   lower: readonly string[];
   /** Absolute host directory for changes; needs `work`. */
   upper?: string;
@@ -255,12 +258,8 @@ function checkSize(option: string, value: unknown): string | undefined {
   return value;
 }
 
-/** Overlay layer paths are joined with ':' and parsed by the kernel: keep its separators out. */
-function checkLayerPath(option: string, value: unknown): string {
-  const p = checkMountPath(option, value);
-  if (/[:,\\]/.test(p)) fail(option, `must not contain ':', ',' or '\\' (overlayfs option syntax), got '${p}'`, 'range');
-  return p;
-}
+// overlayfs stacks at most 500 lower layers (OVL_MAX_STACK).
+const MAX_LOWER_LAYERS = 500;
 
 function checkFlags(where: string, e: Record<string, unknown>, defaults: Partial<Flags> = {}): Flags {
   return {
@@ -324,9 +323,10 @@ function validateEntry(where: string, value: unknown, ns: FilesystemNamespaces):
       return { type: kind, target, mode: checkMode(`${where}.mode`, e.mode) };
     case 'overlay': {
       if (!Array.isArray(e.lower) || e.lower.length === 0) fail(`${where}.lower`, `must be a non-empty array of absolute host paths, got ${describe(e.lower)}`);
-      const lower = e.lower.map((l: unknown, j: number) => checkLayerPath(`${where}.lower[${j}]`, l));
-      const upper = e.upper === undefined ? undefined : checkLayerPath(`${where}.upper`, e.upper);
-      const work = e.work === undefined ? undefined : checkLayerPath(`${where}.work`, e.work);
+      if (e.lower.length > MAX_LOWER_LAYERS) fail(`${where}.lower`, `may have at most ${MAX_LOWER_LAYERS} layers (overlayfs's limit), got ${e.lower.length}`, 'range');
+      const lower = e.lower.map((l: unknown, j: number) => checkMountPath(`${where}.lower[${j}]`, l));
+      const upper = e.upper === undefined ? undefined : checkMountPath(`${where}.upper`, e.upper);
+      const work = e.work === undefined ? undefined : checkMountPath(`${where}.work`, e.work);
       if ((upper === undefined) !== (work === undefined)) fail(where, '(overlay) needs both upper and work, or neither (a private tmpfs upper layer)');
       const readonly = checkBoolean(`${where}.readonly`, e.readonly, false);
       if (readonly && upper === undefined && lower.length < 2) fail(`${where}.lower`, 'needs at least two layers for a read-only overlay without upper (the kernel refuses one)', 'range');
@@ -361,9 +361,8 @@ export function makePrivateSteps(fsv: ValidatedFilesystem): PlannedStep[] {
 // covered only until stage-root's own pivot_root, after which the host's whole root,
 // /proc and /tmp included, is visible again under /oldroot.
 const STAGING_DIR = '/proc';
-// The staging layout, as in src-native/child_fs.cc (kNewRoot, kOldRoot).
+// The staging layout, as in src-native/child_fs.cc (kNewRoot; the host's root is at kOldRoot).
 const NEW_ROOT = '/newroot';
-const OLD_ROOT = '/oldroot';
 
 // Step.flags of the mount-plan steps, as in src-native/child_fs.cc. The low byte is the
 // kernel's MOUNT_ATTR_RDONLY | NOSUID | NODEV | NOEXEC.
@@ -398,17 +397,6 @@ function fsParams(pairs: [string, string][]): Buffer | undefined {
 
 function planned(native: PlannedStep['native'], label: StepLabel): PlannedStep {
   return { native, label: { ...label, hints: label.hints ?? HINTS } };
-}
-
-/** The host path an overlay layer is given to the kernel as, with host symlinks resolved here (the child sees the host under /oldroot). */
-function hostLayer(p: string): string {
-  let real = p;
-  try {
-    real = fs.realpathSync.native(p);
-  } catch {
-    // A missing layer is reported by its own check step in the child, naming it.
-  }
-  return OLD_ROOT + (real === '/' ? '' : real);
 }
 
 function bindSteps(name: string, source: string, target: string, flags: number, checkSource: boolean): PlannedStep[] {
@@ -461,16 +449,29 @@ function procSteps(name: string, proc: string): PlannedStep[] {
   return steps;
 }
 
+// Where an overlay layer is opened (src-native/child_fs.cc StepMountOverlay): 'h' inside the
+// host's root, 's' inside the staging root.
+const LAYER_IN_HOST = 'h';
+const LAYER_IN_STAGING = 's';
+const LAYER_HINTS = {
+  ...HINTS,
+  ENOTDIR: 'an overlay layer must be a directory',
+  EINVAL: OVERLAY_HINT,
+  E2BIG: 'too many lower layers for this kernel (before Linux 6.8 they share one 256-byte option string)',
+};
+
 function overlaySteps(name: string, m: Extract<ValidatedMount, { type: 'overlay' }>, index: number, userNamespace: boolean): PlannedStep[] {
   const steps: PlannedStep[] = [];
-  const layers: [string, string][] = m.lower.map((l, j) => [`lower[${j}]`, l]);
-  if (m.upper !== undefined && m.work !== undefined) layers.push(['upper', m.upper], ['work', m.work]);
-  for (const [what, p] of layers) {
-    steps.push(planned({ op: 'bindMount', source: rel(p), flags: FS_SOURCE_ONLY }, { step: `${name} ${what}`, syscall: 'openat2', path: p }));
-  }
-  const params: [string, string][] = [['lowerdir', m.lower.map(hostLayer).join(':')]];
+  // Each layer is opened once in the child, inside the root it belongs to (host symlinks are
+  // followed as on the host, never out of it), and handed to overlayfs as that fd.
+  const layers: { key: string; what: string; where: string; path: string; shown: string }[] = m.lower.map((l, j) => ({
+    key: 'lowerdir+', what: `lower[${j}]`, where: LAYER_IN_HOST, path: rel(l), shown: l,
+  }));
   if (m.upper !== undefined && m.work !== undefined) {
-    params.push(['upperdir', hostLayer(m.upper)], ['workdir', hostLayer(m.work)]);
+    layers.push(
+      { key: 'upperdir', what: 'upper', where: LAYER_IN_HOST, path: rel(m.upper), shown: m.upper },
+      { key: 'workdir', what: 'work', where: LAYER_IN_HOST, path: rel(m.work), shown: m.work },
+    );
   } else if (!m.readonly) {
     // A private tmpfs upper layer in the staging root: detached with it, and the overlay
     // keeps its own reference.
@@ -480,13 +481,23 @@ function overlaySteps(name: string, m: Extract<ValidatedMount, { type: 'overlay'
       planned({ op: 'createDir', path: rel(`${scratch}/upper`), mode: 0o755, flags: FS_IN_STAGING }, { step: name, syscall: 'mkdirat', path: m.target }),
       planned({ op: 'createDir', path: rel(`${scratch}/work`), mode: 0o755, flags: FS_IN_STAGING }, { step: name, syscall: 'mkdirat', path: m.target }),
     );
-    params.push(['upperdir', `${scratch}/upper`], ['workdir', `${scratch}/work`]);
+    layers.push(
+      { key: 'upperdir', what: 'upper (private tmpfs)', where: LAYER_IN_STAGING, path: rel(`${scratch}/upper`), shown: m.target },
+      { key: 'workdir', what: 'work (private tmpfs)', where: LAYER_IN_STAGING, path: rel(`${scratch}/work`), shown: m.target },
+    );
   }
+  const params: [string, string][] = layers.map((l) => [l.key, l.where + l.path]);
   // In a user namespace trusted.* xattrs are out of reach; overlayfs keeps its own in user.*.
-  if (userNamespace && params.length > 1) params.push(['userxattr', '']);
-  const mount = fsStep(name, 'overlay', m.target, attrs(m), params);
-  mount.label.hints = { ...HINTS, EINVAL: OVERLAY_HINT };
-  steps.push(mount);
+  if (userNamespace && layers.some((l) => l.key === 'upperdir')) params.push(['userxattr', '']);
+  // The child reports which layer failed as 2 * layer + (0 opening it, 1 handing it over).
+  const parts: StepLabel[] = layers.flatMap((l) => [
+    { step: `${name} ${l.what}`, syscall: 'openat2', path: l.shown, hints: LAYER_HINTS },
+    { step: `${name} ${l.what}`, syscall: 'fsconfig', path: l.shown, hints: LAYER_HINTS },
+  ]);
+  steps.push(planned(
+    { op: 'mountOverlay', path: rel(m.target), data: fsParams(params), flags: attrs(m) },
+    { step: name, syscall: 'fsmount', path: m.target, hints: { ...HINTS, EINVAL: OVERLAY_HINT }, parts },
+  ));
   return steps;
 }
 

@@ -377,8 +377,11 @@ export interface IdentityPlan {
   parentLabels: StepLabel[];
 }
 
-/** The parent-written maps and the init of a plan; `candidates` and `argv` are the program's. */
-export function identityPlan(identity: ValidatedIdentity, candidates: readonly string[], argv: readonly string[]): IdentityPlan {
+/**
+ * The parent-written maps and the init of a plan; `candidates` and `argv` are the program's,
+ * `parent` the pid init's getppid() sees while this process lives, when it is to die with it.
+ */
+export function identityPlan(identity: ValidatedIdentity, candidates: readonly string[], argv: readonly string[], parent?: number): IdentityPlan {
   const plan: IdentityPlan = { withheldCloneFlags: 0, native: {}, parentLabels: [] };
   if (identity.userNamespace && identity.mapWriter !== 'child') {
     // The parent can act only once clone has returned, which CLONE_VFORK would delay until exec.
@@ -398,6 +401,6 @@ export function identityPlan(identity: ValidatedIdentity, candidates: readonly s
       plan.parentLabels.push(label);
     }
   }
-  if (identity.init) plan.native.init = { fd: initFd(), argv: initArgv(identity.seccomp, candidates, argv) };
+  if (identity.init) plan.native.init = { fd: initFd(), argv: initArgv(parent, identity.seccomp, candidates, argv) };
   return plan;
 }

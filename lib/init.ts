@@ -43,11 +43,13 @@ export function initFd(): number {
 }
 
 /**
- * init's argv (src-native/init.c): its name, the program's seccomp filter as hex ('-' for
- * none), the number of exec candidates, the candidates, then the program's argv.
+ * init's argv (src-native/init.c): its name, the parent it dies with ('-' for none, else the
+ * pid its getppid() returns while the spawning process lives: 0 in a new PID namespace), the
+ * program's seccomp filter as hex ('-' for none), the number of exec candidates, the
+ * candidates, then the program's argv.
  */
-export function initArgv(seccomp: Buffer | undefined, candidates: readonly string[], argv: readonly string[]): string[] {
-  return ['nsjail-node-init', seccomp ? seccomp.toString('hex') : '-', String(candidates.length), ...candidates, ...argv];
+export function initArgv(parent: number | undefined, seccomp: Buffer | undefined, candidates: readonly string[], argv: readonly string[]): string[] {
+  return ['nsjail-node-init', parent === undefined ? '-' : String(parent), seccomp ? seccomp.toString('hex') : '-', String(candidates.length), ...candidates, ...argv];
 }
 
 /**

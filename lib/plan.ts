@@ -87,7 +87,9 @@ function orderedSteps(o: ValidatedOptions): PlannedStep[] {
 export function compilePlan(options: ValidatedOptions): SpawnPlan {
   const steps = orderedSteps(options);
   const candidates = execCandidates(options.command, options.env);
-  const identity = identityPlan(options.identity, candidates, options.argv);
+  // init's parent as it sees it: none in a new PID namespace (getppid() is 0 there).
+  const parent = options.dieWithParent ? (options.namespaces.pid ? 0 : process.pid) : undefined;
+  const identity = identityPlan(options.identity, candidates, options.argv, parent);
   // Flags a feature takes out: a cgroup namespace unshared after the cgroup join, a network
   // namespace prepared before clone and joined, and CLONE_VM (with CLONE_VFORK) where the
   // parent must act before exec or the kernel refuses a shared mm (time namespace join).

@@ -39,7 +39,8 @@ function toError(failure: NativeFailure, plan: SpawnPlan): IsolationError {
         path: plan.native.execCandidates[failure.candidate] ?? plan.native.execCandidates[0],
       });
     }
-    const label = failure.step >= 0 ? plan.labels[failure.step] : FIXED_STEPS[failure.step];
+    const whole: StepLabel | undefined = failure.step >= 0 ? plan.labels[failure.step] : FIXED_STEPS[failure.step];
+    const label = whole?.parts?.[failure.candidate] ?? whole;
     const hint = (label as StepLabel | undefined)?.hints?.[describeErrno(failure.errno).code];
     return new IsolationError({ errno: failure.errno, ...(label ?? { step: `step ${failure.step}`, syscall: 'unknown' }), hint });
   }

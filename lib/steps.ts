@@ -8,6 +8,8 @@ export interface StepLabel {
   path?: string;
   /** Extra words for the error message by errno code, e.g. `{ ENOSYS: 'needs Linux 5.12' }`. */
   hints?: Readonly<Record<string, string>>;
+  /** For a step made of parts (an overlay's layers): the label of each, by the part the child reports. */
+  parts?: readonly StepLabel[];
 }
 
 /** A step with its label: the native part goes to the child, the label stays for errors. */

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -145,7 +146,8 @@ int MarkInheritedFdsCloexec() noexcept {
   return 0;
 }
 
-int RunStep(const Step& s) noexcept {
+// `part` (ChildError::candidate) says which part of a step failed, where the step has parts.
+int RunStep(const Step& s, int32_t* part) noexcept {
   switch (s.op) {
     case StepOp::kWriteFile: return StepWriteFile(s);
     case StepOp::kMount: return StepMount(s);
@@ -161,6 +163,7 @@ int RunStep(const Step& s) noexcept {
     case StepOp::kCreateFile: return StepCreateFile(s);
     case StepOp::kCreateSymlink: return StepCreateSymlink(s);
     case StepOp::kChmod: return StepChmod(s);
+    case StepOp::kMountOverlay: return StepMountOverlay(s, part);
     case StepOp::kSetHostname: return StepSetHostname(s);
     case StepOp::kSetns: return StepSetns(s);
     case StepOp::kLoopbackUp: return StepLoopbackUp(s);
@@ -172,6 +175,35 @@ int RunStep(const Step& s) noexcept {
     case StepOp::kUnshare: return StepUnshare(s);
   }
   return EINVAL;
+}
+
+// Steps after which the kernel may have cleared the parent-death signal: it does so on any
+// change of the effective or fs ids, and of the permitted capabilities unless they shrink
+// (commit_creds), which joining a user namespace or unsharing one also is.
+bool ChangesCredentials(StepOp op) noexcept {
+  return op == StepOp::kSetIds || op == StepOp::kCapabilities || op == StepOp::kSetns || op == StepOp::kUnshare;
+}
+
+// Arms the parent-death signal and then makes sure the parent is still there: one that died
+// before the arming sent nothing and never will. The parent is the cloning thread; a spawner
+// thread lives as long as the process, and the main thread's exit ends the process, so the
+// process's pidfd tells (readable once it has exited). getppid() tells too, where it is not
+// 0 (it is inside a new PID namespace, whose parent is outside). Exits when the parent is gone.
+void ArmDeathSignal(const ChildPlan* plan) noexcept {
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) Fail(plan, kStepDieWithParent, errno);
+  bool gone = false;
+  if (plan->parent_pidfd >= 0) {
+    struct pollfd p;
+    p.fd = plan->parent_pidfd;
+    p.events = POLLIN;
+    p.revents = 0;
+    int n;
+    do {
+      n = ::poll(&p, 1, 0);
+    } while (n < 0 && errno == EINTR);
+    gone = n > 0 && (p.revents & (POLLIN | POLLHUP));
+  }
+  if (gone || ::getppid() != plan->parent_pid) Fail(plan, kStepDieWithParent, ESRCH);
 }
 
 // execvp's rules over a list of candidates computed before clone: a candidate that does
@@ -203,11 +235,10 @@ int RunStep(const Step& s) noexcept {
 
 int RunChild(void* arg) noexcept {
   const ChildPlan* plan = static_cast<const ChildPlan*>(arg);
+  const bool die = plan->die_with_parent;
 
   ResetSignalDispositions();
-  if (plan->die_with_parent && ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) {
-    Fail(plan, kStepDieWithParent, errno);
-  }
+  if (die) ArmDeathSignal(plan);
   if (plan->new_session && ::setsid() < 0) Fail(plan, kStepSetsid, errno);
   if (int err = WireStdio(plan)) Fail(plan, kStepStdio, err);
   if (int err = MarkInheritedFdsCloexec()) Fail(plan, kStepCloseFds, err);
@@ -215,9 +246,21 @@ int RunChild(void* arg) noexcept {
     if (int err = WaitForParent(plan)) Fail(plan, kStepSyncMaps, err);
   }
 
+  bool armed_last = die;  // armed with nothing since that could clear it
   for (size_t i = 0; i < plan->step_count; i++) {
-    if (int err = RunStep(plan->steps[i])) Fail(plan, static_cast<int32_t>(i), err);
+    const Step& s = plan->steps[i];
+    // The seccomp filter (the last step) may forbid prctl and poll: arm for the last time first.
+    if (die && s.op == StepOp::kSeccomp && !armed_last) ArmDeathSignal(plan);
+    int32_t part = -1;
+    if (int err = RunStep(s, &part)) Fail(plan, static_cast<int32_t>(i), err, part);
+    if (die && ChangesCredentials(s.op)) {
+      ArmDeathSignal(plan);
+      armed_last = true;
+    } else if (s.op != StepOp::kSeccomp) {
+      armed_last = false;
+    }
   }
+  if (die && !armed_last) ArmDeathSignal(plan);
 
   // Signals were blocked by the parent around clone; the program starts with none blocked.
   sigset_t none;

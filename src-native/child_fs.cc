@@ -6,7 +6,8 @@
 //   2. Each entry resolves its target inside /newroot with openat2(RESOLVE_IN_ROOT), so no
 //      symlink or ".." ever leads a mount or a write outside the new root, and its host
 //      source inside /oldroot the same way; mounts are made with the new mount API
-//      (open_tree, fsopen/fsmount, mount_setattr, move_mount) on those file descriptors.
+//      (open_tree, fsopen/fsmount, mount_setattr, move_mount) on those file descriptors, and
+//      files are written and modes changed through fds checked to be what the entry expects.
 //   3. StepPivotRoot makes /newroot the root and detaches the staging tmpfs with the old root.
 // These system calls need Linux 5.12 (mount_setattr); older kernels get ENOSYS, which
 // lib/filesystem.ts turns into a hint naming the version.
@@ -72,6 +73,7 @@ constexpr unsigned kFsopenCloexec = 1;
 constexpr unsigned kFsmountCloexec = 1;
 constexpr unsigned kFsconfigSetFlag = 0;
 constexpr unsigned kFsconfigSetString = 1;
+constexpr unsigned kFsconfigSetFd = 5;
 constexpr unsigned kFsconfigCmdCreate = 6;
 constexpr unsigned kAtRecursive = 0x8000;
 constexpr unsigned kAtEmptyPath = 0x1000;
@@ -199,15 +201,60 @@ int MoveMount(int from, int to) noexcept {
   return ::syscall(SYS_move_mount, from, "", to, "", kMoveMountFEmptyPath | kMoveMountTEmptyPath) < 0 ? errno : 0;
 }
 
-// chmod without following anything again: fchmodat2 on the resolved fd (Linux 6.6), else
-// an fd opened read-only (O_NONBLOCK so a FIFO does not block) through the same resolution.
-int ChmodInRoot(int root, const char* rel, int fd, unsigned mode) noexcept {
+// "/oldroot/proc/self/fd/<fd>": the host's procfs (it stays at /oldroot/proc until the final
+// pivot), whose fd links lead to the open file itself without resolving any path again.
+void ProcFdPath(int fd, char (&out)[48]) noexcept {
+  static const char kPrefix[] = "/oldroot/proc/self/fd/";
+  std::memcpy(out, kPrefix, sizeof kPrefix - 1);
+  char digits[12];
+  int n = 0;
+  unsigned value = static_cast<unsigned>(fd);
+  do {
+    digits[n++] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  } while (value != 0);
+  size_t at = sizeof kPrefix - 1;
+  while (n > 0) out[at++] = digits[--n];
+  out[at] = '\0';
+}
+
+// chmod of what the O_PATH fd `fd` (never a symlink: resolved following) refers to, without
+// resolving a path again: fchmodat2 on the fd (Linux 6.6); before that, a directory is
+// reopened through itself (".": never a device or a FIFO) and anything else is changed
+// through its /proc fd link.
+int ChmodFd(int fd, unsigned mode) noexcept {
   if (::syscall(SYS_fchmodat2, fd, "", mode, kAtEmptyPath) == 0) return 0;
   if (errno != ENOSYS && errno != EINVAL && errno != EBADF) return errno;
-  Fd file(OpenInRoot(root, rel, O_RDONLY | O_NONBLOCK | O_NOCTTY));
-  if (file.bad()) return errno;
-  return ::fchmod(file.fd, mode) < 0 ? errno : 0;
+  struct stat st;
+  if (::fstat(fd, &st) < 0) return errno;
+  if (S_ISDIR(st.st_mode)) {
+    Fd dir(::openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (dir.bad()) return errno;
+    return ::fchmod(dir.fd, mode) < 0 ? errno : 0;
+  }
+  char link[48];
+  ProcFdPath(fd, link);
+  return ::chmod(link, mode) < 0 ? errno : 0;
 }
+
+// What a `file` entry refuses to write into: a symlink is never followed (ELOOP), a directory
+// is EISDIR, and a FIFO, socket or device node is never even opened (EINVAL): an open would
+// wait for a FIFO's reader or reach a driver, and a device on a read-only mount is writable.
+int NotRegularFile(mode_t mode) noexcept {
+  if (S_ISREG(mode)) return 0;
+  if (S_ISLNK(mode)) return ELOOP;
+  return S_ISDIR(mode) ? EISDIR : EINVAL;
+}
+
+// Closes every fd it holds when it goes out of scope.
+struct FdList {
+  static constexpr int kMax = 512;  // overlayfs stacks at most 500 lower layers
+  int fds[kMax];
+  int count = 0;
+  ~FdList() {
+    for (int i = 0; i < count; i++) ::close(fds[i]);
+  }
+};
 
 }  // namespace
 
@@ -319,7 +366,7 @@ int StepCreateDir(const Step& s) noexcept {
   if (::fstat(dir.fd, &st) < 0) return errno;
   if (!S_ISDIR(st.st_mode)) return ENOTDIR;
   // mkdirat applied the umask (inherited by the program too, so it is not changed here).
-  return created ? ChmodInRoot(root.fd, s.path, dir.fd, s.mode) : 0;
+  return created ? ChmodFd(dir.fd, s.mode) : 0;
 }
 
 int StepCreateFile(const Step& s) noexcept {
@@ -328,9 +375,28 @@ int StepCreateFile(const Step& s) noexcept {
   char name[256];
   Fd parent(ResolveParent(root.fd, s.path, name));
   if (parent.bad()) return -parent.fd;
-  // O_NOFOLLOW: an existing symlink at the target is refused, never written through.
-  Fd file(::openat(parent.fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, s.mode & 0777));
-  if (file.bad()) return errno;
+  // A new file: O_EXCL makes it, so nothing else can be what is opened.
+  Fd file(::openat(parent.fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, s.mode & 0777));
+  if (file.bad()) {
+    if (errno != EEXIST) return errno;
+    // Something is there: look at it through an O_PATH fd, which follows nothing, opens no
+    // device and waits for no FIFO reader, and open it for writing only if it is a regular file.
+    Fd existing(::openat(parent.fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    if (existing.bad()) return errno;
+    struct stat seen;
+    if (::fstat(existing.fd, &seen) < 0) return errno;
+    if (int err = NotRegularFile(seen.st_mode)) return err;
+    // Without blocking, and checked again: what was swapped in since the look is refused.
+    file.fd = ::openat(parent.fd, name, O_WRONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+    if (file.bad()) return errno;
+    struct stat now;
+    if (::fstat(file.fd, &now) < 0) return errno;
+    if (now.st_dev != seen.st_dev || now.st_ino != seen.st_ino) {
+      int err = NotRegularFile(now.st_mode);
+      return err ? err : EAGAIN;
+    }
+    if (::ftruncate(file.fd, 0) < 0) return errno;
+  }
   for (size_t done = 0; done < s.data_len;) {
     ssize_t n = ::write(file.fd, s.data + done, s.data_len - done);
     if (n < 0 && errno == EINTR) continue;
@@ -358,9 +424,80 @@ int StepCreateSymlink(const Step& s) noexcept {
 int StepChmod(const Step& s) noexcept {
   Fd root(OpenTargetRoot(s));
   if (root.bad()) return errno;
+  // O_PATH: resolving opens nothing (no FIFO wait, no device open); the mode is changed on
+  // what this resolved to, never on a path resolved again.
   Fd target(OpenInRoot(root.fd, s.path, O_PATH));
   if (target.bad()) return errno;
-  return ChmodInRoot(root.fd, s.path, target.fd, s.mode);
+  return ChmodFd(target.fd, s.mode);
+}
+
+// An overlayfs whose layers reach the kernel as file descriptors, never as path strings it
+// would resolve (and split at ':' and ',') again. s.data holds "key\0value\0" pairs: for the
+// layer keys (lowerdir+, topmost first, then upperdir and workdir) the value is 'h' (inside
+// the host's root, /oldroot) or 's' (inside the staging root) and a relative path, resolved
+// here once; other keys are passed on as strings, an empty value as a flag. Each layer is
+// given by fd (Linux 6.13); on older kernels by its /proc fd link, one lowerdir+ at a time
+// (6.8) or all in one lowerdir string (fsconfig takes strings of up to 256 bytes).
+int StepMountOverlay(const Step& s, int32_t* part) noexcept {
+  Fd host(OpenDir(kOldRoot));
+  if (host.bad()) return errno;
+  Fd staging(OpenDir("/"));
+  if (staging.bad()) return errno;
+  Fd fs(::syscall(SYS_fsopen, "overlay", kFsopenCloexec));
+  if (fs.bad()) return errno;
+  enum class Pass { kFd, kLinkEach, kLinksJoined } pass = Pass::kFd;
+  char joined[256];
+  size_t joined_len = 0;
+  FdList layers;
+  const char* end = s.data ? s.data + s.data_len : nullptr;
+  for (const char* p = s.data; p && p < end;) {
+    const char* key = p;
+    p += std::strlen(key) + 1;
+    if (p >= end) return EINVAL;
+    const char* value = p;
+    p += std::strlen(value) + 1;
+    bool lower = std::strcmp(key, "lowerdir+") == 0;
+    if (!lower && std::strcmp(key, "upperdir") != 0 && std::strcmp(key, "workdir") != 0) {
+      long rc = *value ? ::syscall(SYS_fsconfig, fs.fd, kFsconfigSetString, key, value, 0)
+                       : ::syscall(SYS_fsconfig, fs.fd, kFsconfigSetFlag, key, nullptr, 0);
+      if (rc < 0) return errno;
+      continue;
+    }
+    int index = layers.count;
+    if (index == FdList::kMax || (*value != 'h' && *value != 's')) return EINVAL;
+    *part = 2 * index;  // opening it
+    long fd = OpenInRoot(*value == 's' ? staging.fd : host.fd, value + 1, O_PATH | O_DIRECTORY);
+    if (fd < 0) return errno;
+    layers.fds[layers.count++] = static_cast<int>(fd);
+    *part = 2 * index + 1;  // handing it to overlayfs
+    if (pass == Pass::kFd) {
+      if (::syscall(SYS_fsconfig, fs.fd, kFsconfigSetFd, key, nullptr, static_cast<int>(fd)) == 0) continue;
+      if (errno != EINVAL || index != 0) return errno;
+      pass = Pass::kLinkEach;  // not by fd: before Linux 6.13
+    }
+    char link[48];
+    ProcFdPath(static_cast<int>(fd), link);
+    if (pass == Pass::kLinkEach || !lower) {
+      if (::syscall(SYS_fsconfig, fs.fd, kFsconfigSetString, key, link, 0) == 0) continue;
+      if (errno != EINVAL || index != 0) return errno;
+      pass = Pass::kLinksJoined;  // no lowerdir+: before Linux 6.8
+    }
+    size_t len = std::strlen(link);
+    if (joined_len + len + 2 > sizeof joined) return E2BIG;
+    if (joined_len > 0) joined[joined_len++] = ':';
+    std::memcpy(joined + joined_len, link, len + 1);
+    joined_len += len;
+  }
+  *part = -1;
+  if (joined_len > 0 && ::syscall(SYS_fsconfig, fs.fd, kFsconfigSetString, "lowerdir", joined, 0) < 0) return errno;
+  if (::syscall(SYS_fsconfig, fs.fd, kFsconfigCmdCreate, nullptr, nullptr, 0) < 0) return errno;
+  Fd mnt(::syscall(SYS_fsmount, fs.fd, kFsmountCloexec, s.flags & kAttrMask));
+  if (mnt.bad()) return errno;
+  Fd root(OpenTargetRoot(s));
+  if (root.bad()) return errno;
+  Fd target(ResolveTarget(root.fd, s.path, Create::kDir, 0755));
+  if (target.bad()) return -target.fd;
+  return MoveMount(mnt.fd, target.fd);
 }
 
 }  // namespace nsjail

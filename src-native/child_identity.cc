@@ -51,8 +51,8 @@ int CapSet(uint64_t effective, uint64_t permitted, uint64_t inheritable) noexcep
   return ::syscall(SYS_capset, &header, data) < 0 ? errno : 0;
 }
 
-// fd, or a CLOEXEC copy of it above 4 when it sits where init's fds 3 and 4 go.
-int MoveAbove4(int fd) noexcept { return fd == 3 || fd == 4 ? ::fcntl(fd, F_DUPFD_CLOEXEC, 5) : fd; }
+// fd, or a CLOEXEC copy of it above 5 when it sits where init's fds 3, 4 and 5 go.
+int MoveAbove5(int fd) noexcept { return fd >= 3 && fd <= 5 ? ::fcntl(fd, F_DUPFD_CLOEXEC, 6) : fd; }
 
 }  // namespace
 
@@ -136,21 +136,25 @@ int WaitForParent(const ChildPlan* plan) noexcept {
 }
 
 int ExecInit(const ChildPlan* plan) noexcept {
-  int error_fd = MoveAbove4(plan->error_fd);
-  int status_fd = MoveAbove4(plan->status_fd);
-  int init_fd = MoveAbove4(plan->init_fd);
+  int error_fd = MoveAbove5(plan->error_fd);
+  int status_fd = MoveAbove5(plan->status_fd);
+  int init_fd = MoveAbove5(plan->init_fd);
   if (error_fd < 0 || status_fd < 0 || init_fd < 0) return errno;
+  // init arms its own death signal (an execve that raises capabilities clears it) and checks
+  // the parent through this pidfd, then closes it: it never reaches the program.
+  int parent_fd = -1;
+  if (plan->die_with_parent && plan->parent_pidfd >= 0 && (parent_fd = MoveAbove5(plan->parent_pidfd)) < 0) return errno;
   // dup2 onto a different fd leaves the copy without CLOEXEC; onto itself it changes
   // nothing, hence the explicit F_SETFD.
   int err = 0;
   if (::dup2(error_fd, 3) < 0 || ::dup2(status_fd, 4) < 0 || ::fcntl(3, F_SETFD, 0) < 0 ||
-      ::fcntl(4, F_SETFD, 0) < 0) {
+      ::fcntl(4, F_SETFD, 0) < 0 || (parent_fd >= 0 && (::dup2(parent_fd, 5) < 0 || ::fcntl(5, F_SETFD, 0) < 0))) {
     err = errno;
   } else {
     ::syscall(SYS_execveat, init_fd, "", plan->init_argv, plan->envp, AT_EMPTY_PATH);
     err = errno;
   }
-  // The caller reports through plan->error_fd, which may have been 4.
+  // The caller reports through plan->error_fd, which may have been 4 or 5.
   if (error_fd != plan->error_fd) ::dup2(error_fd, plan->error_fd);
   return err;
 }

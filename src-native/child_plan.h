@@ -25,7 +25,8 @@ enum class StepOp : uint32_t {
   kCreateDir,   // mkdir -p path, the last one with `mode`
   kCreateFile,  // create or truncate path, write data, chmod mode
   kCreateSymlink, // symlink source at path
-  kChmod,       // chmod(path, mode)
+  kChmod,       // chmod(path, mode), through an fd on what the path resolved to
+  kMountOverlay,// overlayfs at `path`, its layers opened as fds (data: "key\0where+path\0" pairs)
   // child_net.cc
   kSetHostname, // sethostname(data)
   kSetns,       // setns(values[0] = an fd opened by the parent, flags); with path: open(path) first
@@ -65,7 +66,12 @@ struct ChildPlan {
   // Otherwise (a fork-like clone, or init reporting for the program) the error pipe.
   ChildError* error_slot;  // parent memory, or null: use error_fd
   int error_fd;            // write end of the CLOEXEC error pipe, or -1
-  bool die_with_parent;    // PR_SET_PDEATHSIG(SIGKILL)
+  // PR_SET_PDEATHSIG(SIGKILL), armed first, again after every step that changes credentials
+  // (the kernel clears it then) and last before execve; each time followed by a check that
+  // the parent is still there, since a parent that died before the arming sends nothing.
+  bool die_with_parent;
+  int parent_pidfd;        // a pidfd of the parent process (readable once it has exited), or -1
+  int parent_pid;          // what getppid() returns while the parent lives: 0 in a new PID namespace
   bool new_session;        // setsid(): no controlling terminal, no TIOCSTI injection
   const Step* steps;
   size_t step_count;
@@ -79,7 +85,8 @@ struct ChildPlan {
   // written /proc/PID/{uid,gid}_map. {-1, -1}: the child writes its own map (the default).
   int sync_fd[2];
   // init (lib/init.ts): the child execs init_fd (opened by the parent) with init_argv instead
-  // of the program, the error pipe as its fd 3 and status_fd (exit-status pipe) as fd 4. -1: none.
+  // of the program, the error pipe as its fd 3, status_fd (exit-status pipe) as fd 4 and,
+  // with die_with_parent, parent_pidfd as fd 5. -1: none.
   int init_fd;
   int status_fd;
   char* const* init_argv;
@@ -90,7 +97,7 @@ struct ChildPlan {
 struct ChildError {
   int32_t step;
   int32_t err;        // errno
-  int32_t candidate;  // for kStepExec: which exec candidate failed
+  int32_t candidate;  // for kStepExec: which exec candidate failed; else which part of the step, or -1
 };
 
 constexpr int32_t kStepNone = INT32_MIN;  // error_slot before the child wrote to it

@@ -20,6 +20,7 @@ int StepCreateDir(const Step& s) noexcept;
 int StepCreateFile(const Step& s) noexcept;
 int StepCreateSymlink(const Step& s) noexcept;
 int StepChmod(const Step& s) noexcept;
+int StepMountOverlay(const Step& s, int32_t* part) noexcept;  // *part: which layer (2 * index + phase) failed
 
 // child_net.cc: UTS and network.
 int StepSetHostname(const Step& s) noexcept;

@@ -1,7 +1,10 @@
 // nsjail_node_init: the sandbox's PID 1 with `init: true` (lib/init.ts builds its argv).
 //
-//   argv: nsjail-node-init <seccomp filter as hex, or -> <n> <candidate 1> .. <candidate n> <program argv...>
-//   fds:  0-2 the program's stdio, 3 the spawn's error pipe, 4 the exit-status pipe
+//   argv: nsjail-node-init <parent> <seccomp filter as hex, or -> <n> <candidate 1> .. <candidate n> <program argv...>
+//         <parent>: '-', or the pid getppid() returns while the spawning process lives (0 in
+//         a new PID namespace): init then dies with it (dieWithParent)
+//   fds:  0-2 the program's stdio, 3 the spawn's error pipe, 4 the exit-status pipe,
+//         5 with <parent> and where the kernel has pidfds: a pidfd of the spawning process
 //   env:  the program's
 //
 // Linked statically and executed by the sandbox's first process through an fd the parent
@@ -23,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/filter.h>
+#include <poll.h>
 #include <linux/seccomp.h>
 #include <signal.h>
 #include <stdint.h>
@@ -34,9 +38,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-enum { kErrorFd = 3, kStatusFd = 4 };
-// src-native/child_plan.h: kStepExec, kStepInitSeccomp, kStepInitFork.
-enum { kStepExec = -1, kStepInitSeccomp = -9, kStepInitFork = -10 };
+enum { kErrorFd = 3, kStatusFd = 4, kParentFd = 5 };
+// src-native/child_plan.h: kStepExec, kStepDieWithParent, kStepInitSeccomp, kStepInitFork.
+enum { kStepExec = -1, kStepDieWithParent = -5, kStepInitSeccomp = -9, kStepInitFork = -10 };
 
 static struct sock_filter filter[4096];  // BPF_MAXINSNS
 
@@ -65,6 +69,26 @@ static int DecodeFilter(const char* hex, struct sock_fprog* prog) {
   prog->len = (unsigned short)(len / 2 / sizeof filter[0]);
   prog->filter = filter;
   return 0;
+}
+
+// The death signal does not survive an execve that raised capabilities (the kernel clears it
+// on any such change of credentials), so init arms its own, then makes sure the spawning
+// process did not die before that: its pidfd is readable once it has exited, and where there
+// is no pidfd getppid() tells (outside a new PID namespace). The pidfd is closed here: it
+// must not reach the program. False: the parent is gone.
+static int ArmDeathSignal(pid_t expected) {
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) return 0;
+  int gone = 0;
+  if (fcntl(kParentFd, F_GETFD) >= 0) {
+    struct pollfd p = {kParentFd, POLLIN, 0};
+    int n;
+    do {
+      n = poll(&p, 1, 0);
+    } while (n < 0 && errno == EINTR);
+    gone = n > 0 && (p.revents & (POLLIN | POLLHUP));
+    close(kParentFd);
+  }
+  return !gone && getppid() == expected;
 }
 
 // In the forked child: the program's own setup, then execve with execvp's rules over the
@@ -107,9 +131,17 @@ int main(int argc, char** argv) {
   sigprocmask(SIG_SETMASK, &all, &original);  // every signal waits for sigwaitinfo below
 
   struct sock_fprog prog = {0, filter};
-  int n = argc > 2 ? atoi(argv[2]) : -1;
-  if (n < 1 || argc < 4 + n || (strcmp(argv[1], "-") != 0 && DecodeFilter(argv[1], &prog) < 0)) {
+  int n = argc > 3 ? atoi(argv[3]) : -1;
+  long parent = -1;  // -1: no death signal
+  char* end = NULL;
+  if (argc > 1 && strcmp(argv[1], "-") != 0) parent = strtol(argv[1], &end, 10);
+  if (n < 1 || argc < 5 + n || (end && (end == argv[1] || *end != '\0' || parent < 0)) ||
+      (strcmp(argv[2], "-") != 0 && DecodeFilter(argv[2], &prog) < 0)) {
     Report(kStepExec, EINVAL, -1);
+    return 127;
+  }
+  if (parent >= 0 && !ArmDeathSignal((pid_t)parent)) {
+    Report(kStepDieWithParent, ESRCH, -1);
     return 127;
   }
   prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);  // without a PID namespace: orphans come here
@@ -123,7 +155,7 @@ int main(int argc, char** argv) {
     Report(kStepInitFork, errno, -1);
     return 127;
   }
-  if (program == 0) RunProgram(self, &original, &prog, argv + 3, n, argv + 3 + n);
+  if (program == 0) RunProgram(self, &original, &prog, argv + 4, n, argv + 4 + n);
   close(kErrorFd);  // the spawn's read sees EOF once the program has exec'd
 
   int status = 0;

@@ -4,6 +4,7 @@
 #include "plan.h"
 
 #include <sched.h>
+#include <unistd.h>
 
 #include <cstring>
 
@@ -84,6 +85,7 @@ bool ParseStepOp(const std::string& name, StepOp* op) {
       {"mountFs", StepOp::kMountFs},         {"mountSetattr", StepOp::kMountSetattr},
       {"createDir", StepOp::kCreateDir},     {"createFile", StepOp::kCreateFile},
       {"createSymlink", StepOp::kCreateSymlink}, {"chmod", StepOp::kChmod},
+      {"mountOverlay", StepOp::kMountOverlay},
       {"sethostname", StepOp::kSetHostname}, {"setns", StepOp::kSetns},
       {"loopbackUp", StepOp::kLoopbackUp},   {"setrlimit", StepOp::kSetrlimit},
       {"setIds", StepOp::kSetIds},           {"capabilities", StepOp::kCapabilities},
@@ -253,6 +255,8 @@ bool PlanStorage::Parse(const Napi::Object& plan, std::string* error) {
   child.exec_candidates = candidates_.data();
   child.exec_candidate_count = candidates_.size() - 1;
   child.die_with_parent = plan.Get("dieWithParent").ToBoolean();
+  child.parent_pidfd = -1;  // spawn.cc: a pidfd of this process, with die_with_parent
+  child.parent_pid = (clone_flags & CLONE_NEWPID) ? 0 : static_cast<int>(::getpid());
   child.new_session = plan.Get("newSession").ToBoolean();
   child.stdio[0] = child.stdio[1] = child.stdio[2] = -1;
   child.error_slot = nullptr;

@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -59,6 +60,22 @@ int DupHigh(int fd, UniqueFd* out) {
 // Our own CLOEXEC fd moved to >= 3 if it is not already (only if 0..2 were closed).
 int KeepHigh(UniqueFd* fd) { return fd->get() >= 3 ? 0 : DupHigh(fd->get(), fd); }
 
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
+// A pidfd of this process (>= 3, CLOEXEC), opened once and kept: a child that has just armed
+// its parent-death signal polls it to learn whether this process died before that (see
+// child.cc). -1 where the kernel has no pidfd_open (< 5.3): the child then compares getppid().
+int SelfPidfd() {
+  static const int fd = [] {
+    UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, ::getpid(), 0)));
+    if (!pidfd || KeepHigh(&pidfd) != 0) return -1;
+    return pidfd.release();
+  }();
+  return fd;
+}
+
 // What went wrong before the program ran; lib/spawn.ts turns it into an IsolationError.
 struct SpawnFailure {
   const char* where = nullptr;  // null: no failure
@@ -95,6 +112,7 @@ class SpawnJob {
     }
     for (int i = 0; i < 3 && !failure_.where; i++) PrepareStdio(i);
     if (failure_.where) return true;
+    if (plan_.child.die_with_parent) plan_.child.parent_pidfd = SelfPidfd();
     // The child's verdict: in our memory when it borrows it until exec (see ChildPlan), else
     // through the error pipe.
     if ((plan_.clone_flags & (CLONE_VM | CLONE_VFORK)) == (CLONE_VM | CLONE_VFORK) && plan_.child.init_fd < 0) {

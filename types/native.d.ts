@@ -7,7 +7,7 @@
 export interface NativeStep {
   op:
     | 'writeFile' | 'mount' | 'mkdir' | 'pivotRoot' | 'chroot' | 'chdir'
-    | 'stageRoot' | 'bindMount' | 'mountFs' | 'mountSetattr' | 'createDir' | 'createFile' | 'createSymlink' | 'chmod'
+    | 'stageRoot' | 'bindMount' | 'mountFs' | 'mountSetattr' | 'createDir' | 'createFile' | 'createSymlink' | 'chmod' | 'mountOverlay'
     | 'sethostname' | 'setns' | 'loopbackUp'
     | 'setrlimit'
     | 'setIds' | 'capabilities' | 'noNewPrivs' | 'seccomp' | 'unshare';
