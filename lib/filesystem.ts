@@ -95,10 +95,14 @@ export interface DirEntry {
   mode?: number;
 }
 
-/** A regular file with the given content, created or overwritten. */
+/**
+ * A regular file with the given content, created or overwritten. Only a regular file is
+ * overwritten: whatever else is at the target is refused with an IsolationError, and a FIFO,
+ * socket or device node there is never even opened.
+ */
 export interface FileEntry {
   type: 'file';
-  /** Absolute path inside the sandbox; an existing symlink there is refused (ELOOP). */
+  /** Absolute path inside the sandbox; an existing symlink there is refused (ELOOP), a directory (EISDIR), a FIFO, socket or device node (EINVAL). */
   target: string;
   /** The file's content (a string is written as UTF-8). */
   content: string | Uint8Array;
@@ -115,7 +119,7 @@ export interface SymlinkEntry {
   to: string;
 }
 
-/** Changes the permissions of an existing path (following a symlink, inside the sandbox only). */
+/** Changes the permissions of an existing path (following a symlink, inside the sandbox only), through a descriptor: a FIFO or device node there is not opened. */
 export interface ChmodEntry {
   type: 'chmod';
   /** Absolute path inside the sandbox. */
@@ -381,6 +385,13 @@ const HINTS = { ENOSYS: NEW_API_HINT };
 const OVERLAY_HINT =
   'overlayfs refused these layers (upper and work must be on one filesystem that supports overlay upper layers, work empty and not inside upper)';
 
+const FILE_HINTS = {
+  ...HINTS,
+  EINVAL: 'the target exists and is not a regular file (a FIFO, socket or device node there is never opened, let alone written)',
+  EISDIR: 'the target is a directory',
+  ELOOP: 'the target is a symlink, which is never followed',
+};
+
 function attrs(f: Flags): number {
   return (f.readonly ? ATTR_RDONLY : 0) | (f.nosuid ? ATTR_NOSUID : 0) | (f.nodev ? ATTR_NODEV : 0) | (f.noexec ? ATTR_NOEXEC : 0);
 }
@@ -518,7 +529,7 @@ function entrySteps(m: ValidatedMount, index: number, fsv: ValidatedFilesystem):
     case 'dir':
       return [planned({ op: 'createDir', path: rel(m.target), mode: m.mode }, label('mkdirat'))];
     case 'file':
-      return [planned({ op: 'createFile', path: rel(m.target), data: m.content, mode: m.mode }, label('openat'))];
+      return [planned({ op: 'createFile', path: rel(m.target), data: m.content, mode: m.mode }, { ...label('openat'), hints: FILE_HINTS })];
     case 'symlink':
       return [symlinkStep(name, m.target, m.to)];
     case 'chmod':

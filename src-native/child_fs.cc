@@ -458,6 +458,7 @@ int StepMountOverlay(const Step& s, int32_t* part) noexcept {
     p += std::strlen(value) + 1;
     bool lower = std::strcmp(key, "lowerdir+") == 0;
     if (!lower && std::strcmp(key, "upperdir") != 0 && std::strcmp(key, "workdir") != 0) {
+      *part = -1;
       long rc = *value ? ::syscall(SYS_fsconfig, fs.fd, kFsconfigSetString, key, value, 0)
                        : ::syscall(SYS_fsconfig, fs.fd, kFsconfigSetFlag, key, nullptr, 0);
       if (rc < 0) return errno;
