@@ -5,9 +5,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { hostSystemMounts, type MountEntry, type SpawnOptions } from '../../lib';
+import { hostSystemMounts, spawnIsolated, type MountEntry, type SpawnOptions } from '../../lib';
 import { validateOptions } from '../../lib/options';
-import { hostMountinfo, lingeringZombies, makeTempDir, sh } from '../helpers';
+import { catchError, childCount, hostMountinfo, lingeringZombies, makeTempDir, sh } from '../helpers';
 
 let mountinfoBefore = '';
 let temp: ReturnType<typeof makeTempDir>;
@@ -101,4 +101,12 @@ test('a layer that is not a directory, or is missing, is refused naming that lay
   expect(notDir).toMatchObject({ code: 'ENOTDIR', step: `mounts[${hostSystemMounts().length + 1}] overlay lower[1]`, path: file });
   const missingUpper = await sh('true', sandbox({ type: 'overlay', target: '/o', lower: [good], upper: path.join(temp.dir, 'nope'), work: good })).catch((e: unknown) => e);
   expect(missingUpper).toMatchObject({ code: 'ENOENT', step: `mounts[${hostSystemMounts().length + 1}] overlay upper`, path: path.join(temp.dir, 'nope') });
+});
+
+test('more than 500 lower layers (overlayfs\'s limit) are refused before any process starts', () => {
+  const before = childCount();
+  const err = catchError(() => spawnIsolated({ command: '/bin/true', mount: true, mounts: [{ type: 'overlay', target: '/o', lower: new Array<string>(501).fill('/usr') }] }));
+  expect(err).toBeInstanceOf(RangeError);
+  expect(err.message).toMatch(/options\.mounts\[0\]\.lower may have at most 500 layers/);
+  expect(childCount()).toBe(before);
 });
