@@ -87,9 +87,11 @@ function orderedSteps(o: ValidatedOptions): PlannedStep[] {
 export function compilePlan(options: ValidatedOptions): SpawnPlan {
   const steps = orderedSteps(options);
   const candidates = execCandidates(options.command, options.env);
-  // init's parent as it sees it: none in a new PID namespace (getppid() is 0 there).
-  const parent = options.dieWithParent ? (options.namespaces.pid ? 0 : process.pid) : undefined;
-  const identity = identityPlan(options.identity, candidates, options.argv, parent);
+  // What getppid() returns in the child while this process lives: 0 when the child starts in
+  // another PID namespace (a new one, or one joined for it), where its parent is outside.
+  const otherPidNamespace = options.namespaces.pid || options.network.join.some((target) => target.kind === 'pid');
+  const parentPid = otherPidNamespace ? 0 : process.pid;
+  const identity = identityPlan(options.identity, candidates, options.argv, options.dieWithParent ? parentPid : undefined);
   // Flags a feature takes out: a cgroup namespace unshared after the cgroup join, a network
   // namespace prepared before clone and joined, and CLONE_VM (with CLONE_VFORK) where the
   // parent must act before exec or the kernel refuses a shared mm (time namespace join).
@@ -105,6 +107,7 @@ export function compilePlan(options: ValidatedOptions): SpawnPlan {
       stdio: [stdioFor(options.stdio[0], 0), stdioFor(options.stdio[1], 1), stdioFor(options.stdio[2], 2)],
       steps: steps.map((s) => s.native),
       dieWithParent: options.dieWithParent,
+      parentPid,
       newSession: options.newSession,
       ...identity.native,
     },

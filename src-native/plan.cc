@@ -256,7 +256,8 @@ bool PlanStorage::Parse(const Napi::Object& plan, std::string* error) {
   child.exec_candidate_count = candidates_.size() - 1;
   child.die_with_parent = plan.Get("dieWithParent").ToBoolean();
   child.parent_pidfd = -1;  // spawn.cc: a pidfd of this process, with die_with_parent
-  child.parent_pid = (clone_flags & CLONE_NEWPID) ? 0 : static_cast<int>(::getpid());
+  // lib/plan.ts knows whether the child starts in another PID namespace (new or joined).
+  child.parent_pid = static_cast<int>(GetNumber(plan, "parentPid", (clone_flags & CLONE_NEWPID) ? 0 : ::getpid()));
   child.new_session = plan.Get("newSession").ToBoolean();
   child.stdio[0] = child.stdio[1] = child.stdio[2] = -1;
   child.error_slot = nullptr;

@@ -33,6 +33,8 @@ export interface NativePlan {
   stdio: [NativeStdio, NativeStdio, NativeStdio];
   steps: NativeStep[];
   dieWithParent: boolean;
+  /** What getppid() returns in the child while this process lives (0 when it starts in another PID namespace): the death signal's check. */
+  parentPid: number;
   newSession: boolean;
   /**
    * Parent-written id maps (lib/identity.ts): the clone is then without CLONE_VM|CLONE_VFORK
