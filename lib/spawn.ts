@@ -2,6 +2,7 @@
 import type { NativeExitStatus, NativeFailure, NativeSpawned } from '../types/native';
 import { binding } from './binding';
 import { describeErrno, IsolationError } from './errors';
+import { explainExecFailure } from './exec-diagnosis';
 import { validateOptions, type SpawnOptions, type ValidatedOptions } from './options';
 import { compilePlan, type SpawnPlan } from './plan';
 import { initExitStatus } from './init';
@@ -32,15 +33,16 @@ const HINTS: Record<string, string> = {
 function toError(failure: NativeFailure, plan: SpawnPlan): IsolationError {
   if (failure.where === 'child') {
     if (failure.step === -1) {
-      return new IsolationError({
-        errno: failure.errno,
-        step: 'execve',
-        syscall: 'execve',
-        path: plan.native.execCandidates[failure.candidate] ?? plan.native.execCandidates[0],
-      });
+      const candidates = plan.native.execCandidates;
+      const failed = candidates[failure.candidate] ?? candidates[0];
+      const { command, pathVar, view } = plan.exec;
+      const named = explainExecFailure(view, command, candidates, pathVar, failed, describeErrno(failure.errno).code);
+      return new IsolationError({ errno: failure.errno, step: 'execve', syscall: 'execve', ...named });
     }
     const label = failure.step >= 0 ? plan.labels[failure.step] : FIXED_STEPS[failure.step];
-    const hint = (label as StepLabel | undefined)?.hints?.[describeErrno(failure.errno).code];
+    const root = plan.exec.view.root;
+    const inRoot = label?.step === 'chdir' && root !== undefined ? `the path is looked up inside the root ${root}` : undefined;
+    const hint = (label as StepLabel | undefined)?.hints?.[describeErrno(failure.errno).code] ?? inRoot;
     return new IsolationError({ errno: failure.errno, ...(label ?? { step: `step ${failure.step}`, syscall: 'unknown' }), hint });
   }
   if (failure.where === 'stdio') {
