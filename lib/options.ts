@@ -105,6 +105,25 @@ const KNOWN_KEYS: readonly string[] = [
 
 const NAMESPACE_KEYS = ['pid', 'net', 'mount', 'uts', 'ipc', 'user', 'cgroup'] as const;
 
+// Options of child_process and execa that this library spells differently.
+const TO_LIMITS = (name: string): string => `limits are grouped: use limits: { ${name}: ... }`;
+const HABITS: Readonly<Record<string, string>> = {
+  input: "spawnIsolated takes no input; use runIsolated({ input }), or write to child.stdin (stdio 'pipe', the default)",
+  shell: "there is no shell option; run one explicitly: command: '/bin/sh', args: ['-c', script]",
+  detached: 'a sandbox always starts in a new session (newSession: true); to let it outlive this process use dieWithParent: false',
+  encoding: 'spawnIsolated gives streams; decode with child.stdout.setEncoding(), or use runIsolated({ encoding })',
+  maxBuffer: 'collecting output is runIsolated({ maxBuffer }); spawnIsolated gives streams',
+  forceKillAfterDelay: "there is no forceKillAfterDelay; killSignal with timeout or signal kills the sandbox (default 'SIGKILL')",
+  windowsHide: 'nsjail-node is Linux only; remove it',
+  serialization: 'there is no IPC channel to a sandbox; use stdio pipes',
+  memory: TO_LIMITS('memory'),
+  pids: TO_LIMITS('pids'),
+  cpu: TO_LIMITS('cpu'),
+  cpuTime: TO_LIMITS('cpuTime'),
+  wallTime: TO_LIMITS('wallTime'),
+  rlimits: TO_LIMITS('rlimits'),
+};
+
 function checkStdio(option: string, value: unknown): StdioOption {
   if (value === 'pipe' || value === 'inherit' || value === 'ignore') return value;
   if (typeof value === 'number') {
@@ -119,7 +138,7 @@ export function validateOptions(options: SpawnOptions): ValidatedOptions {
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw new TypeError(`spawnIsolated: options must be an object, got ${describe(options)}`);
   }
-  rejectUnknownKeys(options, KNOWN_KEYS, 'options.');
+  rejectUnknownKeys(options, KNOWN_KEYS, 'options.', HABITS);
 
   const command = checkCString('command', options.command);
   const argv0 = options.argv0 === undefined ? command : checkCString('argv0', options.argv0, { allowEmpty: true });
@@ -146,6 +165,9 @@ export function validateOptions(options: SpawnOptions): ValidatedOptions {
   const namespaces = {} as ValidatedOptions['namespaces'];
   for (const key of NAMESPACE_KEYS) namespaces[key] = checkBoolean(key, options[key], false);
 
+  if (typeof options.cwd === 'string' && options.cwd !== '' && !options.cwd.startsWith('/')) {
+    fail('cwd', `must be an absolute path inside the sandbox, got '${options.cwd}' (for a host directory without root, path.resolve() it first)`, 'range');
+  }
   const cwd = options.cwd === undefined ? undefined : checkAbsolutePath('cwd', options.cwd);
   let hostname: string | undefined;
   if (options.hostname !== undefined) {

@@ -9,6 +9,7 @@ export function fail(option: string, reason: string, kind: 'type' | 'range' = 't
 /** A short description of a bad value for an error message. */
 export function describe(value: unknown): string {
   if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'string') return `the string '${value}'`;
   return typeof value === 'object' ? 'an object' : `${typeof value} ${String(value)}`;
@@ -42,10 +43,14 @@ export function didYouMean(key: string, known: readonly string[]): string | unde
   return best;
 }
 
-/** Rejects keys that are not options: a typo must not silently drop isolation. */
-export function rejectUnknownKeys(options: object, known: readonly string[], where: string): void {
+/**
+ * Rejects keys that are not options: a typo must not silently drop isolation. `habits` maps
+ * names that other APIs use (child_process, execa) to this library's way of saying it.
+ */
+export function rejectUnknownKeys(options: object, known: readonly string[], where: string, habits: Readonly<Record<string, string>> = {}): void {
   for (const key of Object.keys(options)) {
     if (known.includes(key)) continue;
+    if (Object.prototype.hasOwnProperty.call(habits, key)) throw new TypeError(`spawnIsolated: unknown option ${where}${key}: ${habits[key]}`);
     const guess = didYouMean(key, known);
     throw new TypeError(`spawnIsolated: unknown option ${where}${key}${guess ? ` (did you mean ${where}${guess}?)` : ''}`);
   }
