@@ -460,8 +460,10 @@ export function doctorChecks(r: DoctorFacts): DoctorCheck[] {
     const via = a.viaUserNamespace;
     const works = a.works || (via?.works ?? false);
     const core = CORE_NAMESPACES.includes(ns);
-    let summary = `${ns} namespace ${describeAttempt(a)}`;
-    if (via) summary += `; inside a user namespace it ${describeAttempt(via)}`;
+    // Works only inside a user namespace: say so plainly, not "OK ... fails: <error>".
+    const onlyViaUser = !a.works && via?.works === true;
+    let summary = onlyViaUser ? `${ns} namespace works together with a user namespace (alone the kernel refuses it: ${a.code ?? 'error'})` : `${ns} namespace ${describeAttempt(a)}`;
+    if (via && !onlyViaUser) summary += `; inside a user namespace it ${describeAttempt(via)}`;
     let advice: string | undefined;
     if (!works) {
       if (a.max === 0) advice = `user.max_${MAX_FILE[ns].slice(4)} is 0: sysctl -w user.${MAX_FILE[ns]}=15000`;
@@ -470,7 +472,7 @@ export function doctorChecks(r: DoctorFacts): DoctorCheck[] {
     } else if (!a.works && via?.works) {
       advice = 'pass user: true (--unshare-user) together with this namespace';
     }
-    add(`namespace.${ns}`, works ? 'ok' : core ? 'fail' : 'warn', summary, advice);
+    add(`namespace.${ns}`, onlyViaUser ? 'info' : works ? 'ok' : core ? 'fail' : 'warn', summary, advice);
   }
 
   if (r.init.works) {
