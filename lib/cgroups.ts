@@ -255,8 +255,9 @@ function errnoOf(e: unknown): number {
 }
 
 const DELEGATION_HINT =
-  'creating cgroups needs write access to the parent: root, or a cgroup delegated to this user ' +
-  '(cgroup v2: e.g. `systemd-run --user --scope -p Delegate=yes`, then give its path as cgroupParent)';
+  'creating cgroups needs write access to the parent: run as root, or in a cgroup delegated to this user ' +
+  '(cgroup v2: e.g. `systemd-run --user --scope -p Delegate=yes`, then give its path as cgroupParent), ' +
+  'or without the limits that need a cgroup (limits.memory, limits.pids, limits.cpu; limits.wallTime, limits.cpuTime and limits.rlimits work without one)';
 
 function cgroupError(step: string, syscall: string, file: string, e: unknown, hint?: string): IsolationError {
   const errno = errnoOf(e);
