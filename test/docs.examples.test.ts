@@ -81,7 +81,8 @@ test.each(runnable)('%s runs and prints what the text shows', (where, e, i) => {
     cwd,
     encoding: 'utf8',
     timeout: 60_000,
-    env: { PATH: `${path.join(project, 'bin')}:${path.dirname(process.execPath)}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin`, HOME: cwd, NODE_PATH: path.join(project, 'node_modules') },
+    // A secret in the caller's environment: an example that passed it on would print it.
+    env: { PATH: `${path.join(project, 'bin')}:${path.dirname(process.execPath)}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin`, HOME: cwd, SECRET_TOKEN: 'host-secret' },
   });
   const context = `${where}: exit ${r.status}${r.signal ? ` (${r.signal})` : ''}\n--- stderr\n${r.stderr}\n--- stdout\n${r.stdout}`;
   if (r.status !== 0) throw new Error(context);
