@@ -249,16 +249,13 @@ int main(int argc, char** argv) {
     else if (!strcmp(w, "key-link")) { report(w, syscall(SYS_keyctl, KEYCTL_LINK, atoi(a), KEY_SPEC_SESSION_KEYRING)); i++; }
     else if (!strcmp(w, "shm")) {
       void* p = shmat(atoi(a), NULL, SHM_RDONLY);
-      if (p == (void*)-1) report(w, -1);
-      else { printf("shm %.40s\n", (char*)p); fflush(stdout); shmdt(p); }
+      report(w, p == (void*)-1 ? -1 : 0);
+      if (p != (void*)-1) shmdt(p);
       i++;
     }
     else if (!strcmp(w, "msg")) {
-      struct { long type; char text[128]; } m = {0};
-      long r = msgrcv(atoi(a), &m, sizeof m.text - 1, 0, IPC_NOWAIT | MSG_COPY);
-      if (r < 0 && errno == EINVAL) r = msgrcv(atoi(a), &m, sizeof m.text - 1, 0, IPC_NOWAIT);
-      if (r >= 0) printf("msg %s\n", m.text); else report(w, r);
-      fflush(stdout);
+      struct msqid_ds ds;
+      report(w, msgctl(atoi(a), IPC_STAT, &ds));
       i++;
     }
     else if (!strcmp(w, "mq")) {
@@ -275,6 +272,21 @@ int main(int argc, char** argv) {
     }
     else if (!strcmp(w, "forkbomb")) { forkbomb(atoi(a)); i++; }
     else if (!strcmp(w, "membomb")) { membomb(atol(a)); i++; }
+    else if (!strcmp(w, "fds")) {
+      // The open descriptors, less the one reading the directory.
+      DIR* d = opendir("/proc/self/fd");
+      if (!d) { report(w, -1); continue; }
+      char list[1024] = "";
+      struct dirent* e;
+      while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' || atoi(e->d_name) == dirfd(d)) continue;
+        if (list[0]) strncat(list, ",", sizeof list - strlen(list) - 1);
+        strncat(list, e->d_name, sizeof list - strlen(list) - 1);
+      }
+      closedir(d);
+      printf("fds %s\n", list);
+      fflush(stdout);
+    }
     else if (!strcmp(w, "daemon")) { daemonize(argv + i + 1); break; }
     else { printf("%s unknown\n", w); return 2; }
   }

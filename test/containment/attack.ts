@@ -63,13 +63,25 @@ export function tempDir(prefix: string): { dir: string; cleanup: () => void } {
   return { dir, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** attack.c compiled into a fresh world-readable dir (bind it at /work): `work`, its host path `program`. */
-export function buildAttack(): { work: string; program: string; cleanup: () => void } {
+/**
+ * attack.c compiled (static, so that it runs in a bare root too) into a fresh world-readable
+ * dir to bind at /work: `program` is its host path, `setuid` a setuid-root copy of it
+ * (/work/attack-suid inside), `hostSetup` the host-side helper (host-setup.c), kept outside
+ * `work` so that no sandbox sees it.
+ */
+export function buildAttack(): { work: string; program: string; setuid: string; hostSetup: string; cleanup: () => void } {
   const { dir, cleanup } = tempDir('nsjail-node-attack-');
   try {
-    const program = path.join(dir, 'attack');
-    execFileSync('cc', ['-O2', '-Wall', '-o', program, path.join(__dirname, 'attack.c')], { stdio: 'pipe' });
-    return { work: dir, program, cleanup };
+    const work = path.join(dir, 'work');
+    fs.mkdirSync(work, { mode: 0o755 });
+    const program = path.join(work, 'attack');
+    execFileSync('cc', ['-O2', '-Wall', '-static', '-o', program, path.join(__dirname, 'attack.c')], { stdio: 'pipe' });
+    const setuid = path.join(work, 'attack-suid');
+    fs.copyFileSync(program, setuid);
+    fs.chmodSync(setuid, 0o4755); // owned by root, as the test runs
+    const hostSetup = path.join(dir, 'host-setup');
+    execFileSync('cc', ['-O2', '-Wall', '-o', hostSetup, path.join(__dirname, 'host-setup.c')], { stdio: 'pipe' });
+    return { work, program, setuid, hostSetup, cleanup };
   } catch (e) {
     cleanup();
     throw e;
