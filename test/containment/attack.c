@@ -109,8 +109,10 @@ static long abstract(const char* name) {
   if (s < 0) return -1;
   struct sockaddr_un a = {.sun_family = AF_UNIX};
   size_t len = strlen(name);
+  if (len > sizeof a.sun_path - 1) len = sizeof a.sun_path - 1;
   memcpy(a.sun_path + 1, name, len); // sun_path[0] = 0: the abstract namespace
-  long r = connect(s, (struct sockaddr*)&a, offsetof(struct sockaddr_un, sun_path) + 1 + len);
+  // The whole zero-padded sun_path, as Node (libuv) binds an abstract name.
+  long r = connect(s, (struct sockaddr*)&a, sizeof a);
   int saved = errno;
   close(s);
   errno = saved;
