@@ -174,21 +174,37 @@ function serialize(options: RunOptions): unknown {
   return { ...options, seccomp: options.seccomp === seccompPresets.sandboxDefault ? 'sandboxDefault' : options.seccomp };
 }
 
-const ROOTLESS_SCRIPT = String.raw`
+// Runs each case with the library, and "plain" cases with child_process, as the user it runs
+// as; holds 20 more descriptors open meanwhile; writes the results as JSON to argv[4].
+const CASES_SCRIPT = String.raw`
+const fs = require('fs');
 const lib = require(process.argv[2]);
-const cases = JSON.parse(require('fs').readFileSync(process.argv[3], 'utf8'));
+const cases = JSON.parse(fs.readFileSync(process.argv[3], 'utf8'));
+const held = Array.from({ length: 20 }, () => fs.openSync(process.argv[3], 'r'));
+const read = (stream) => new Promise((resolve) => { let text = ''; stream.on('data', (d) => (text += d)); stream.on('close', () => resolve(text)); });
 (async () => {
   const results = {};
   for (const [name, options] of Object.entries(cases)) {
     if (options.seccomp === 'sandboxDefault') options.seccomp = lib.seccompPresets.sandboxDefault;
     try {
-      const r = await lib.runIsolated(options);
-      results[name] = { exitCode: r.exitCode, signal: r.signal, status: r.status, stdout: r.stdout, stderr: r.stderr };
+      if (options.plain) {
+        const r = require('child_process').spawnSync(options.command, options.args, { stdio: ['inherit', 'pipe', 'pipe'], encoding: 'utf8' });
+        results[name] = { exitCode: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+      } else if (options.stdinInherit) {
+        const { stdinInherit, maxBuffer, ...rest } = options;
+        const child = lib.spawnIsolated({ ...rest, stdio: ['inherit', 'pipe', 'pipe'] });
+        const [stdout, stderr, status] = await Promise.all([read(child.stdout), read(child.stderr), child.exited]);
+        results[name] = { exitCode: status.exitCode, signal: status.signal, status: status.status, stdout, stderr };
+      } else {
+        const r = await lib.runIsolated(options);
+        results[name] = { exitCode: r.exitCode, signal: r.signal, status: r.status, stdout: r.stdout, stderr: r.stderr };
+      }
     } catch (e) {
       results[name] = { error: { name: e.name, message: e.message, code: e.code, step: e.step } };
     }
   }
-  process.stdout.write(JSON.stringify({ uid: process.getuid(), gid: process.getgid(), results }));
+  held.forEach((fd) => fs.closeSync(fd));
+  fs.writeFileSync(process.argv[4], JSON.stringify({ uid: process.getuid(), gid: process.getgid(), results }));
 })().catch((e) => { console.error(e); process.exit(1); });
 `;
 
@@ -202,28 +218,43 @@ export interface RootlessOutcome {
   error?: { name: string; message: string; code?: string; step?: string };
 }
 
+/** A case for {@link runCases}: a sandbox (optionally with the script's stdin), or a plain child_process. */
+export type Case = (RunOptions & { stdinInherit?: true }) | { plain: true; command: string; args: string[] };
+
 /**
- * Runs each named configuration with runIsolated in a Node process running as uid/gid 65534
- * with no groups (setpriv), against a copy of the built library (dist/). Also returns the
- * uid it really ran as.
+ * Runs each named case in a separate Node process against the built library (dist/): as
+ * uid/gid 65534 with no groups (setpriv) with `asNobody`, else as root; `wrap` is a command
+ * put in front (e.g. a shell that opens a descriptor, or `script` for a terminal), which ends
+ * with the Node command line as separate arguments, or as one string with `wrapAsString`.
+ * Returns the script's results, the uid it ran as, and what the wrapper printed.
  */
-export async function runRootless(cases: Record<string, RunOptions>): Promise<{ uid: number; results: Record<string, RootlessOutcome> }> {
+export async function runCases(
+  cases: Record<string, Case>,
+  { asNobody = false, wrap = [], wrapAsString = false }: { asNobody?: boolean; wrap?: string[]; wrapAsString?: boolean } = {},
+): Promise<{ uid: number; results: Record<string, RootlessOutcome>; output: string }> {
   if (!fs.existsSync(path.join(__dirname, '..', '..', 'dist', 'index.js'))) throw new Error('dist/ is missing: build the library first (npm run build:dev)');
   const staged = stageLibraryForOtherUsers();
-  const scratch = tempDir('nsjail-node-rootless-');
+  const scratch = tempDir('nsjail-node-cases-');
+  fs.chmodSync(scratch.dir, 0o777); // the script writes its results here, maybe as uid 65534
   try {
-    const script = path.join(scratch.dir, 'rootless.js');
+    const script = path.join(scratch.dir, 'cases.js');
     const input = path.join(scratch.dir, 'cases.json');
-    fs.writeFileSync(script, ROOTLESS_SCRIPT, { mode: 0o644 });
-    fs.writeFileSync(input, JSON.stringify(Object.fromEntries(Object.entries(cases).map(([k, v]) => [k, serialize(v)]))), { mode: 0o644 });
-    const stdout = await new Promise<string>((resolve, reject) => {
-      execFile(
-        'setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, script, staged.dist, input],
+    const output = path.join(scratch.dir, 'results.json');
+    fs.writeFileSync(script, CASES_SCRIPT, { mode: 0o644 });
+    const serialized = Object.fromEntries(Object.entries(cases).map(([k, v]) => [k, 'plain' in v ? v : serialize(v)]));
+    fs.writeFileSync(input, JSON.stringify(serialized), { mode: 0o644 });
+    let node = [process.execPath, script, staged.dist, input, output];
+    if (asNobody) node = ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', ...node];
+    const argv = wrapAsString ? [...wrap, node.join(' ')] : [...wrap, ...node];
+    const printed = await new Promise<string>((resolve, reject) => {
+      const child = execFile(
+        argv[0], argv.slice(1),
         { cwd: '/', env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, timeout: 120000, maxBuffer: 16 << 20 },
-        (error, out, err) => (error ? reject(new Error(`${error.message}\n${err}`)) : resolve(out)),
+        (error, out, err) => (error ? reject(new Error(`${error.message}\n${out}\n${err}`)) : resolve(out)),
       );
+      child.stdin?.end();
     });
-    return JSON.parse(stdout);
+    return { ...JSON.parse(fs.readFileSync(output, 'utf8')), output: printed };
   } finally {
     scratch.cleanup();
     staged.cleanup();
