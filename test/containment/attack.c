@@ -228,7 +228,7 @@ int main(int argc, char** argv) {
     }
     else if (!strcmp(w, "mknod-char")) { report(w, mknod(a, S_IFCHR | 0600, makedev(1, 3))); i++; }
     else if (!strcmp(w, "mknod-block")) { report(w, mknod(a, S_IFBLK | 0600, makedev(7, 0))); i++; }
-    else if (!strcmp(w, "euid")) { printf("euid %d\n", (int)geteuid()); }
+    else if (!strcmp(w, "euid")) { printf("euid %d\n", (int)geteuid()); fflush(stdout); }
     else if (!strcmp(w, "tiocsti")) {
       // Pushes the text into the input queue of the terminal on fd 0, one byte at a time.
       long r = 0;
@@ -274,6 +274,13 @@ int main(int argc, char** argv) {
     }
     else if (!strcmp(w, "forkbomb")) { forkbomb(atoi(a)); i++; }
     else if (!strcmp(w, "membomb")) { membomb(atol(a)); i++; }
+    else if (!strcmp(w, "int80-getpid")) {
+      // An i386 system call from a 64-bit program: int 0x80 with the i386 number of getpid (20).
+      long r;
+      __asm__ volatile("int $0x80" : "=a"(r) : "a"(20L) : "memory");
+      printf("int80-getpid %s\n", r == getpid() ? "ok" : "wrong");
+      fflush(stdout);
+    }
     else if (!strcmp(w, "fds")) {
       // The open descriptors, less the one reading the directory.
       DIR* d = opendir("/proc/self/fd");
