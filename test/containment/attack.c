@@ -281,6 +281,12 @@ int main(int argc, char** argv) {
       printf("int80-getpid %s\n", r == getpid() ? "ok" : "wrong");
       fflush(stdout);
     }
+    else if (!strcmp(w, "x32-getpid")) {
+      // An x32 system call: the x86_64 number with __X32_SYSCALL_BIT (0x40000000) set.
+      long r = syscall(0x40000000L | SYS_getpid);
+      if (r == getpid()) printf("x32-getpid ok\n"); else report(w, r);
+      fflush(stdout);
+    }
     else if (!strcmp(w, "fds")) {
       // The open descriptors, less the one reading the directory.
       DIR* d = opendir("/proc/self/fd");

@@ -30,4 +30,11 @@ describe('foreign system call ABIs', () => {
     const r = await runAttack(without(recommended(built.work, ATTACK, ['int80-getpid']), 'seccomp'));
     expect(r).toMatchObject({ signal: 'SIGSEGV', stdout: '' });
   });
+
+  test('an x32 system call (the x86_64 number | 0x40000000) kills the sandbox (SIGSYS) before the kernel sees it; CONTROL: without seccomp it reaches the kernel, which answers ENOSYS without CONFIG_X86_X32_ABI (this VM) or runs it', async () => {
+    const r = await runAttack(recommended(built.work, ATTACK, ['x32-getpid']));
+    expect(r).toMatchObject({ signal: 'SIGSYS', stdout: '' });
+    const control = await runAttack(without(recommended(built.work, ATTACK, ['x32-getpid']), 'seccomp'));
+    expect(control).toMatchObject({ status: 'ok', stdout: expect.stringMatching(/^x32-getpid (ok|errno=ENOSYS)\n$/) });
+  });
 });
