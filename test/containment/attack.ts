@@ -41,9 +41,9 @@ export function recommended(work: string, command = ATTACK, args: readonly strin
 
 /** `options` less the named keys: a CONTROL is the recommended config with a protection taken away. */
 export function without(options: RunOptions, ...keys: (keyof RunOptions)[]): RunOptions {
-  const copy: Record<string, unknown> = { ...options };
-  for (const key of keys) delete copy[key];
-  return copy as RunOptions;
+  const copy: Partial<RunOptions> = { ...options };
+  for (const key of keys) if (key !== 'command') delete copy[key];
+  return { ...copy, command: options.command };
 }
 
 /** Each line of the attack program's output as { attack: result }. */

@@ -4,6 +4,7 @@
  * from the host that its own target is untouched, and a CONTROL with the protection taken away
  * shows that the same attack does reach the target, so that each test can fail.
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { ATTACK, buildAttack, exitOf, marker, markedSleepSeconds, killByMarker, pidsWithMarker, recommended, runAttack, runCases, startHostSleep, without, type Case } from './attack';
 import { lingeringZombies } from '../helpers';
@@ -89,6 +90,7 @@ describe('resource bombs', () => {
     const made = Number(r.results.forkbomb);
     expect(made).toBeGreaterThan(0);
     expect(made).toBeLessThan(64); // init and the program itself count too
+    expect(execFileSync('/bin/sh', ['-c', 'echo forked'], { encoding: 'utf8' })).toBe('forked\n');
     const control = await runAttack(without(recommended(work, ATTACK, ['forkbomb', '200']), 'limits'));
     expect(control.results).toEqual({ forkbomb: '200' });
   });
