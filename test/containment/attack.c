@@ -210,6 +210,23 @@ int main(int argc, char** argv) {
     else if (!strcmp(w, "abstract")) { report(w, abstract(a)); i++; }
     else if (!strcmp(w, "chroot-escape")) { report(w, chroot_escape("/tmp/x", a)); i++; }
     else if (!strcmp(w, "access")) { report(w, access(a, F_OK)); i++; }
+    else if (!strcmp(w, "writable")) { report(w, access(a, W_OK)); i++; }
+    else if (!strcmp(w, "rewrite")) {
+      // Writes a file's own content back to it (a sysctl keeps its value even if this works).
+      char buf[4096];
+      int fd = open(a, O_RDONLY);
+      long n = fd < 0 ? -1 : read(fd, buf, sizeof buf);
+      if (fd >= 0) close(fd);
+      if (n >= 0) {
+        fd = open(a, O_WRONLY);
+        n = fd < 0 ? -1 : write(fd, buf, n);
+        int saved = errno;
+        if (fd >= 0) close(fd);
+        errno = saved;
+      }
+      report(w, n);
+      i++;
+    }
     else if (!strcmp(w, "write")) { report(w, write_file(a, "attacked\n")); i++; }
     else if (!strcmp(w, "remount")) { report(w, mount(NULL, a, NULL, MS_REMOUNT | MS_BIND, NULL)); i++; }
     else if (!strcmp(w, "mount-setattr")) {

@@ -108,13 +108,43 @@ describe('read-only binds with user: true and CAP_SYS_ADMIN kept (the documented
     fs.writeFileSync(sentinel, 'host only\n');
     fs.chmodSync(sentinel, 0o666);
     try {
-      const options = { ...without(recommended(built.work, ATTACK, ['remount', WORK, 'mount-setattr', WORK, 'umount', WORK, 'write', `${WORK}/sentinel`]), 'seccomp'), capabilities: ['CAP_SYS_ADMIN'] as const };
+      // The write right after the remount: after umount, /work is the empty mount point.
+      const args = ['remount', WORK, 'write', `${WORK}/sentinel`, 'mount-setattr', WORK, 'umount', WORK];
+      const options = { ...without(recommended(built.work, ATTACK, args), 'seccomp'), capabilities: ['CAP_SYS_ADMIN'] as const };
       const r = await runAttack(options);
       expect(fs.readFileSync(sentinel, 'utf8')).toBe('host only\n');
-      expect(r.results).toEqual({ remount: 'errno=EPERM', 'mount-setattr': 'errno=EPERM', umount: 'errno=EINVAL', write: 'errno=EROFS' });
+      // Whatever errno a fix gives, none of the four may succeed.
+      const failed = expect.stringMatching(/^errno=/);
+      expect(r.results).toEqual({ remount: failed, 'mount-setattr': failed, umount: failed, write: failed });
     } finally {
       fs.rmSync(sentinel, { force: true });
     }
+  });
+});
+
+describe('host sysctls', () => {
+  test('/proc/sys is read-only inside: core_pattern is not writable and rewriting a sysctl fails with EROFS; CONTROL: as root without a mount namespace (and in a UTS namespace of its own, so the host keeps its name) the same rewrite of kernel/hostname works', async () => {
+    // Only access(W_OK) on core_pattern, never a write: it is the host's, whatever happens.
+    const args = ['writable', '/proc/sys/kernel/core_pattern', 'rewrite', '/proc/sys/kernel/hostname'];
+    const expected = { writable: 'errno=EROFS', rewrite: 'errno=EROFS' };
+    const r = await runAttack(recommended(built.work, ATTACK, args));
+    expect(r).toMatchObject({ status: 'ok', stderr: '' });
+    expect(r.results).toEqual(expected);
+    expect((await runAttack(without(recommended(built.work, ATTACK, args), 'seccomp'))).results).toEqual(expected);
+
+    const control = await runAttack({ command: built.program, args: ['rewrite', '/proc/sys/kernel/hostname'], uts: true });
+    expect(control.results).toEqual({ rewrite: 'ok' });
+  });
+
+  // KNOWN HOLE, as the read-only binds above: /proc/sys is made read-only by a bind inside the
+  // sandbox's own namespaces, so a kept CAP_SYS_ADMIN remounts it read-write. While the
+  // sandbox's root is the host's uid 0 (the default map as root), the host's core_pattern is
+  // then writable: a host-root command on the next core dump. Checked with access(W_OK) only.
+  test('KNOWN HOLE (fails until fixed): with user: true and CAP_SYS_ADMIN kept, /proc/sys cannot be remounted read-write and the host core_pattern stays unwritable', async () => {
+    const args = ['remount', '/proc/sys', 'umount', '/proc/sys', 'writable', '/proc/sys/kernel/core_pattern'];
+    const r = await runAttack({ ...without(recommended(built.work, ATTACK, args), 'seccomp'), capabilities: ['CAP_SYS_ADMIN'] });
+    // Whatever errno a fix gives, none of the three may succeed.
+    expect(r.results).toEqual({ remount: expect.stringMatching(/^errno=/), umount: expect.stringMatching(/^errno=/), writable: expect.stringMatching(/^errno=/) });
   });
 });
 
