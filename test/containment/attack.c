@@ -119,6 +119,18 @@ static long abstract(const char* name) {
   return r;
 }
 
+static long unix_path(const char* path) {
+  int s = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (s < 0) return -1;
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  strncpy(a.sun_path, path, sizeof a.sun_path - 1);
+  long r = connect(s, (struct sockaddr*)&a, sizeof a);
+  int saved = errno;
+  close(s);
+  errno = saved;
+  return r;
+}
+
 // The classic chroot breakout: chroot into a subdirectory keeping the cwd outside, climb, chroot.
 static long chroot_escape(const char* dir, const char* sentinel) {
   mkdir(dir, 0700);
@@ -207,6 +219,7 @@ int main(int argc, char** argv) {
     }
     else if (!strcmp(w, "mem")) { report(w, mem(atoi(a))); i++; }
     else if (!strcmp(w, "tcp")) { report(w, tcp(atoi(a))); i++; }
+    else if (!strcmp(w, "unix")) { report(w, unix_path(a)); i++; }
     else if (!strcmp(w, "abstract")) { report(w, abstract(a)); i++; }
     else if (!strcmp(w, "chroot-escape")) { report(w, chroot_escape("/tmp/x", a)); i++; }
     else if (!strcmp(w, "access")) { report(w, access(a, F_OK)); i++; }

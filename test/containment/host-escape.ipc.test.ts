@@ -5,8 +5,10 @@
  * host object the test made; a CONTROL with the protection taken away reaches that object.
  */
 import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as net from 'node:net';
-import { ATTACK, buildAttack, marker, recommended, runAttack, without } from './attack';
+import * as path from 'node:path';
+import { ATTACK, buildAttack, marker, recommended, runAttack, tempDir, without } from './attack';
 
 let built: ReturnType<typeof buildAttack>;
 beforeAll(() => {
@@ -54,6 +56,33 @@ describe('host sockets', () => {
     } finally {
       await close(tcp.server);
       await close(unix.server);
+    }
+  });
+});
+
+describe('host unix sockets and shared memory files', () => {
+  test("a host unix socket in a temp dir and a POSIX shared memory object in the host's /dev/shm are out of reach (the mount namespace shows neither); CONTROL: without mount namespace, both are reached", async () => {
+    const dir = tempDir('nsjail-node-socket-');
+    const socketPath = path.join(dir.dir, 'listener.sock');
+    const shm = path.join('/dev/shm', marker('nsjail-test'));
+    const unix = await listen({ path: socketPath });
+    try {
+      fs.chmodSync(socketPath, 0o777);
+      fs.writeFileSync(shm, 'host only\n', { mode: 0o666 });
+      const args = ['unix', socketPath, 'access', shm, 'write', shm];
+      const r = await runAttack(recommended(built.work, ATTACK, args));
+      expect(r).toMatchObject({ status: 'ok', stderr: '' });
+      expect(r.results).toEqual({ unix: 'errno=ENOENT', access: 'errno=ENOENT', write: 'errno=ENOENT' });
+      expect(unix.accepted()).toBe(0);
+      expect(fs.readFileSync(shm, 'utf8')).toBe('host only\n');
+
+      const control = await runAttack({ command: built.program, args });
+      expect(control.results).toEqual({ unix: 'ok', access: 'ok', write: 'ok' });
+      expect(fs.readFileSync(shm, 'utf8')).toBe('attacked\n');
+    } finally {
+      await close(unix.server);
+      fs.rmSync(shm, { force: true });
+      dir.cleanup();
     }
   });
 });
