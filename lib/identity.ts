@@ -336,7 +336,7 @@ export function userNamespaceSteps(identity: ValidatedIdentity): PlannedStep[] {
  * seccomp filter as the very last step. With init, the filter is installed by init in the
  * program's process instead (src-native/init.c), so init itself can always fork and reap.
  */
-export function privilegeSteps(identity: ValidatedIdentity): PlannedStep[] {
+export function privilegeSteps(identity: ValidatedIdentity, mountNamespace: boolean): PlannedStep[] {
   const steps: PlannedStep[] = [];
   const idHints = identity.userNamespace ? undefined : { EPERM: 'changing ids without a user namespace needs root (CAP_SETUID, CAP_SETGID)' };
   if (identity.groups !== undefined) {
@@ -351,6 +351,15 @@ export function privilegeSteps(identity: ValidatedIdentity): PlannedStep[] {
     steps.push(step({ op: 'setIds', flags: SET_IDS_UID | SET_IDS_KEEP_CAPS, values: [BigInt(identity.uid)] }, 'setresuid', 'setresuid'));
   }
   if (idHints) for (const s of steps) s.label.hints = idHints;
+  if (identity.userNamespace && mountNamespace && (identity.capabilities & (1n << BigInt(CAP_SYS_ADMIN))) !== 0n) {
+    // A kept CAP_SYS_ADMIN could remount the read-only binds made in this sandbox's own
+    // namespaces, or uncover what they cover. One more user and mount namespace, entered now,
+    // turns every mount into a locked copy (MNT_LOCKED and its read-only, nosuid, nodev,
+    // noexec flags locked), as the kernel does for mounts handed to a less privileged namespace.
+    const lock = step({ op: 'lockMounts' }, 'lock-mounts', 'unshare');
+    lock.label.hints = { EPERM: 'the nested user namespace for locked mounts was refused (user.max_user_namespaces?)' };
+    steps.push(lock);
+  }
   const caps = step(
     { op: 'capabilities', flags: identity.boundingBestEffort ? CAPS_BOUNDING_BEST_EFFORT : 0, values: [identity.capabilities] },
     'capabilities', 'capset');

@@ -86,7 +86,7 @@ function orderedSteps(o: ValidatedOptions): PlannedStep[] {
     ...filesystemSteps(o.filesystem),
     ...(o.cwd !== undefined ? [step({ op: 'chdir', path: o.cwd }, 'chdir', 'chdir', o.cwd)] : []),
     ...limitSteps(o.limits),
-    ...privilegeSteps(o.identity),
+    ...privilegeSteps(o.identity, o.namespaces.mount),
   ];
 }
 

@@ -170,6 +170,7 @@ int RunStep(const Step& s) noexcept {
     case StepOp::kNoNewPrivs: return StepNoNewPrivs(s);
     case StepOp::kSeccomp: return StepSeccomp(s);
     case StepOp::kUnshare: return StepUnshare(s);
+    case StepOp::kLockMounts: return StepLockMounts(s);
   }
   return EINVAL;
 }

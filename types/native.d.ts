@@ -10,7 +10,7 @@ export interface NativeStep {
     | 'stageRoot' | 'bindMount' | 'mountFs' | 'mountSetattr' | 'createDir' | 'createFile' | 'createSymlink' | 'chmod'
     | 'sethostname' | 'setns' | 'loopbackUp'
     | 'setrlimit'
-    | 'setIds' | 'capabilities' | 'noNewPrivs' | 'seccomp' | 'unshare';
+    | 'setIds' | 'capabilities' | 'noNewPrivs' | 'seccomp' | 'unshare' | 'lockMounts';
   path?: string;
   source?: string;
   fstype?: string;

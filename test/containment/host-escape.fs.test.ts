@@ -97,13 +97,12 @@ describe('read-only binds', () => {
   });
 });
 
-// KNOWN HOLE, this test fails until the library locks its read-only binds: docs/filesystem.md
-// says that with `user: true` the sandbox's root "cannot make them writable or uncover what is
-// under them" even keeping CAP_SYS_ADMIN. The binds are made inside the sandbox's own user and
-// mount namespaces, so the kernel does not lock them (MNT_LOCK_READONLY is only set on mounts
-// copied into a less privileged namespace): remount,rw works and the write reaches the host.
-describe('read-only binds with user: true and CAP_SYS_ADMIN kept (the documented promise)', () => {
-  test('KNOWN HOLE (fails until fixed): remount,rw, mount_setattr and umount of the read-only /work fail and its host file stays unchanged', async () => {
+// The binds are made inside the sandbox's own user and mount namespaces, where the kernel does
+// not lock them; with CAP_SYS_ADMIN kept the library enters one more user and mount namespace
+// (lock-mounts) so that they become locked copies. The control is the test above: where the
+// mounts are not locked (real root keeping CAP_SYS_ADMIN), remount,rw works and the write lands.
+describe('read-only binds with user: true and CAP_SYS_ADMIN kept: locked', () => {
+  test('remount,rw, mount_setattr and umount of the read-only /work fail and its host file stays unchanged', async () => {
     const sentinel = path.join(built.work, 'sentinel');
     fs.writeFileSync(sentinel, 'host only\n');
     fs.chmodSync(sentinel, 0o666);
@@ -136,11 +135,11 @@ describe('host sysctls', () => {
     expect(control.results).toEqual({ rewrite: 'ok' });
   });
 
-  // KNOWN HOLE, as the read-only binds above: /proc/sys is made read-only by a bind inside the
-  // sandbox's own namespaces, so a kept CAP_SYS_ADMIN remounts it read-write. While the
-  // sandbox's root is the host's uid 0 (the default map as root), the host's core_pattern is
-  // then writable: a host-root command on the next core dump. Checked with access(W_OK) only.
-  test('KNOWN HOLE (fails until fixed): with user: true and CAP_SYS_ADMIN kept, /proc/sys cannot be remounted read-write and the host core_pattern stays unwritable', async () => {
+  // /proc/sys is made read-only by a bind inside the sandbox's own namespaces: unlocked, a kept
+  // CAP_SYS_ADMIN would remount it read-write, and a sandbox root that is host uid 0 could then
+  // write the host's core_pattern (a host-root command on the next core dump). Checked with
+  // access(W_OK) only. Control: the read-only /work test above (unlocked mounts can be remounted).
+  test('with user: true and CAP_SYS_ADMIN kept, /proc/sys cannot be remounted read-write or unmounted, and the host core_pattern stays unwritable', async () => {
     const args = ['remount', '/proc/sys', 'umount', '/proc/sys', 'writable', '/proc/sys/kernel/core_pattern'];
     const r = await runAttack({ ...without(recommended(built.work, ATTACK, args), 'seccomp'), capabilities: ['CAP_SYS_ADMIN'] });
     // Whatever errno a fix gives, none of the three may succeed.
