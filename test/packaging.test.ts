@@ -65,7 +65,7 @@ describe('packaging', () => {
     } finally {
       tmp.cleanup();
     }
-  }, 240_000);
+  }, 480_000);
 
   test('the public types hold (tsc over test/types/usage.ts, with @ts-expect-error lines)', () => {
     exec(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(project, 'test', 'types', 'tsconfig.json')], project);
