@@ -130,6 +130,16 @@ function spawnOnThisThread(l: Launch): IsolatedProcess {
   return handleFor(l, plan, result);
 }
 
+/** binding.spawnAsync; when it throws instead of queueing the spawn, the sandbox's cgroup goes. */
+function spawnAsyncOrAbandon(l: Launch, plan: SpawnPlan, done: Parameters<typeof binding.spawnAsync>[2]): void {
+  try {
+    binding.spawnAsync(plan.native, l.onExit, done);
+  } catch (e) {
+    l.control.abandon();
+    throw e;
+  }
+}
+
 /** What {@link spawnIsolatedAsync} resolves with. */
 export interface Spawned {
   /**
@@ -159,7 +169,9 @@ export function spawnIsolatedAsync(options: SpawnOptions): Promise<Spawned> {
     }
     const plan = planFor(l);
     return new Promise((resolve, reject) => {
-      binding.spawnAsync(plan.native, l.onExit, (result) => {
+      // The addon may refuse the plan before queueing it: then no callback comes, and the
+      // cgroup made for the sandbox is removed here (the throw becomes the rejection).
+      spawnAsyncOrAbandon(l, plan, (result) => {
         try {
           if ('thrown' in result) {
             l.control.abandon();
