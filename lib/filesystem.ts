@@ -430,7 +430,7 @@ function bindSteps(name: string, source: string, target: string, flags: number, 
 function fsStep(name: string, fstype: string, target: string, attr: number, params: [string, string][] = [], extra = 0): PlannedStep {
   return planned(
     { op: 'mountFs', fstype, source: fstype, path: rel(target), data: fsParams(params), flags: attr | extra },
-    { step: name, syscall: 'fsmount', path: target, hints: { ...HINTS, ENOTDIR: `the target or a directory on its path exists and is not a directory (a ${fstype} mounts only onto a directory)` } },
+    { step: name, syscall: 'fsmount', path: target, hints: { ...HINTS, ENOTDIR: `the target or a directory on its path exists and is not a directory (${fstype} mounts only onto a directory)` } },
   );
 }
 
