@@ -42,7 +42,7 @@ export function initFd(): number {
       const code = (e as NodeJS.ErrnoException).code;
       // Only a missing file means "try the next place"; anything else is the answer.
       if (code !== 'ENOENT' && code !== 'ENOTDIR') {
-        throw new IsolationError({ errno: errnoOf(e), step: 'init-helper', syscall: 'open', path: candidate, hint: 'options.init opens its helper before clone' });
+        throw new IsolationError({ errno: errnoOf(e), step: 'init-helper', syscall: 'open', path: candidate });
       }
     }
   }

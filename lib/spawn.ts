@@ -29,14 +29,9 @@ const HINTS: Record<string, string> = {
   clone3: 'the kernel refused a namespace; `nsjail-node doctor` tells which ones this host allows',
 };
 
-// Resource exhaustion in this process, whatever the call that met it.
-const OUT_OF_FDS = 'this process is out of file descriptors (RLIMIT_NOFILE, `ulimit -n`) or the system is (ENFILE)';
-const RESOURCE_HINTS: Record<string, string> = {
-  EMFILE: OUT_OF_FDS,
-  ENFILE: OUT_OF_FDS,
-  // clone's EAGAIN: fork(2) says which limits.
-  EAGAIN: "no process could be created: this user's process limit (RLIMIT_NPROC, `ulimit -u`), the pids cgroup of this process, or the system's (kernel.threads-max, pid_max) is reached",
-};
+// clone's EAGAIN: fork(2) says which limits. (EMFILE's hint is IsolationError's own.)
+const CLONE_EAGAIN_HINT =
+  "no process could be created: this user's process limit (RLIMIT_NPROC, `ulimit -u`), the pids cgroup of this process, or the system's (kernel.threads-max, pid_max) is reached";
 
 function toError(failure: NativeFailure, plan: SpawnPlan): IsolationError {
   if (failure.where === 'child') {
@@ -50,12 +45,12 @@ function toError(failure: NativeFailure, plan: SpawnPlan): IsolationError {
     }
     const label = failure.step >= 0 ? plan.labels[failure.step] : FIXED_STEPS[failure.step];
     const code = describeErrno(failure.errno).code;
-    const hint = (label as StepLabel | undefined)?.hints?.[code] ?? (code === 'EAGAIN' ? undefined : RESOURCE_HINTS[code]);
+    const hint = (label as StepLabel | undefined)?.hints?.[code];
     return new IsolationError({ errno: failure.errno, ...(label ?? { step: `step ${failure.step}`, syscall: 'unknown' }), hint });
   }
   const code = describeErrno(failure.errno).code;
   if (failure.where === 'stdio') {
-    return new IsolationError({ errno: failure.errno, step: `stdio[${failure.step}]`, syscall: failure.syscall, hint: code === 'EAGAIN' ? undefined : RESOURCE_HINTS[code] });
+    return new IsolationError({ errno: failure.errno, step: `stdio[${failure.step}]`, syscall: failure.syscall });
   }
   if (failure.where === 'parent-setup') {
     const label = plan.parentLabels[failure.step] ?? { step: 'id-maps', syscall: failure.syscall };
@@ -68,7 +63,7 @@ function toError(failure: NativeFailure, plan: SpawnPlan): IsolationError {
   const hint = needsUserNamespace
     ? 'without root, new namespaces need a user namespace too: add user: true'
     : failure.errno === 1 || failure.errno === 22 ? HINTS[failure.syscall]
-    : code === 'EAGAIN' && !failure.syscall.startsWith('clone') ? undefined : RESOURCE_HINTS[code];
+    : code === 'EAGAIN' && failure.syscall.startsWith('clone') ? CLONE_EAGAIN_HINT : undefined;
   return new IsolationError({ errno: failure.errno, step: failure.syscall, syscall: failure.syscall, hint });
 }
 
