@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import fc from 'fast-check';
 import { IsolationError, seccompPresets, spawnIsolated, spawnIsolatedAsync, type IsolatedProcess, type SpawnOptions } from '../lib';
+import { parseCommandLine } from '../lib/cli';
 import { validateOptions } from '../lib/options';
 import { catchError, childrenOfThisProcess, makeTempDir, openFdCount } from './helpers';
 
@@ -285,6 +286,12 @@ describe('holes and array-likes in every array option', () => {
     const e = catchError(() => validateOptions({ command: '/bin/true', ...extra, [key]: { length: 1, 0: 'a' } } as unknown as SpawnOptions));
     expect(e).toBeInstanceOf(TypeError);
     expect(e.message).toContain(`options.${key} must be`);
+  });
+
+  test('a hole or a non-string in the command line\'s argv is a TypeError naming the entry', () => {
+    expect(() => parseCommandLine(hole(['--unshare-pid', '/bin/true'], 1), {})).toThrow(new TypeError('parseCommandLine: argv[1] must be a string, got a hole (sparse array)'));
+    expect(() => parseCommandLine(['/bin/true', 7 as unknown as string], {})).toThrow(new TypeError('parseCommandLine: argv[1] must be a string, got number 7'));
+    expect(parseCommandLine(['--unshare-pid', '/bin/true', 'x'], {})).toMatchObject({ kind: 'run', options: { command: '/bin/true', args: ['x'] } });
   });
 
   test('control: the same arrays without holes are accepted', () => {
