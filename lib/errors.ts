@@ -53,7 +53,7 @@ export class IsolationError extends Error {
     const { code, text } = describeErrno(details.errno);
     const where = details.path !== undefined ? `${details.step} ${details.path}` : details.step;
     const call = details.syscall !== details.step ? ` [${details.syscall}]` : '';
-    const hintText = details.hint || DEFAULT_HINTS[code];
+    const hintText = [details.hint, DEFAULT_HINTS[code]].filter(Boolean).join('; ');
     const hint = hintText ? `: ${hintText}` : '';
     super(`${prefix}: ${where}: ${code} (${text})${call}${hint}`);
     this.name = 'IsolationError';

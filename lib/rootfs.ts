@@ -51,14 +51,21 @@ export async function buildRootfs(dir: string, programs: string[], options: Root
   const resolver = new Resolver(options.libraryPath ?? []);
   const hostPaths = new Set<string>();
   const found: Record<string, string> = {};
-  for (const program of programs) {
-    found[program] = await findProgram(program);
-    for (const p of await resolver.closure(found[program])) hostPaths.add(p);
-  }
-  for (const f of options.extraFiles ?? []) {
-    const st = await fs.promises.stat(f).catch(() => undefined);
-    if (!st?.isFile()) throw new Error(`buildRootfs: extra file '${f}' is not an existing regular file`);
-    hostPaths.add(f);
+  try {
+    for (const program of programs) {
+      found[program] = await findProgram(program);
+      for (const p of await resolver.closure(found[program])) hostPaths.add(p);
+    }
+    for (const f of options.extraFiles ?? []) {
+      const st = await fs.promises.stat(f).catch(() => undefined);
+      if (!st?.isFile()) throw new Error(`buildRootfs: extra file '${f}' is not an existing regular file`);
+      hostPaths.add(f);
+    }
+  } catch (e) {
+    // A host file that could not be read (EMFILE, EACCES, ...): a Node fs error, made typed.
+    const err = e as NodeJS.ErrnoException;
+    if (!(e instanceof IsolationError) && err.code !== undefined && err.syscall !== undefined) throw fsError('read', err.path ?? '', e);
+    throw e;
   }
   const writer = new RootfsWriter(dir);
   try {
@@ -176,8 +183,12 @@ class Resolver {
     const tried: string[] = [];
     const attempt = async (p: string): Promise<ElfInfo | undefined> => {
       tried.push(p);
-      // Like ld.so, skip files that are missing, not ELF, or built for another machine/class.
-      const e = await this.elf(p).catch(() => undefined);
+      // Like ld.so, skip files that are missing, not ELF, or built for another machine/class;
+      // but running out of fds is not a missing library.
+      const e = await this.elf(p).catch((err: NodeJS.ErrnoException) => {
+        if (RESOURCE_CODES.has(err.code ?? '')) throw fsError('read', p, err);
+        return undefined;
+      });
       return e && e.machine === obj.elf.machine && e.elfClass === obj.elf.elfClass ? e : undefined;
     };
     if (name.includes('/')) {
@@ -262,12 +273,20 @@ function defaultDirs(abi: ElfAbi | undefined, elf: ElfInfo): string[] {
 /** Maximum symlinks followed while resolving one path, as the kernel's ELOOP limit. */
 const MAX_SYMLINKS = 40;
 
-/** A Node fs error as an IsolationError naming the build's step and the rootfs path. */
-function writeError(step: string, dest: string, e: unknown): IsolationError {
+/** A Node fs error as an IsolationError naming the build's step and the path. */
+function fsError(step: string, file: string, e: unknown, hint?: string): IsolationError {
   const err = e as NodeJS.ErrnoException;
   const errno = (err.code !== undefined ? (os.constants.errno as Record<string, number | undefined>)[err.code] : undefined) ?? os.constants.errno.EIO;
-  return new IsolationError({ errno, step, syscall: err.syscall ?? step, path: dest, hint: 'what this build had written was removed again' }, 'buildRootfs');
+  return new IsolationError({ errno, step, syscall: err.syscall ?? step, path: file, hint }, 'buildRootfs');
 }
+
+/** A failed write into the rootfs (the build then undoes its writes). */
+function writeError(step: string, dest: string, e: unknown): IsolationError {
+  return fsError(step, dest, e, 'what this build had written was removed again');
+}
+
+/** Errors that are about this process, not the file: never to be taken for "no such library here". */
+const RESOURCE_CODES = new Set(['EMFILE', 'ENFILE', 'ENOMEM', 'EIO']);
 
 /** Runs one write into the rootfs; its failure becomes {@link writeError}. */
 async function writing<T>(step: string, dest: string, op: () => Promise<T>): Promise<T> {

@@ -124,13 +124,33 @@ async function attempt(name, mode, headroom) {
       for (const mode of ['sync', 'async']) results.push(await attempt(name, mode, headroom));
     }
   }
-  process.stdout.write(JSON.stringify({ first, warmup, baseline, results }));
+  // buildRootfs at the same headrooms: a failure leaves its (empty) directory empty.
+  const { buildRootfs } = require(require('path').join(require('path').dirname(process.argv[2]), 'rootfs.js'));
+  const rootfs = [];
+  for (let headroom = 0; headroom <= MAX_HEADROOM; headroom++) {
+    const dir = fs.mkdtempSync(require('os').tmpdir() + '/nsjail-faults-rootfs-');
+    const held = exhaust(headroom);
+    let error;
+    try {
+      await buildRootfs(dir, ['/bin/sh']);
+    } catch (e) {
+      error = { name: e.name, message: e.message, code: e.code, step: e.step, path: e.path };
+    } finally {
+      for (const fd of held) fs.closeSync(fd);
+    }
+    rootfs.push({ headroom, error, entries: fs.readdirSync(dir), fds: fdCount() });
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  process.stdout.write(JSON.stringify({ first, warmup, baseline, results, rootfs }));
 })().catch((e) => { console.error(e); process.exit(1); });
 `;
 
 describe('EMFILE: out of file descriptors at every step', () => {
   const MAX_HEADROOM = 8;
-  let report: { first: Outcome; warmup: Outcome[]; baseline: number; results: Outcome[] };
+  let report: {
+    first: Outcome; warmup: Outcome[]; baseline: number; results: Outcome[];
+    rootfs: { headroom: number; error?: Outcome['error']; entries: string[]; fds: number }[];
+  };
   let tmp: ReturnType<typeof makeTempDir>;
 
   beforeAll(async () => {
@@ -176,6 +196,20 @@ describe('EMFILE: out of file descriptors at every step', () => {
       expect([where, typeof e.step, /^E[A-Z0-9]+$/.test(e.code ?? '')]).toEqual([where, 'string', true]);
       if (e.code === 'EMFILE') expect([where, /RLIMIT_NOFILE/.test(e.message)]).toEqual([where, true]);
     }
+  });
+
+  test('buildRootfs out of fds: an IsolationError naming step, errno and path, and an untouched directory', () => {
+    const failed = report.rootfs.filter((r) => r.error !== undefined);
+    expect(failed.length).toBeGreaterThan(0); // the fault is real
+    for (const r of failed) {
+      expect({ headroom: r.headroom, error: r.error }).toEqual({ headroom: r.headroom, error: expect.objectContaining({ name: 'IsolationError', code: 'EMFILE', step: expect.any(String), path: expect.stringMatching(/^\//) }) });
+      expect({ headroom: r.headroom, entries: r.entries }).toEqual({ headroom: r.headroom, entries: [] });
+    }
+    // Control: with fds to spare the same build succeeds.
+    const last = report.rootfs[report.rootfs.length - 1];
+    expect(last.error).toBeUndefined();
+    expect(last.entries.length).toBeGreaterThan(0);
+    for (const r of report.rootfs) expect({ headroom: r.headroom, fds: r.fds }).toEqual({ headroom: r.headroom, fds: report.baseline });
   });
 
   test('nothing is left after any attempt: no fd, no child, no cgroup, no veth', () => {
