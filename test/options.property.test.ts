@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import fc from 'fast-check';
-import { IsolationError, seccompPresets, spawnIsolated, spawnIsolatedAsync, type IsolatedProcess, type SpawnOptions } from '../lib';
+import { hostSystemMounts, IsolationError, seccompPresets, spawnIsolated, spawnIsolatedAsync, type IsolatedProcess, type SpawnOptions } from '../lib';
 import { parseCommandLine } from '../lib/cli';
 import { validateOptions } from '../lib/options';
 import { catchError, childrenOfThisProcess, makeTempDir, openFdCount } from './helpers';
@@ -292,6 +292,12 @@ describe('holes and array-likes in every array option', () => {
     expect(() => parseCommandLine(hole(['--unshare-pid', '/bin/true'], 1), {})).toThrow(new TypeError('parseCommandLine: argv[1] must be a string, got a hole (sparse array)'));
     expect(() => parseCommandLine(['/bin/true', 7 as unknown as string], {})).toThrow(new TypeError('parseCommandLine: argv[1] must be a string, got number 7'));
     expect(parseCommandLine(['--unshare-pid', '/bin/true', 'x'], {})).toMatchObject({ kind: 'run', options: { command: '/bin/true', args: ['x'] } });
+  });
+
+  test('a hole in hostSystemMounts({ extra }) is a TypeError naming the entry', () => {
+    expect(() => hostSystemMounts({ extra: hole(['/etc/hostname', '/etc/os-release'], 1) })).toThrow(new TypeError('hostSystemMounts: options.extra[1] must be an absolute host path, got a hole (sparse array)'));
+    expect(() => hostSystemMounts({ extra: { length: 1, 0: '/x' } as unknown as string[] })).toThrow(TypeError);
+    expect(hostSystemMounts({ extra: ['/etc/hostname'] }).at(-1)).toMatchObject({ type: 'bind', source: '/etc/hostname' });
   });
 
   test('control: the same arrays without holes are accepted', () => {
