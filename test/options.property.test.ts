@@ -217,7 +217,7 @@ describe('options, property-based', () => {
   };
 
   test('spawnIsolated: starts and exits, or a typed error naming a given option; nothing left', async () => {
-    await fc.assert(fc.asyncProperty(optionObject, check('sync')), { numRuns: 250, seed: 0x5eed1 });
+    await fc.assert(fc.asyncProperty(optionObject, check('sync')), { numRuns: 200, seed: 0x5eed1 });
     expect(openFdCount()).toBe(fdsBefore);
     // The property covered both outcomes (it can fail either way).
     expect(started.length).toBeGreaterThan(5);
@@ -225,7 +225,7 @@ describe('options, property-based', () => {
 
   test('spawnIsolatedAsync: the same contract', async () => {
     const before = started.length;
-    await fc.assert(fc.asyncProperty(optionObject, check('async')), { numRuns: 150, seed: 0x5eed2 });
+    await fc.assert(fc.asyncProperty(optionObject, check('async')), { numRuns: 120, seed: 0x5eed2 });
     expect(openFdCount()).toBe(fdsBefore);
     expect(started.length - before).toBeGreaterThan(5);
   });
