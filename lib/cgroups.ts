@@ -65,9 +65,16 @@ export function parseMountinfo(text: string): CgroupHierarchy[] {
   return found;
 }
 
-/** The hierarchies of this process's mount namespace. */
+/** The hierarchies of this process's mount namespace; IsolationError when mountinfo cannot be read (e.g. EMFILE). */
 export function detectHierarchies(): CgroupHierarchy[] {
-  return parseMountinfo(fs.readFileSync('/proc/self/mountinfo', 'utf8'));
+  const file = '/proc/self/mountinfo';
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw cgroupError('cgroup-detect', 'open', file, e);
+  }
+  return parseMountinfo(text);
 }
 
 /** Which cgroup version(s) this process can use, for docs and tools. */
@@ -572,8 +579,23 @@ export function chooseVersion(
   return 1; // report what v1 lacks
 }
 
+/**
+ * A control file's text, or undefined when it does not exist. Any other failure (out of
+ * fds, EACCES) is an IsolationError naming `step` and the file: taking it for "missing"
+ * would turn it into a wrong diagnosis (no controller, no cgroup v2 here).
+ */
+function readControlIfExists(file: string, step: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw cgroupError(step, 'open', file, e);
+  }
+}
+
 function controllersOffered(dir: string): string[] | null {
-  const text = readTextIfExists(path.join(dir, 'cgroup.controllers'));
+  const text = readControlIfExists(path.join(dir, 'cgroup.controllers'), 'cgroup-controller');
   return text === undefined ? null : text.trim().split(/\s+/).filter(Boolean);
 }
 
@@ -614,7 +636,7 @@ export function subtreeControlWrites(levels: readonly { dir: string; enabled: re
 }
 
 function enableControllers(dir: string, controllers: readonly string[]): void {
-  const enabled = readTextIfExists(path.join(dir, 'cgroup.subtree_control'))?.trim().split(/\s+/).filter(Boolean) ?? [];
+  const enabled = readControlIfExists(path.join(dir, 'cgroup.subtree_control'), 'cgroup-enable')?.trim().split(/\s+/).filter(Boolean) ?? [];
   for (const w of subtreeControlWrites([{ dir, enabled }], controllers)) {
     try {
       writeControl(w.file, w.data);

@@ -17,7 +17,7 @@ import { IsolationError } from './errors';
 import type { SpawnOptions } from './options';
 import type { ExitStatus, IsolatedProcess } from './process';
 import { spawnIsolated } from './spawn';
-import { didYouMean } from './validate';
+import { describe, didYouMean } from './validate';
 
 /** Exit statuses of nsjail-node itself (a program's own status is passed through). */
 export const EXIT = {
@@ -116,6 +116,10 @@ function newState(env: NodeJS.ProcessEnv): CliState {
  * @throws UsageError for a bad flag, a missing value or a missing command.
  */
 export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): CommandLine {
+  // A hole or a non-string would otherwise surface as a crash in the scan, or as an argument.
+  for (let i = 0; i < argv.length; i++) {
+    if (typeof argv[i] !== 'string') throw new TypeError(`parseCommandLine: argv[${i}] must be a string, got ${i in argv ? describe(argv[i]) : 'a hole (sparse array)'}`);
+  }
   if (argv[0] === 'doctor') return parseDoctor(argv.slice(1));
   const state = newState(env);
   let i = 0;

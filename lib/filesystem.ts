@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { PlannedStep, StepLabel } from './steps';
 import { MS_BIND, MS_PRIVATE, MS_REC, step } from './steps';
-import { checkAbsolutePath, checkBoolean, checkCString, checkObject, describe, fail, rejectUnknownKeys } from './validate';
+import { checkAbsolutePath, checkArray, checkBoolean, checkCString, checkObject, describe, fail, rejectUnknownKeys } from './validate';
 
 /** Flags of a bind, tmpfs or overlay mount. */
 export interface MountFlagOptions {
@@ -323,8 +323,9 @@ function validateEntry(where: string, value: unknown, ns: FilesystemNamespaces):
     case 'chmod':
       return { type: kind, target, mode: checkMode(`${where}.mode`, e.mode) };
     case 'overlay': {
-      if (!Array.isArray(e.lower) || e.lower.length === 0) fail(`${where}.lower`, `must be a non-empty array of absolute host paths, got ${describe(e.lower)}`);
-      const lower = e.lower.map((l: unknown, j: number) => checkLayerPath(`${where}.lower[${j}]`, l));
+      const expected = 'a non-empty array of absolute host paths';
+      if (!Array.isArray(e.lower) || e.lower.length === 0) fail(`${where}.lower`, `must be ${expected}, got ${describe(e.lower)}`);
+      const lower = checkArray(`${where}.lower`, e.lower, expected, (l, j) => checkLayerPath(`${where}.lower[${j}]`, l));
       const upper = e.upper === undefined ? undefined : checkLayerPath(`${where}.upper`, e.upper);
       const work = e.work === undefined ? undefined : checkLayerPath(`${where}.work`, e.work);
       if ((upper === undefined) !== (work === undefined)) fail(where, '(overlay) needs both upper and work, or neither (a private tmpfs upper layer)');
@@ -342,7 +343,7 @@ export function validateFilesystem(options: FilesystemOptions, ns: FilesystemNam
   if (options.mounts !== undefined) {
     if (!Array.isArray(options.mounts)) fail('mounts', `must be an array of mount entries, got ${describe(options.mounts)}`);
     if (!ns.mount) fail('mounts', "needs mount: true (mounts are made in the sandbox's own mount namespace, never in the host's)");
-    mounts = options.mounts.map((entry: unknown, i: number) => validateEntry(`mounts[${i}]`, entry, ns));
+    mounts = checkArray('mounts', options.mounts, 'an array of mount entries', (entry, i) => validateEntry(`mounts[${i}]`, entry, ns));
   }
   const readonlyRoot = checkBoolean('readonlyRoot', options.readonlyRoot, false);
   if (readonlyRoot && !ns.mount) fail('readonlyRoot', 'needs mount: true');
@@ -382,6 +383,12 @@ const HINTS = { ENOSYS: NEW_API_HINT };
 const OVERLAY_HINT =
   'overlayfs refused these layers (upper and work must be on one filesystem that supports overlay upper layers, work empty and not inside upper)';
 
+const BIND_HINTS = {
+  ...HINTS,
+  ENOTDIR: 'the source is a directory and the target (or a directory on its path) exists and is not one: a directory binds only onto a directory',
+  EISDIR: 'the source is not a directory and the target is one: a file binds only onto a file',
+};
+
 function attrs(f: Flags): number {
   return (f.readonly ? ATTR_RDONLY : 0) | (f.nosuid ? ATTR_NOSUID : 0) | (f.nodev ? ATTR_NODEV : 0) | (f.noexec ? ATTR_NOEXEC : 0);
 }
@@ -416,14 +423,14 @@ function bindSteps(name: string, source: string, target: string, flags: number, 
     ...(checkSource
       ? [planned({ op: 'bindMount', source: rel(source), flags: FS_SOURCE_ONLY }, { step: `${name} source`, syscall: 'openat2', path: source })]
       : []),
-    planned({ op: 'bindMount', source: rel(source), path: rel(target), flags }, { step: name, syscall: 'move_mount', path: target }),
+    planned({ op: 'bindMount', source: rel(source), path: rel(target), flags }, { step: name, syscall: 'move_mount', path: target, hints: BIND_HINTS }),
   ];
 }
 
 function fsStep(name: string, fstype: string, target: string, attr: number, params: [string, string][] = [], extra = 0): PlannedStep {
   return planned(
     { op: 'mountFs', fstype, source: fstype, path: rel(target), data: fsParams(params), flags: attr | extra },
-    { step: name, syscall: 'fsmount', path: target },
+    { step: name, syscall: 'fsmount', path: target, hints: { ...HINTS, ENOTDIR: `the target or a directory on its path exists and is not a directory (${fstype} mounts only onto a directory)` } },
   );
 }
 
@@ -485,7 +492,7 @@ function overlaySteps(name: string, m: Extract<ValidatedMount, { type: 'overlay'
   // In a user namespace trusted.* xattrs are out of reach; overlayfs keeps its own in user.*.
   if (userNamespace && params.length > 1) params.push(['userxattr', '']);
   const mount = fsStep(name, 'overlay', m.target, attrs(m), params);
-  mount.label.hints = { ...HINTS, EINVAL: OVERLAY_HINT };
+  mount.label.hints = { ...mount.label.hints, EINVAL: OVERLAY_HINT };
   steps.push(mount);
   return steps;
 }

@@ -16,7 +16,7 @@ import { initArgv, initFd } from './init';
 import { seccompProgram, type SeccompOption } from './seccomp';
 import type { PlannedStep, StepLabel } from './steps';
 import { step, writeFileStep } from './steps';
-import { checkBoolean, checkObject, describe, fail, rejectUnknownKeys } from './validate';
+import { checkArray, checkBoolean, checkObject, describe, fail, rejectUnknownKeys } from './validate';
 
 /** One range of an id map: `count` ids from `inside` (in the sandbox) are `outside` (in the caller's namespace). */
 export interface IdMapRange {
@@ -133,9 +133,10 @@ function checkId(option: string, value: unknown): number {
 }
 
 function checkMap(option: string, value: unknown): IdMapRange[] {
-  if (!Array.isArray(value) || value.length === 0) fail(option, `must be a non-empty array of { inside, outside, count }, got ${describe(value)}`);
+  const expected = 'a non-empty array of { inside, outside, count }';
+  if (!Array.isArray(value) || value.length === 0) fail(option, `must be ${expected}, got ${describe(value)}`);
   if (value.length > MAX_MAP_LINES) fail(option, `may have at most ${MAX_MAP_LINES} ranges, got ${value.length}`, 'range');
-  const ranges = value.map((entry: unknown, i) => {
+  const ranges = checkArray(option, value, expected, (entry, i) => {
     const where = `${option}[${i}]`;
     const r = checkObject(where, entry);
     rejectUnknownKeys(r, ['inside', 'outside', 'count'], `options.${where}.`);
@@ -201,9 +202,8 @@ export function validateIdentity(options: IdentityOptions, userNamespace: boolea
   let gid = options.gid === undefined ? undefined : checkId('gid', options.gid);
   let groups: number[] | undefined;
   if (options.groups !== undefined) {
-    if (!Array.isArray(options.groups)) fail('groups', `must be an array of gids, got ${describe(options.groups)}`);
-    if (options.groups.length > NGROUPS_MAX) fail('groups', `may have at most ${NGROUPS_MAX} entries`, 'range');
-    groups = options.groups.map((g, i) => checkId(`groups[${i}]`, g));
+    if (Array.isArray(options.groups) && options.groups.length > NGROUPS_MAX) fail('groups', `may have at most ${NGROUPS_MAX} entries`, 'range');
+    groups = checkArray('groups', options.groups, 'an array of gids', (g, i) => checkId(`groups[${i}]`, g));
   }
 
   let uidMap: IdMapRange[] = [];

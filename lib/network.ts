@@ -329,7 +329,7 @@ function validateJoinTarget(kind: JoinKind, value: unknown): JoinTarget {
 
 function validateVeth(value: unknown, loopback: boolean): ValidatedVeth {
   const o = checkObject('veth', value);
-  rejectUnknownKeys(o, ['hostName', 'sandboxName', 'hostAddress', 'sandboxAddress', 'ipv6', 'defaultRoute'], 'veth.');
+  rejectUnknownKeys(o, ['hostName', 'sandboxName', 'hostAddress', 'sandboxAddress', 'ipv6', 'defaultRoute'], 'options.veth.');
   const hostName = o.hostName === undefined ? undefined : checkInterfaceName('veth.hostName', o.hostName);
   const sandboxName = o.sandboxName === undefined ? 'eth0' : checkInterfaceName('veth.sandboxName', o.sandboxName);
   if (sandboxName === 'lo') fail('veth.sandboxName', "must not be 'lo' (the sandbox's loopback interface)", 'range');
@@ -345,7 +345,7 @@ function validateVeth(value: unknown, loopback: boolean): ValidatedVeth {
   }
   if (o.ipv6 !== undefined) {
     const v6 = checkObject('veth.ipv6', o.ipv6);
-    rejectUnknownKeys(v6, ['host', 'sandbox'], 'veth.ipv6.');
+    rejectUnknownKeys(v6, ['host', 'sandbox'], 'options.veth.ipv6.');
     const h = parseCidr('veth.ipv6.host', v6.host, 6);
     const s = parseCidr('veth.ipv6.sandbox', v6.sandbox, 6);
     checkPair(h, s);
@@ -369,7 +369,7 @@ export function validateNetwork(options: NetworkOptions, namespaces: ValidatedOp
   const join: JoinTarget[] = [];
   if (options.join !== undefined) {
     const o = checkObject('join', options.join);
-    rejectUnknownKeys(o, JOIN_KINDS, 'join.');
+    rejectUnknownKeys(o, JOIN_KINDS, 'options.join.');
     for (const kind of JOIN_KINDS) {
       if (o[kind] === undefined) continue;
       if (isNew[NEW_NAMESPACE_OPTION[kind]]) {

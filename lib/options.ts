@@ -6,7 +6,7 @@ import { FILESYSTEM_OPTION_KEYS, validateFilesystem, type FilesystemOptions, typ
 import { IDENTITY_OPTION_KEYS, validateIdentity, type IdentityOptions, type ValidatedIdentity } from './identity';
 import { LIMIT_OPTION_KEYS, validateLimits, type LimitOptions, type ValidatedLimits } from './limits';
 import { NETWORK_OPTION_KEYS, validateNetwork, type NetworkOptions, type ValidatedNetwork } from './network';
-import { checkAbsolutePath, checkBoolean, checkCString, describe, isCString, fail, rejectUnknownKeys } from './validate';
+import { checkAbsolutePath, checkArray, checkBoolean, checkCString, describe, isCString, fail, rejectUnknownKeys } from './validate';
 
 /** Where one of the program's standard streams goes. */
 export type StdioOption =
@@ -142,8 +142,9 @@ export function validateOptions(options: SpawnOptions): ValidatedOptions {
 
   const command = checkCString('command', options.command);
   const argv0 = options.argv0 === undefined ? command : checkCString('argv0', options.argv0, { allowEmpty: true });
-  if (options.args !== undefined && !Array.isArray(options.args)) fail('args', `must be an array of strings, got ${describe(options.args)}`);
-  const args = (options.args ?? []).map((a, i) => (isCString(a, true) ? a : checkCString(`args[${i}]`, a, { allowEmpty: true })));
+  const args = options.args === undefined
+    ? []
+    : checkArray('args', options.args, 'an array of strings', (a, i) => (isCString(a, true) ? a : checkCString(`args[${i}]`, a, { allowEmpty: true })));
 
   let env: [string, string][] = [['PATH', DEFAULT_PATH]];
   if (options.env !== undefined) {
@@ -181,7 +182,8 @@ export function validateOptions(options: SpawnOptions): ValidatedOptions {
     stdio = ['pipe', 'pipe', 'pipe'];
   } else if (Array.isArray(options.stdio)) {
     if (options.stdio.length !== 3) fail('stdio', `as an array must have 3 entries (stdin, stdout, stderr), got ${options.stdio.length}`, 'range');
-    stdio = [checkStdio('stdio[0]', options.stdio[0]), checkStdio('stdio[1]', options.stdio[1]), checkStdio('stdio[2]', options.stdio[2])];
+    const [stdin, stdout, stderr] = checkArray('stdio', options.stdio, 'an array', (s, i) => checkStdio(`stdio[${i}]`, s));
+    stdio = [stdin, stdout, stderr];
   } else {
     const one = checkStdio('stdio', options.stdio);
     stdio = [one, one, one];

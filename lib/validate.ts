@@ -86,6 +86,23 @@ export function checkBoolean(option: string, value: unknown, fallback: boolean):
   return value;
 }
 
+/**
+ * The entries of an array option, each through `check` (given its index; build the entry's
+ * name from it only for a bad one). A hole of a sparse array (`['a', , 'b']`) is refused by
+ * name: Array.prototype.map and forEach skip holes, so unchecked they would reach the plan.
+ * Array-likes that are not arrays (`{ length: 1, 0: 'a' }`, typed arrays) are refused too.
+ */
+export function checkArray<T>(option: string, value: unknown, expected: string, check: (item: unknown, i: number) => T): T[] {
+  if (!Array.isArray(value)) fail(option, `must be ${expected}, got ${describe(value)}`);
+  const out = new Array<T>(value.length);
+  for (let i = 0; i < value.length; i++) {
+    const item: unknown = value[i];
+    if (item === undefined && !(i in value)) fail(`${option}[${i}]`, 'is missing: holes in sparse arrays are not accepted');
+    out[i] = check(item, i);
+  }
+  return out;
+}
+
 /** A plain object (not null, not an array). */
 export function checkObject(option: string, value: unknown): Record<string, unknown> {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) fail(option, `must be an object, got ${describe(value)}`);
