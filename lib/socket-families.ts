@@ -47,8 +47,8 @@ interface CompatAbi {
 }
 
 const COMPAT: Readonly<Record<string, CompatAbi>> = {
-  x64: { auditArch: AUDIT_ARCH_I386, socket: 359, socketpair: 360, ioUringSetup: 425, socketcall: 102 },
-  arm64: { auditArch: AUDIT_ARCH_ARM, socket: 281, socketpair: 288, ioUringSetup: 425 },
+  x86_64: { auditArch: AUDIT_ARCH_I386, socket: 359, socketpair: 360, ioUringSetup: 425, socketcall: 102 },
+  aarch64: { auditArch: AUDIT_ARCH_ARM, socket: 281, socketpair: 288, ioUringSetup: 425 },
 };
 
 type Target = number | string;

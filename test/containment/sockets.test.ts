@@ -154,19 +154,73 @@ describe('rootless (uid 65534 via setpriv), in the recommended sandbox', () => {
   }, 120000);
 });
 
-describe('the filter program', () => {
-  test('lets through exactly the isolated families, for the native ABI and the 32-bit one', () => {
-    const families = Object.values(ISOLATED_SOCKET_FAMILIES);
-    expect(families).toEqual(expect.arrayContaining([AF_UNIX, AF_INET, AF_INET6, AF_NETLINK, AF_PACKET]));
-    expect(families).not.toContain(AF_VSOCK);
-    for (const arch of ['x64', 'arm64']) {
-      const bpf = compileSocketFamilyFilter({ ...nativeSeccompTarget(), arch }, true);
-      expect(bpf.length % 8).toBe(0);
-      // One comparison per allowed family (JEQ K), after the load of argument 0.
-      const ks = Array.from({ length: bpf.length / 8 }, (_, i) => ({ code: bpf.readUInt16LE(i * 8), k: bpf.readUInt32LE(i * 8 + 4) }));
-      const loadArg0 = ks.findLastIndex((x) => x.code === 0x20 && x.k === 16); // the last load of argument 0: the family check
-      expect(ks.slice(loadArg0 + 1, loadArg0 + 1 + families.length).map((x) => x.k)).toEqual(families);
-      expect(ks.slice(loadArg0 + 1 + families.length).map((x) => x.k)).toEqual([0x00050000 | 97, 0x7fff0000]); // EAFNOSUPPORT, else allow
+/** Runs a classic BPF program on one seccomp_data as the kernel would (the codes the filter uses); SECCOMP_RET_*. */
+function runBpf(program: Buffer, call: { nr: number; arch: number; args?: number[] }): number {
+  const data = Buffer.alloc(64);
+  data.writeInt32LE(call.nr | 0, 0);
+  data.writeUInt32LE(call.arch, 4);
+  (call.args ?? []).forEach((a, i) => data.writeBigUInt64LE(BigInt(a), 16 + 8 * i));
+  let acc = 0;
+  for (let pc = 0; pc * 8 < program.length;) {
+    const [code, jt, jf, k] = [program.readUInt16LE(pc * 8), program[pc * 8 + 2], program[pc * 8 + 3], program.readUInt32LE(pc * 8 + 4)];
+    if (code === 0x20) acc = data.readUInt32LE(k), pc++; // ld [k]
+    else if (code === 0x15) pc += 1 + (acc === k ? jt : jf); // jeq #k
+    else if (code === 0x06) return k; // ret #k
+    else throw new Error(`unexpected BPF code 0x${code.toString(16)} at ${pc}`);
+  }
+  throw new Error('fell off the program');
+}
+
+describe('the filter program, run through a BPF interpreter', () => {
+  const ALLOW = 0x7fff0000;
+  const REFUSED = 0x00050000 | 97; // EAFNOSUPPORT
+  const EPERM = 0x00050000 | 1;
+  const native = nativeSeccompTarget();
+  const families = new Set(Object.values(ISOLATED_SOCKET_FAMILIES));
+
+  test('the list: per-netns families and AF_ALG, not AF_VSOCK, AF_BLUETOOTH, AF_NFC, AF_QIPCRTR', () => {
+    expect([...families]).toEqual(expect.arrayContaining([AF_UNIX, AF_INET, AF_INET6, AF_NETLINK, AF_PACKET, 38]));
+    for (const f of [AF_VSOCK, 31, 39, 42]) expect(families.has(f)).toBe(false);
+  });
+
+  test(`native ABI (${native.arch}): socket and socketpair pass exactly the listed families (0..63); io_uring_setup gets EPERM; other calls pass`, () => {
+    const bpf = compileSocketFamilyFilter(native, true);
+    const sys = (name: string): number => native.syscalls[name];
+    for (let family = 0; family < 64; family++) {
+      for (const call of ['socket', 'socketpair']) {
+        expect([call, family, runBpf(bpf, { nr: sys(call), arch: native.auditArch, args: [family, 1, 0] })]).toEqual([call, family, families.has(family) ? ALLOW : REFUSED]);
+      }
     }
+    // Only the low 32 bits are the int: garbage above them does not change the family.
+    expect(runBpf(bpf, { nr: sys('socket'), arch: native.auditArch, args: [2 ** 32 + AF_VSOCK] })).toBe(REFUSED);
+    expect(runBpf(bpf, { nr: sys('io_uring_setup'), arch: native.auditArch })).toBe(EPERM);
+    for (const call of ['getpid', 'bind', 'connect', 'openat']) expect(runBpf(bpf, { nr: sys(call), arch: native.auditArch, args: [AF_VSOCK] })).toBe(ALLOW);
+    if (native.x32Bit !== 0) {
+      expect(runBpf(bpf, { nr: sys('socket') | native.x32Bit, arch: native.auditArch, args: [AF_VSOCK] })).toBe(REFUSED);
+      expect(runBpf(bpf, { nr: sys('socket') | native.x32Bit, arch: native.auditArch, args: [AF_INET] })).toBe(ALLOW);
+      expect(runBpf(bpf, { nr: sys('io_uring_setup') | native.x32Bit, arch: native.auditArch })).toBe(EPERM);
+    }
+  });
+
+  test('the 32-bit ABI of x86_64 (i386) and arm64 (arm): socket, socketpair and io_uring_setup by their numbers there; i386 socketcall(SYS_SOCKET) is refused whole', () => {
+    const i386 = compileSocketFamilyFilter({ ...native, arch: 'x86_64' }, true); // the addon's own target on this machine
+    const I386 = 0x40000003;
+    expect(runBpf(i386, { nr: 359, arch: I386, args: [AF_VSOCK] })).toBe(REFUSED);
+    expect(runBpf(i386, { nr: 359, arch: I386, args: [AF_INET] })).toBe(ALLOW);
+    expect(runBpf(i386, { nr: 360, arch: I386, args: [AF_VSOCK] })).toBe(REFUSED);
+    expect(runBpf(i386, { nr: 425, arch: I386 })).toBe(EPERM);
+    expect(runBpf(i386, { nr: 102, arch: I386, args: [1] })).toBe(REFUSED); // socketcall(SYS_SOCKET, ...): the family is in memory
+    expect(runBpf(i386, { nr: 102, arch: I386, args: [8] })).toBe(REFUSED); // SYS_SOCKETPAIR
+    expect(runBpf(i386, { nr: 102, arch: I386, args: [2] })).toBe(ALLOW); // SYS_BIND
+    expect(runBpf(i386, { nr: 20, arch: I386 })).toBe(ALLOW); // getpid
+    const arm = compileSocketFamilyFilter({ ...native, arch: 'aarch64', auditArch: 0xc00000b7, x32Bit: 0 }, true);
+    const ARM = 0x40000028;
+    expect(runBpf(arm, { nr: 281, arch: ARM, args: [AF_VSOCK] })).toBe(REFUSED);
+    expect(runBpf(arm, { nr: 281, arch: ARM, args: [AF_INET6] })).toBe(ALLOW);
+    expect(runBpf(arm, { nr: 288, arch: ARM, args: [AF_VSOCK] })).toBe(REFUSED);
+    expect(runBpf(arm, { nr: 425, arch: ARM })).toBe(EPERM);
+    expect(runBpf(arm, { nr: 102, arch: ARM, args: [1] })).toBe(ALLOW); // no socketcall on arm EABI
+    // The program the library installs here is the one for its own target.
+    if (native.arch === 'x86_64') expect(compileSocketFamilyFilter(native, true).equals(i386)).toBe(true);
   });
 });
