@@ -2,6 +2,7 @@
  * The public options of spawnIsolated and their validation. Everything a user can get wrong
  * is caught here, with the option's name and the reason, before any process starts.
  */
+import { capabilityNumber } from './capabilities';
 import { FILESYSTEM_OPTION_KEYS, validateFilesystem, type FilesystemOptions, type ValidatedFilesystem } from './filesystem';
 import { IDENTITY_OPTION_KEYS, validateIdentity, type IdentityOptions, type ValidatedIdentity } from './identity';
 import { LIMIT_OPTION_KEYS, validateLimits, type LimitOptions, type ValidatedLimits } from './limits';
@@ -175,7 +176,7 @@ export function validateOptions(options: SpawnOptions): ValidatedOptions {
   const socketFilter = socketFamilyFilter(options.socketFamilyFilter, {
     net: namespaces.net,
     noNewPrivs: identity.noNewPrivs,
-    keepsSysAdmin: (identity.capabilities & (1n << 21n)) !== 0n, // CAP_SYS_ADMIN
+    keepsSysAdmin: (identity.capabilities & (1n << BigInt(capabilityNumber('CAP_SYS_ADMIN') ?? 21))) !== 0n,
   });
   if (socketFilter) identity.seccomp.unshift(socketFilter);
 
