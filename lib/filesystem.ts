@@ -70,8 +70,9 @@ export interface ProcMountEntry {
 }
 
 /**
- * A minimal /dev: a tmpfs with the host's null, zero, full, random, urandom and tty bound in,
- * a private devpts at pts with ptmx -> pts/ptmx, a tmpfs at shm, and the fd, stdin, stdout,
+ * A minimal /dev: a tmpfs with the host's null, zero, full, random, urandom and tty bound in
+ * read-only (reading and writing the devices works; chmod, chown and utimes on them fail
+ * with EROFS, so the host's nodes cannot be changed), a private devpts at pts with ptmx -> pts/ptmx, a tmpfs at shm, and the fd, stdin, stdout,
  * stderr and core links into /proc (mount a `proc` entry for those to resolve).
  */
 export interface DevMountEntry {
@@ -441,8 +442,10 @@ function symlinkStep(name: string, target: string, to: string): PlannedStep {
 function devSteps(name: string, dev: string): PlannedStep[] {
   const at = (p: string): string => path.posix.join(dev, p);
   const steps = [fsStep(name, 'tmpfs', dev, ATTR_NOSUID | ATTR_NODEV, [['mode', '0755']])];
+  // Read-only binds: I/O on the devices works, but chmod, chown and utimes on the host's own
+  // nodes fail with EROFS (a read-only mount does not refuse opening a device for writing).
   for (const node of ['null', 'zero', 'full', 'random', 'urandom', 'tty']) {
-    steps.push(...bindSteps(name, `/dev/${node}`, at(node), 0, false));
+    steps.push(...bindSteps(name, `/dev/${node}`, at(node), ATTR_RDONLY, false));
   }
   steps.push(
     fsStep(name, 'devpts', at('pts'), ATTR_NOSUID | ATTR_NOEXEC, [['newinstance', ''], ['ptmxmode', '0666'], ['mode', '0620']]),

@@ -100,7 +100,8 @@ export interface ValidatedIdentity {
   /** No CAP_SETPCAP to drop from the bounding set with (unprivileged, no user namespace). */
   boundingBestEffort: boolean;
   noNewPrivs: boolean;
-  seccomp: Buffer | undefined;
+  /** seccomp filters in the order they are installed (all apply): see lib/socket-families.ts. */
+  seccomp: Buffer[];
   init: boolean;
   /** With `time`: the offsets as [seconds, nanoseconds]. */
   time: { monotonic: [number, number]; boottime: [number, number] } | undefined;
@@ -248,8 +249,8 @@ export function validateIdentity(options: IdentityOptions, userNamespace: boolea
 
   const capabilities = options.capabilities === undefined ? 0n : capabilityMask('capabilities', options.capabilities);
   const noNewPrivs = checkBoolean('noNewPrivs', options.noNewPrivs, true);
-  const seccomp = options.seccomp === undefined ? undefined : seccompProgram('seccomp', options.seccomp);
-  if (seccomp && !noNewPrivs && !(capabilities & (1n << BigInt(CAP_SYS_ADMIN)))) {
+  const seccomp = options.seccomp === undefined ? [] : [seccompProgram('seccomp', options.seccomp)];
+  if (seccomp.length > 0 && !noNewPrivs && !(capabilities & (1n << BigInt(CAP_SYS_ADMIN)))) {
     fail('seccomp', 'needs noNewPrivs: true (or CAP_SYS_ADMIN kept in options.capabilities): the kernel installs a filter only under no_new_privs or with CAP_SYS_ADMIN', 'range');
   }
 
@@ -369,10 +370,12 @@ export function privilegeSteps(identity: ValidatedIdentity, mountNamespace: bool
   };
   steps.push(caps);
   if (identity.noNewPrivs) steps.push(step({ op: 'noNewPrivs' }, 'no-new-privs', 'prctl'));
-  if (identity.seccomp && !identity.init) {
-    const filter = step({ op: 'seccomp', data: identity.seccomp }, 'seccomp', 'seccomp');
-    filter.label.hints = { EINVAL: 'the kernel rejected the BPF program', EACCES: 'a filter needs no_new_privs or CAP_SYS_ADMIN' };
-    steps.push(filter);
+  if (!identity.init) {
+    for (const program of identity.seccomp) {
+      const filter = step({ op: 'seccomp', data: program }, 'seccomp', 'seccomp');
+      filter.label.hints = { EINVAL: 'the kernel rejected the BPF program', EACCES: 'a filter needs no_new_privs or CAP_SYS_ADMIN' };
+      steps.push(filter);
+    }
   }
   return steps;
 }

@@ -62,11 +62,13 @@ function errnoOf(e: unknown): number {
 }
 
 /**
- * init's argv (src-native/init.c): its name, the program's seccomp filter as hex ('-' for
- * none), the number of exec candidates, the candidates, then the program's argv.
+ * init's argv (src-native/init.c): its name, the program's seccomp filters as hex joined by
+ * ',' in the order they are installed ('-' for none), the number of exec candidates, the
+ * candidates, then the program's argv.
  */
-export function initArgv(seccomp: Buffer | undefined, candidates: readonly string[], argv: readonly string[]): string[] {
-  return ['nsjail-node-init', seccomp ? seccomp.toString('hex') : '-', String(candidates.length), ...candidates, ...argv];
+export function initArgv(seccomp: readonly Buffer[], candidates: readonly string[], argv: readonly string[]): string[] {
+  const filters = seccomp.length > 0 ? seccomp.map((b) => b.toString('hex')).join(',') : '-';
+  return ['nsjail-node-init', filters, String(candidates.length), ...candidates, ...argv];
 }
 
 /**

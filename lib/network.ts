@@ -105,10 +105,21 @@ export interface NetworkOptions {
   join?: JoinOptions;
   /** A veth link to the host: see {@link VethOptions}. */
   veth?: VethOptions;
+  /**
+   * A seccomp filter, installed before the program's own `seccomp` (both apply), that lets
+   * socket() and socketpair() create only the socket families a network namespace isolates
+   * (AF_UNIX, AF_INET, AF_INET6, AF_NETLINK, AF_PACKET, ...: see docs/network.md) and
+   * refuses the others with EAFNOSUPPORT: above all AF_VSOCK, whose ports and peers (the
+   * hypervisor's services on a VM) are the machine's. io_uring_setup fails with EPERM, as
+   * io_uring can create sockets without the socket system call. Default: `net`'s value.
+   * `false` lets the program reach the host through such families. The filter needs
+   * `noNewPrivs: true` (the default) or CAP_SYS_ADMIN kept.
+   */
+  socketFamilyFilter?: boolean;
 }
 
 /** The option names this file owns. */
-export const NETWORK_OPTION_KEYS = ['loopback', 'join', 'veth'] as const;
+export const NETWORK_OPTION_KEYS = ['loopback', 'join', 'veth', 'socketFamilyFilter'] as const;
 
 // nsenter's order: the user namespace first (it grants the rights to join the others).
 const JOIN_KINDS: readonly JoinKind[] = ['user', 'cgroup', 'ipc', 'uts', 'net', 'pid', 'mnt', 'time'];

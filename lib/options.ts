@@ -2,10 +2,12 @@
  * The public options of spawnIsolated and their validation. Everything a user can get wrong
  * is caught here, with the option's name and the reason, before any process starts.
  */
+import { capabilityNumber } from './capabilities';
 import { FILESYSTEM_OPTION_KEYS, validateFilesystem, type FilesystemOptions, type ValidatedFilesystem } from './filesystem';
 import { IDENTITY_OPTION_KEYS, validateIdentity, type IdentityOptions, type ValidatedIdentity } from './identity';
 import { LIMIT_OPTION_KEYS, validateLimits, type LimitOptions, type ValidatedLimits } from './limits';
 import { NETWORK_OPTION_KEYS, validateNetwork, type NetworkOptions, type ValidatedNetwork } from './network';
+import { socketFamilyFilter } from './socket-families';
 import { checkAbsolutePath, checkArray, checkBoolean, checkCString, describe, isCString, fail, rejectUnknownKeys } from './validate';
 
 /** Where one of the program's standard streams goes. */
@@ -14,7 +16,11 @@ export type StdioOption =
   | 'pipe'
   /** This process's own descriptor of the same number. */
   | 'inherit'
-  /** /dev/null. */
+  /**
+   * Nothing, as /dev/null would give, without handing the program a host inode it could
+   * change (fchmod on fd 0): stdin is an empty pipe with no writer (reads see end of file at
+   * once), stdout and stderr a pipe this process drains and discards on a thread of its own.
+   */
   | 'ignore'
   /** A file descriptor of this process, duplicated into the child. */
   | number;
@@ -189,6 +195,15 @@ export function validateOptions(options: SpawnOptions): ValidatedOptions {
     stdio = [one, one, one];
   }
 
+  const identity = validateIdentity(options, namespaces.user);
+  // Installed first: the program's own filter cannot lift it (a filter can only restrict).
+  const socketFilter = socketFamilyFilter(options.socketFamilyFilter, {
+    net: namespaces.net,
+    noNewPrivs: identity.noNewPrivs,
+    keepsSysAdmin: (identity.capabilities & (1n << BigInt(capabilityNumber('CAP_SYS_ADMIN') ?? 21))) !== 0n,
+  });
+  if (socketFilter) identity.seccomp.unshift(socketFilter);
+
   return {
     command,
     argv: [argv0, ...args],
@@ -200,7 +215,7 @@ export function validateOptions(options: SpawnOptions): ValidatedOptions {
     dieWithParent: checkBoolean('dieWithParent', options.dieWithParent, true),
     newSession: checkBoolean('newSession', options.newSession, true),
     filesystem: validateFilesystem(options, namespaces),
-    identity: validateIdentity(options, namespaces.user),
+    identity,
     limits: validateLimits(options),
     network: validateNetwork(options, namespaces),
   };

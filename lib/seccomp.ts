@@ -355,6 +355,9 @@ const DENIED: readonly string[] = [
   'io_uring_register',
 ];
 
+/** The socket families {@link seccompPresets}.sandboxDefault lets programs create: AF_UNIX, AF_INET, AF_INET6, AF_NETLINK. */
+const SANDBOX_FAMILIES: readonly number[] = [1, 2, 10, 16];
+
 function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
     for (const v of Object.values(value)) deepFreeze(v);
@@ -377,8 +380,9 @@ export const seccompPresets: { readonly sandboxDefault: SeccompPolicy } = deepFr
    * request_key; userfaultfd; open_by_handle_at; io_uring; personality() other than
    * PER_LINUX, PER_LINUX32 and UNAME26 (no ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC tricks);
    * new user namespaces (clone/unshare with CLONE_NEWUSER, setns into one); clone3 fails
-   * with ENOSYS because its flags cannot be inspected (the C library falls back to clone).
-   * Foreign ABIs (i386 or x32 on x86_64) are killed.
+   * with ENOSYS because its flags cannot be inspected (the C library falls back to clone);
+   * socket() and socketpair() create only AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK sockets
+   * (other families fail with EAFNOSUPPORT). Foreign ABIs (i386 or x32 on x86_64) are killed.
    */
   sandboxDefault: {
     defaultAction: 'allow',
@@ -392,6 +396,10 @@ export const seccompPresets: { readonly sandboxDefault: SeccompPolicy } = deepFr
       { syscalls: ['setns'], action: EPERM, args: [hasFlag(1, CLONE_NEWUSER)] },
       { syscalls: ['setns'], action: EPERM, args: [int32(1, 0)] }, // 0: any type, a user namespace included
       { syscalls: ['clone3'], action: { errno: 'ENOSYS' } },
+      // Socket families: AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK (the C library's
+      // getaddrinfo and ip(8) use it); the others (AF_PACKET, AF_VSOCK, ...) are left out.
+      ...SANDBOX_FAMILIES.map((family) => ({ syscalls: ['socket', 'socketpair'], action: 'allow' as const, args: [int32(0, family)] })),
+      { syscalls: ['socket', 'socketpair'], action: { errno: 'EAFNOSUPPORT' } },
     ] as readonly SeccompRule[],
   },
 });

@@ -21,7 +21,7 @@ export interface NativeStep {
   values?: bigint[];
 }
 
-/** Where the child's fd 0, 1 or 2 comes from: a new pipe, /dev/null, an fd of ours, or nothing. */
+/** Where the child's fd 0, 1 or 2 comes from: a new pipe, nothing to read or a discarded pipe ('null'), an fd of ours, or nothing. */
 export type NativeStdio = 'pipe' | 'null' | 'close' | number;
 
 export interface NativePlan {
