@@ -15,6 +15,7 @@
         "src-native/syscall_table.cc",
         "src-native/spawn.cc",
         "src-native/spawner.cc",
+        "src-native/discard.cc",
         "src-native/child_handle.cc",
         "src-native/syscalls.cc",
         "src-native/netlink.cc",

@@ -3,10 +3,11 @@
 // `npm run bench`: spawnIsolated side by side with child_process, unshare(1), bwrap,
 // nsjail and a C floor, in one run. See bench/README.md.
 //
-//   node bench/run.js [--quick] [--only=latency,throughput,eventloop,scale,soak]
+//   node bench/run.js [--quick] [--save] [--only=latency,throughput,eventloop,scale,soak]
 //
-// Prints a table per section, then the project's targets; writes
-// bench/results/latest.json and bench/results/latency.svg.
+// Prints a table per section, then the project's targets; writes latest.json and latency.svg
+// to bench/results/run/ (not tracked), or with --save to bench/results/ (the tracked copy the
+// README quotes).
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
@@ -24,15 +25,17 @@ const SECTIONS = [
   require('./sections/soak'),
 ];
 const RESULTS_DIR = path.join(__dirname, 'results');
+const UNSAVED_DIR = path.join(RESULTS_DIR, 'run');
 let stopping = false; // set on SIGINT/SIGTERM while the children are being killed
 
 function parseArgs(argv) {
-  const opts = { quick: false, only: null };
+  const opts = { quick: false, save: false, only: null };
   for (const arg of argv) {
     if (arg === '--quick') opts.quick = true;
+    else if (arg === '--save') opts.save = true;
     else if (arg.startsWith('--only=')) opts.only = arg.slice('--only='.length).split(',').filter(Boolean);
     else if (arg === '--help' || arg === '-h') {
-      console.log(`usage: node bench/run.js [--quick] [--only=${SECTIONS.map((s) => s.name).join(',')}]`);
+      console.log(`usage: node bench/run.js [--quick] [--save] [--only=${SECTIONS.map((s) => s.name).join(',')}]`);
       process.exit(0);
     } else {
       console.error(`unknown argument: ${arg} (try --help)`);
@@ -182,14 +185,16 @@ async function main() {
   const chartRows = latency && latency.chartRows;
   if (latency) delete latency.chartRows;
   const json = { meta: { ...info, loadavgAtEnd: os.loadavg(), seconds: (Date.now() - started) / 1000 }, setup: summarizeEnv(env), results, targets, cleanup: cleaned };
-  writeAtomic(path.join(RESULTS_DIR, 'latest.json'), JSON.stringify(json, null, 2) + '\n');
+  const outDir = opts.save ? RESULTS_DIR : UNSAVED_DIR;
+  const shown = path.relative(path.join(__dirname, '..'), outDir);
+  writeAtomic(path.join(outDir, 'latest.json'), JSON.stringify(json, null, 2) + '\n');
   if (chartRows && chartRows.length) {
     const subtitle = `${info.date.slice(0, 10)}, node ${info.node}, kernel ${info.kernel}, ${info.cpus} CPUs` + (opts.quick ? ' (--quick)' : '');
-    writeAtomic(path.join(RESULTS_DIR, 'latency.svg'), latencyChart(chartRows, { title: 'Spawn latency of /bin/true', subtitle }));
+    writeAtomic(path.join(outDir, 'latency.svg'), latencyChart(chartRows, { title: 'Spawn latency of /bin/true', subtitle }));
   }
   const loadEnd = os.loadavg()[0];
   if (loadEnd > info.cpus / 2) log(`\nload average at the end: ${loadEnd.toFixed(2)}: other work ran alongside; compare ratios, not times`);
-  log(`\nwrote bench/results/latest.json${chartRows && chartRows.length ? ' and bench/results/latency.svg' : ''} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  log(`\nwrote ${shown}/latest.json${chartRows && chartRows.length ? ` and ${shown}/latency.svg` : ''}${opts.save ? '' : ' (--save writes the tracked bench/results/)'} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
   // Exit explicitly: a library handle still referenced must not keep the run alive.
   process.exit(failedSections ? 1 : 0);

@@ -55,7 +55,10 @@ export function capabilityMask(option: string, names: unknown): bigint {
     throw new TypeError(`spawnIsolated: options.${option} must be an array of capability names such as 'CAP_NET_BIND_SERVICE'`);
   }
   let mask = 0n;
-  names.forEach((name: unknown, i) => {
+  for (let i = 0; i < names.length; i++) {
+    const name: unknown = names[i];
+    // forEach would skip a hole of a sparse array: refuse it by name instead.
+    if (name === undefined && !(i in names)) throw new TypeError(`spawnIsolated: options.${option}[${i}] is missing: holes in sparse arrays are not accepted`);
     const n = typeof name === 'string' ? capabilityNumber(name) : undefined;
     if (n === undefined) {
       const guess = typeof name === 'string' ? didYouMean(name.toUpperCase().startsWith('CAP_') ? name : `CAP_${name}`, CAPABILITY_NAMES) : undefined;
@@ -65,6 +68,6 @@ export function capabilityMask(option: string, names: unknown): bigint {
       throw new RangeError(`spawnIsolated: options.${option}[${i}] ${name} is not known to this kernel (its last capability is ${capabilityName(kernelLastCapability())})`);
     }
     mask |= 1n << BigInt(n);
-  });
+  }
   return mask;
 }

@@ -65,9 +65,16 @@ export function parseMountinfo(text: string): CgroupHierarchy[] {
   return found;
 }
 
-/** The hierarchies of this process's mount namespace. */
+/** The hierarchies of this process's mount namespace; IsolationError when mountinfo cannot be read (e.g. EMFILE). */
 export function detectHierarchies(): CgroupHierarchy[] {
-  return parseMountinfo(fs.readFileSync('/proc/self/mountinfo', 'utf8'));
+  const file = '/proc/self/mountinfo';
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw cgroupError('cgroup-detect', 'open', file, e);
+  }
+  return parseMountinfo(text);
 }
 
 /** Which cgroup version(s) this process can use, for docs and tools. */
@@ -120,6 +127,9 @@ export interface CgroupWrite {
   data: string;
 }
 
+/** cgroup v1's limit of TCP socket buffers; written, it turns their accounting on. */
+export const V1_TCP_LIMIT_FILE = 'memory.kmem.tcp.limit_in_bytes';
+
 /** The CFS period used for `cpu`: 100 ms, the kernel's default. */
 export const CPU_PERIOD_MICROS = 100_000;
 
@@ -134,8 +144,10 @@ export function cpuQuotaMicros(share: number): number {
  * give v2's memory.max/memory.swap.max/pids.max/cpu.max or v1's memory.limit_in_bytes/
  * memory.memsw.limit_in_bytes/pids.max/cpu.cfs_*; `swapFile` tells whether the kernel
  * accounts swap (the swap file exists), without which an implicit "no swap" is skipped.
+ * `tcpFile`: v1's memory.kmem.tcp.limit_in_bytes exists; v1 counts socket buffers only once
+ * it is written (v2 always counts them in memory.current), against that separate limit.
  */
-export function limitWrites(version: 1 | 2, req: CgroupRequest, swapFile: boolean): CgroupWrite[] {
+export function limitWrites(version: 1 | 2, req: CgroupRequest, swapFile: boolean, tcpFile = false): CgroupWrite[] {
   const writes: CgroupWrite[] = [];
   const swap = req.memorySwap ?? (typeof req.memory === 'number' ? 0 : undefined);
   if (version === 2) {
@@ -153,6 +165,9 @@ export function limitWrites(version: 1 | 2, req: CgroupRequest, swapFile: boolea
   // v1: memsw is memory + swap, and may not be set below memory.limit_in_bytes: memory first.
   if (req.memory !== undefined) {
     writes.push({ controller: 'memory', file: 'memory.limit_in_bytes', data: req.memory === 'max' ? '-1' : String(req.memory) });
+    // Without this write, TCP buffers are charged to no cgroup: a sandbox could queue far
+    // more than its limit in sockets it never reads. Writing it turns the accounting on.
+    if (tcpFile) writes.push({ controller: 'memory', file: 'memory.kmem.tcp.limit_in_bytes', data: req.memory === 'max' ? '-1' : String(req.memory) });
   }
   if (swap !== undefined && (swapFile || req.memorySwap !== undefined)) {
     const total = swap === 'max' || req.memory === 'max' || req.memory === undefined ? '-1' : String(req.memory + swap);
@@ -172,7 +187,11 @@ export interface CgroupAccounting {
   cpuUsageMicros?: number;
   cpuUserMicros?: number;
   cpuSystemMicros?: number;
-  /** The memory high-water mark of the whole cgroup (v2 memory.peak, v1 memory.max_usage_in_bytes). */
+  /**
+   * The memory high-water mark of the whole cgroup (v2 memory.peak, which includes socket
+   * buffers; v1 memory.max_usage_in_bytes plus memory.kmem.tcp.max_usage_in_bytes, the two
+   * peaks added: they may have come at different times).
+   */
   memoryPeakBytes?: number;
   /** Processes the kernel OOM-killed in the cgroup (v2 memory.events, v1 memory.oom_control). */
   oomKills?: number;
@@ -226,7 +245,9 @@ export function readAccounting(version: 1 | 2, dirs: Readonly<Record<string, str
       acct.cpuSystemMicros = nanosToMicros(readNumber(path.join(dirs.cpuacct, 'cpuacct.usage_sys')));
     }
     if (dirs.memory !== undefined) {
-      acct.memoryPeakBytes = readNumber(path.join(dirs.memory, 'memory.max_usage_in_bytes'));
+      const peak = readNumber(path.join(dirs.memory, 'memory.max_usage_in_bytes'));
+      const tcpPeak = readNumber(path.join(dirs.memory, 'memory.kmem.tcp.max_usage_in_bytes')) ?? 0;
+      acct.memoryPeakBytes = peak === undefined ? undefined : peak + tcpPeak;
       const oom = readTextIfExists(path.join(dirs.memory, 'memory.oom_control'));
       if (oom !== undefined) acct.oomKills = parseKeyedFile(oom).get('oom_kill');
       acct.memoryFailcnt = readNumber(path.join(dirs.memory, 'memory.failcnt'));
@@ -255,8 +276,9 @@ function errnoOf(e: unknown): number {
 }
 
 const DELEGATION_HINT =
-  'creating cgroups needs write access to the parent: root, or a cgroup delegated to this user ' +
-  '(cgroup v2: e.g. `systemd-run --user --scope -p Delegate=yes`, then give its path as cgroupParent)';
+  'creating cgroups needs write access to the parent: run as root, or in a cgroup delegated to this user ' +
+  '(cgroup v2: e.g. `systemd-run --user --scope -p Delegate=yes`, then give its path as cgroupParent), ' +
+  'or without the limits that need a cgroup (limits.memory, limits.pids, limits.cpu; limits.wallTime, limits.cpuTime and limits.rlimits work without one)';
 
 function cgroupError(step: string, syscall: string, file: string, e: unknown, hint?: string): IsolationError {
   const errno = errnoOf(e);
@@ -571,8 +593,23 @@ export function chooseVersion(
   return 1; // report what v1 lacks
 }
 
+/**
+ * A control file's text, or undefined when it does not exist. Any other failure (out of
+ * fds, EACCES) is an IsolationError naming `step` and the file: taking it for "missing"
+ * would turn it into a wrong diagnosis (no controller, no cgroup v2 here).
+ */
+function readControlIfExists(file: string, step: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw cgroupError(step, 'open', file, e);
+  }
+}
+
 function controllersOffered(dir: string): string[] | null {
-  const text = readTextIfExists(path.join(dir, 'cgroup.controllers'));
+  const text = readControlIfExists(path.join(dir, 'cgroup.controllers'), 'cgroup-controller');
   return text === undefined ? null : text.trim().split(/\s+/).filter(Boolean);
 }
 
@@ -613,7 +650,7 @@ export function subtreeControlWrites(levels: readonly { dir: string; enabled: re
 }
 
 function enableControllers(dir: string, controllers: readonly string[]): void {
-  const enabled = readTextIfExists(path.join(dir, 'cgroup.subtree_control'))?.trim().split(/\s+/).filter(Boolean) ?? [];
+  const enabled = readControlIfExists(path.join(dir, 'cgroup.subtree_control'), 'cgroup-enable')?.trim().split(/\s+/).filter(Boolean) ?? [];
   for (const w of subtreeControlWrites([{ dir, enabled }], controllers)) {
     try {
       writeControl(w.file, w.data);
@@ -665,7 +702,8 @@ function createV1(req: CgroupRequest, hierarchies: readonly CgroupHierarchy[]): 
   if (req.memorySwap !== undefined && !swapFile) {
     throw missingController('limits.memorySwap', 'memory (with swap accounting: memory.memsw.*)', memoryHierarchy?.mountPoint ?? '/proc/self/mountinfo', offered);
   }
-  const writes = limitWrites(1, req, swapFile);
+  const tcpFile = memoryHierarchy !== undefined && fs.existsSync(path.join(memoryHierarchy.mountPoint, V1_TCP_LIMIT_FILE));
+  const writes = limitWrites(1, req, swapFile, tcpFile);
   const name = leafName();
   const dirs: CgroupDir[] = [];
   const parents = new Set<string>();

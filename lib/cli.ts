@@ -17,7 +17,7 @@ import { IsolationError } from './errors';
 import type { SpawnOptions } from './options';
 import type { ExitStatus, IsolatedProcess } from './process';
 import { spawnIsolated } from './spawn';
-import { didYouMean } from './validate';
+import { describe, didYouMean } from './validate';
 
 /** Exit statuses of nsjail-node itself (a program's own status is passed through). */
 export const EXIT = {
@@ -116,6 +116,10 @@ function newState(env: NodeJS.ProcessEnv): CliState {
  * @throws UsageError for a bad flag, a missing value or a missing command.
  */
 export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): CommandLine {
+  // A hole or a non-string would otherwise surface as a crash in the scan, or as an argument.
+  for (let i = 0; i < argv.length; i++) {
+    if (typeof argv[i] !== 'string') throw new TypeError(`parseCommandLine: argv[${i}] must be a string, got ${i in argv ? describe(argv[i]) : 'a hole (sparse array)'}`);
+  }
   if (argv[0] === 'doctor') return parseDoctor(argv.slice(1));
   const state = newState(env);
   let i = 0;
@@ -191,8 +195,30 @@ export function exitStatusCode(status: ExitStatus): number {
 /** One line on why a limit ended the program, or undefined when it ended by itself. */
 function limitNote(status: ExitStatus, options: SpawnOptions): string | undefined {
   if (status.killedBy === 'wallTime') return `the program was killed: wall-time limit of ${(options.limits?.wallTime ?? 0) / 1000} s (--time) reached`;
+  if (status.killedBy === 'cpuTime') return `the program was killed: CPU-time limit of ${options.limits?.cpuTime ?? 0} s (--cpu-time) reached`;
   if (status.status === 'memory') return 'the program was killed by the kernel: out of memory under the --memory limit';
   return undefined;
+}
+
+// Library words in the library's own messages, and the flags that say the same on the command line.
+const OPTION_WORDS: readonly [RegExp, string][] = [
+  [/\badd user: true\b/g, 'add --unshare-user'],
+  [/\bpass user: true \(--unshare-user\)/g, 'pass --unshare-user'],
+  [/\buser: true\b/g, '--unshare-user'],
+  [/\bgive its path as cgroupParent\b/g, 'give its path as cgroupParent (a library option: the command line has no flag for it)'],
+  [/\blimits\.memory\b/g, '--memory'],
+  [/\blimits\.pids\b/g, '--pids'],
+  [/\blimits\.cpu\b/g, '--cpus'],
+  [/\blimits\.wallTime\b/g, '--time'],
+  [/\blimits\.cpuTime\b/g, '--cpu-time'],
+  [/\blimits\.rlimits\b/g, '--rlimit'],
+];
+
+/** An error message as the command line says it: flags, not option names. */
+function inFlagWords(message: string): string {
+  let text = message.replace(/^spawnIsolated: /, '');
+  for (const [words, flag] of OPTION_WORDS) text = text.replace(words, flag);
+  return text;
 }
 
 function writeStatus(fd: number | undefined, value: unknown): void {
@@ -230,7 +256,7 @@ function forwardSignals(target: () => IsolatedProcess | undefined): () => void {
 }
 
 function setupFailure(err: IsolationError, jsonStatusFd: number | undefined): number {
-  process.stderr.write(`nsjail-node: ${err.message.replace(/^spawnIsolated: /, '')}\n`);
+  process.stderr.write(`nsjail-node: ${inFlagWords(err.message)}\n`);
   writeStatus(jsonStatusFd, { error: { message: err.message, code: err.code, errno: err.errno, step: err.step, syscall: err.syscall, path: err.path ?? null } });
   if (err.step !== 'execve') return EXIT.setupFailed;
   return err.code === 'ENOENT' ? EXIT.notFound : EXIT.cannotExecute;

@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { V1_TCP_LIMIT_FILE } from './cgroups';
 import { IsolationError } from './errors';
 import { readTextIfExists } from './files';
 import type { SpawnOptions } from './options';
@@ -117,6 +118,13 @@ export interface DoctorReport {
     };
     /** A real attempt: a sandbox with `limits: { memory: 64 MiB, pids: 64 }`. */
     limits: DoctorAttempt;
+    /**
+     * Whether `limits.memory` counts socket buffers: `v1-tcp` (cgroup v1 with
+     * memory.kmem.tcp.limit_in_bytes: TCP buffers are held to a limit of the same size),
+     * `v1-none` (cgroup v1 without it: they are not counted), `v2` (memory.current counts
+     * them), or null without a memory controller.
+     */
+    socketMemory: 'v1-tcp' | 'v1-none' | 'v2' | null;
   };
   container: {
     /** `yes` on a strong sign, `possibly` on weak signs only, else `no`. */
@@ -346,7 +354,11 @@ function checkCgroups(mounts: MountEntry[]): Omit<DoctorReport['cgroups'], 'limi
     };
   }
   const mode = v1.length > 0 ? (v2mount ? 'hybrid' : 'v1') : v2mount ? 'v2' : 'none';
-  return { mode, v1, v2 };
+  const v1Memory = v1.find((h) => h.controllers.includes('memory'));
+  const socketMemory = v1Memory
+    ? (fs.existsSync(path.join(v1Memory.mountpoint, V1_TCP_LIMIT_FILE)) ? 'v1-tcp' : 'v1-none')
+    : v2.controllers.includes('memory') ? 'v2' : null;
+  return { mode, v1, v2, socketMemory };
 }
 
 const CONTAINER_CGROUP = /docker|kubepods|containerd|libpod|lxc|crio|garden|buildkit|actions_job/;
@@ -460,8 +472,10 @@ export function doctorChecks(r: DoctorFacts): DoctorCheck[] {
     const via = a.viaUserNamespace;
     const works = a.works || (via?.works ?? false);
     const core = CORE_NAMESPACES.includes(ns);
-    let summary = `${ns} namespace ${describeAttempt(a)}`;
-    if (via) summary += `; inside a user namespace it ${describeAttempt(via)}`;
+    // Works only inside a user namespace: say so plainly, not "OK ... fails: <error>".
+    const onlyViaUser = !a.works && via?.works === true;
+    let summary = onlyViaUser ? `${ns} namespace works together with a user namespace (alone the kernel refuses it: ${a.code ?? 'error'})` : `${ns} namespace ${describeAttempt(a)}`;
+    if (via && !onlyViaUser) summary += `; inside a user namespace it ${describeAttempt(via)}`;
     let advice: string | undefined;
     if (!works) {
       if (a.max === 0) advice = `user.max_${MAX_FILE[ns].slice(4)} is 0: sysctl -w user.${MAX_FILE[ns]}=15000`;
@@ -470,7 +484,7 @@ export function doctorChecks(r: DoctorFacts): DoctorCheck[] {
     } else if (!a.works && via?.works) {
       advice = 'pass user: true (--unshare-user) together with this namespace';
     }
-    add(`namespace.${ns}`, works ? 'ok' : core ? 'fail' : 'warn', summary, advice);
+    add(`namespace.${ns}`, onlyViaUser ? 'info' : works ? 'ok' : core ? 'fail' : 'warn', summary, advice);
   }
 
   if (r.init.works) {
@@ -493,6 +507,12 @@ export function doctorChecks(r: DoctorFacts): DoctorCheck[] {
       `, ${c.v2.delegated ? 'delegated (writable) to this user' : 'not delegated to this user'}`;
   }
   cgSummary += c.limits.works ? '; a sandbox with memory and pids limits works' : `; a sandbox with memory and pids limits ${describeAttempt(c.limits)}`;
+  const socketText: Record<NonNullable<typeof c.socketMemory>, string> = {
+    'v1-tcp': 'socket buffers: TCP buffers are held to a limit of the same size as limits.memory (memory.kmem.tcp)',
+    'v1-none': 'socket buffers are NOT counted by limits.memory (cgroup v1 without memory.kmem.tcp.limit_in_bytes): a sandbox can queue more than its limit in sockets it does not read',
+    v2: 'socket buffers are counted in limits.memory (cgroup v2 memory.current)',
+  };
+  if (c.socketMemory !== null) cgSummary += `; ${socketText[c.socketMemory]}`;
   let cgAdvice: string | undefined;
   if (!c.limits.works || !limitsOk) {
     cgAdvice = c.mode === 'none'
@@ -501,6 +521,10 @@ export function doctorChecks(r: DoctorFacts): DoctorCheck[] {
         ? 'memory/pids limits need the memory and pids controllers delegated to this user: run under a delegated systemd unit ' +
           '(systemd-run --user --scope -p Delegate=yes ...) and pass its cgroup as cgroupParent, or run as root'
         : 'memory/pids limits need the memory and pids controllers writable for this user (v1 hierarchies you may write to, or a delegated cgroup v2 subtree)';
+  }
+  if (c.socketMemory === 'v1-none') {
+    const socketAdvice = 'to count socket buffers, use cgroup v2 or a kernel whose cgroup v1 memory controller has memory.kmem.tcp.*, or give untrusted sandboxes no network at all (net: true with loopback: false)';
+    cgAdvice = cgAdvice ? `${cgAdvice}; ${socketAdvice}` : socketAdvice;
   }
   // Limits are a feature, not the core: rlimits and time limits work without cgroups.
   add('cgroups', c.limits.works ? 'ok' : 'warn', cgSummary, cgAdvice);

@@ -27,6 +27,10 @@ export function describeErrno(errno: number): { code: string; text: string } {
   return { code: binding.errnoName(n) ?? ERRNO_NAMES.get(n) ?? `E${n}`, text: binding.strerror(n).toLowerCase() };
 }
 
+// Hints for errnos that mean the same wherever they occur: this process ran out of something.
+const OUT_OF_FDS = 'this process is out of file descriptors (RLIMIT_NOFILE, `ulimit -n`) or the system is (ENFILE)';
+const DEFAULT_HINTS: Readonly<Record<string, string>> = { EMFILE: OUT_OF_FDS, ENFILE: OUT_OF_FDS };
+
 /**
  * A sandbox could not be set up or its program could not be started: a system call failed,
  * in the parent (e.g. `clone`) or in the child before execve (e.g. `pivot-root`, `execve`).
@@ -49,7 +53,8 @@ export class IsolationError extends Error {
     const { code, text } = describeErrno(details.errno);
     const where = details.path !== undefined ? `${details.step} ${details.path}` : details.step;
     const call = details.syscall !== details.step ? ` [${details.syscall}]` : '';
-    const hint = details.hint ? `: ${details.hint}` : '';
+    const hintText = [details.hint, DEFAULT_HINTS[code]].filter(Boolean).join('; ');
+    const hint = hintText ? `: ${hintText}` : '';
     super(`${prefix}: ${where}: ${code} (${text})${call}${hint}`);
     this.name = 'IsolationError';
     this.code = code;

@@ -14,7 +14,7 @@
 import * as path from 'node:path';
 import type { PlannedStep, StepLabel } from './steps';
 import { MS_BIND, MS_PRIVATE, MS_REC, step } from './steps';
-import { checkAbsolutePath, checkBoolean, checkCString, checkObject, describe, fail, rejectUnknownKeys } from './validate';
+import { checkAbsolutePath, checkArray, checkBoolean, checkCString, checkObject, describe, fail, rejectUnknownKeys } from './validate';
 
 /** Flags of a bind, tmpfs or overlay mount. */
 export interface MountFlagOptions {
@@ -69,8 +69,9 @@ export interface ProcMountEntry {
 }
 
 /**
- * A minimal /dev: a tmpfs with the host's null, zero, full, random, urandom and tty bound in,
- * a private devpts at pts with ptmx -> pts/ptmx, a tmpfs at shm, and the fd, stdin, stdout,
+ * A minimal /dev: a tmpfs with the host's null, zero, full, random, urandom and tty bound in
+ * read-only (reading and writing the devices works; chmod, chown and utimes on them fail
+ * with EROFS, so the host's nodes cannot be changed), a private devpts at pts with ptmx -> pts/ptmx, a tmpfs at shm, and the fd, stdin, stdout,
  * stderr and core links into /proc (mount a `proc` entry for those to resolve).
  */
 export interface DevMountEntry {
@@ -326,9 +327,10 @@ function validateEntry(where: string, value: unknown, ns: FilesystemNamespaces):
     case 'chmod':
       return { type: kind, target, mode: checkMode(`${where}.mode`, e.mode) };
     case 'overlay': {
-      if (!Array.isArray(e.lower) || e.lower.length === 0) fail(`${where}.lower`, `must be a non-empty array of absolute host paths, got ${describe(e.lower)}`);
+      const expected = 'a non-empty array of absolute host paths';
+      if (!Array.isArray(e.lower) || e.lower.length === 0) fail(`${where}.lower`, `must be ${expected}, got ${describe(e.lower)}`);
       if (e.lower.length > MAX_LOWER_LAYERS) fail(`${where}.lower`, `may have at most ${MAX_LOWER_LAYERS} layers (overlayfs's limit), got ${e.lower.length}`, 'range');
-      const lower = e.lower.map((l: unknown, j: number) => checkMountPath(`${where}.lower[${j}]`, l));
+      const lower = checkArray(`${where}.lower`, e.lower, expected, (l, j) => checkMountPath(`${where}.lower[${j}]`, l));
       const upper = e.upper === undefined ? undefined : checkMountPath(`${where}.upper`, e.upper);
       const work = e.work === undefined ? undefined : checkMountPath(`${where}.work`, e.work);
       if ((upper === undefined) !== (work === undefined)) fail(where, '(overlay) needs both upper and work, or neither (a private tmpfs upper layer)');
@@ -346,7 +348,7 @@ export function validateFilesystem(options: FilesystemOptions, ns: FilesystemNam
   if (options.mounts !== undefined) {
     if (!Array.isArray(options.mounts)) fail('mounts', `must be an array of mount entries, got ${describe(options.mounts)}`);
     if (!ns.mount) fail('mounts', "needs mount: true (mounts are made in the sandbox's own mount namespace, never in the host's)");
-    mounts = options.mounts.map((entry: unknown, i: number) => validateEntry(`mounts[${i}]`, entry, ns));
+    mounts = checkArray('mounts', options.mounts, 'an array of mount entries', (entry, i) => validateEntry(`mounts[${i}]`, entry, ns));
   }
   const readonlyRoot = checkBoolean('readonlyRoot', options.readonlyRoot, false);
   if (readonlyRoot && !ns.mount) fail('readonlyRoot', 'needs mount: true');
@@ -392,6 +394,12 @@ const FILE_HINTS = {
   ELOOP: 'the target is a symlink, which is never followed',
 };
 
+const BIND_HINTS = {
+  ...HINTS,
+  ENOTDIR: 'the source is a directory and the target (or a directory on its path) exists and is not one: a directory binds only onto a directory',
+  EISDIR: 'the source is not a directory and the target is one: a file binds only onto a file',
+};
+
 function attrs(f: Flags): number {
   return (f.readonly ? ATTR_RDONLY : 0) | (f.nosuid ? ATTR_NOSUID : 0) | (f.nodev ? ATTR_NODEV : 0) | (f.noexec ? ATTR_NOEXEC : 0);
 }
@@ -415,14 +423,14 @@ function bindSteps(name: string, source: string, target: string, flags: number, 
     ...(checkSource
       ? [planned({ op: 'bindMount', source: rel(source), flags: FS_SOURCE_ONLY }, { step: `${name} source`, syscall: 'openat2', path: source })]
       : []),
-    planned({ op: 'bindMount', source: rel(source), path: rel(target), flags }, { step: name, syscall: 'move_mount', path: target }),
+    planned({ op: 'bindMount', source: rel(source), path: rel(target), flags }, { step: name, syscall: 'move_mount', path: target, hints: BIND_HINTS }),
   ];
 }
 
 function fsStep(name: string, fstype: string, target: string, attr: number, params: [string, string][] = [], extra = 0): PlannedStep {
   return planned(
     { op: 'mountFs', fstype, source: fstype, path: rel(target), data: fsParams(params), flags: attr | extra },
-    { step: name, syscall: 'fsmount', path: target },
+    { step: name, syscall: 'fsmount', path: target, hints: { ...HINTS, ENOTDIR: `the target or a directory on its path exists and is not a directory (${fstype} mounts only onto a directory)` } },
   );
 }
 
@@ -433,8 +441,10 @@ function symlinkStep(name: string, target: string, to: string): PlannedStep {
 function devSteps(name: string, dev: string): PlannedStep[] {
   const at = (p: string): string => path.posix.join(dev, p);
   const steps = [fsStep(name, 'tmpfs', dev, ATTR_NOSUID | ATTR_NODEV, [['mode', '0755']])];
+  // Read-only binds: I/O on the devices works, but chmod, chown and utimes on the host's own
+  // nodes fail with EROFS (a read-only mount does not refuse opening a device for writing).
   for (const node of ['null', 'zero', 'full', 'random', 'urandom', 'tty']) {
-    steps.push(...bindSteps(name, `/dev/${node}`, at(node), 0, false));
+    steps.push(...bindSteps(name, `/dev/${node}`, at(node), ATTR_RDONLY, false));
   }
   steps.push(
     fsStep(name, 'devpts', at('pts'), ATTR_NOSUID | ATTR_NOEXEC, [['newinstance', ''], ['ptmxmode', '0666'], ['mode', '0620']]),

@@ -16,7 +16,7 @@ import { initArgv, initFd } from './init';
 import { seccompProgram, type SeccompOption } from './seccomp';
 import type { PlannedStep, StepLabel } from './steps';
 import { step, writeFileStep } from './steps';
-import { checkBoolean, checkObject, describe, fail, rejectUnknownKeys } from './validate';
+import { checkArray, checkBoolean, checkObject, describe, fail, rejectUnknownKeys } from './validate';
 
 /** One range of an id map: `count` ids from `inside` (in the sandbox) are `outside` (in the caller's namespace). */
 export interface IdMapRange {
@@ -100,7 +100,8 @@ export interface ValidatedIdentity {
   /** No CAP_SETPCAP to drop from the bounding set with (unprivileged, no user namespace). */
   boundingBestEffort: boolean;
   noNewPrivs: boolean;
-  seccomp: Buffer | undefined;
+  /** seccomp filters in the order they are installed (all apply): see lib/socket-families.ts. */
+  seccomp: Buffer[];
   init: boolean;
   /** With `time`: the offsets as [seconds, nanoseconds]. */
   time: { monotonic: [number, number]; boottime: [number, number] } | undefined;
@@ -133,9 +134,10 @@ function checkId(option: string, value: unknown): number {
 }
 
 function checkMap(option: string, value: unknown): IdMapRange[] {
-  if (!Array.isArray(value) || value.length === 0) fail(option, `must be a non-empty array of { inside, outside, count }, got ${describe(value)}`);
+  const expected = 'a non-empty array of { inside, outside, count }';
+  if (!Array.isArray(value) || value.length === 0) fail(option, `must be ${expected}, got ${describe(value)}`);
   if (value.length > MAX_MAP_LINES) fail(option, `may have at most ${MAX_MAP_LINES} ranges, got ${value.length}`, 'range');
-  const ranges = value.map((entry: unknown, i) => {
+  const ranges = checkArray(option, value, expected, (entry, i) => {
     const where = `${option}[${i}]`;
     const r = checkObject(where, entry);
     rejectUnknownKeys(r, ['inside', 'outside', 'count'], `options.${where}.`);
@@ -201,9 +203,8 @@ export function validateIdentity(options: IdentityOptions, userNamespace: boolea
   let gid = options.gid === undefined ? undefined : checkId('gid', options.gid);
   let groups: number[] | undefined;
   if (options.groups !== undefined) {
-    if (!Array.isArray(options.groups)) fail('groups', `must be an array of gids, got ${describe(options.groups)}`);
-    if (options.groups.length > NGROUPS_MAX) fail('groups', `may have at most ${NGROUPS_MAX} entries`, 'range');
-    groups = options.groups.map((g, i) => checkId(`groups[${i}]`, g));
+    if (Array.isArray(options.groups) && options.groups.length > NGROUPS_MAX) fail('groups', `may have at most ${NGROUPS_MAX} entries`, 'range');
+    groups = checkArray('groups', options.groups, 'an array of gids', (g, i) => checkId(`groups[${i}]`, g));
   }
 
   let uidMap: IdMapRange[] = [];
@@ -248,8 +249,8 @@ export function validateIdentity(options: IdentityOptions, userNamespace: boolea
 
   const capabilities = options.capabilities === undefined ? 0n : capabilityMask('capabilities', options.capabilities);
   const noNewPrivs = checkBoolean('noNewPrivs', options.noNewPrivs, true);
-  const seccomp = options.seccomp === undefined ? undefined : seccompProgram('seccomp', options.seccomp);
-  if (seccomp && !noNewPrivs && !(capabilities & (1n << BigInt(CAP_SYS_ADMIN)))) {
+  const seccomp = options.seccomp === undefined ? [] : [seccompProgram('seccomp', options.seccomp)];
+  if (seccomp.length > 0 && !noNewPrivs && !(capabilities & (1n << BigInt(CAP_SYS_ADMIN)))) {
     fail('seccomp', 'needs noNewPrivs: true (or CAP_SYS_ADMIN kept in options.capabilities): the kernel installs a filter only under no_new_privs or with CAP_SYS_ADMIN', 'range');
   }
 
@@ -336,7 +337,7 @@ export function userNamespaceSteps(identity: ValidatedIdentity): PlannedStep[] {
  * seccomp filter as the very last step. With init, the filter is installed by init in the
  * program's process instead (src-native/init.c), so init itself can always fork and reap.
  */
-export function privilegeSteps(identity: ValidatedIdentity): PlannedStep[] {
+export function privilegeSteps(identity: ValidatedIdentity, mountNamespace: boolean): PlannedStep[] {
   const steps: PlannedStep[] = [];
   const idHints = identity.userNamespace ? undefined : { EPERM: 'changing ids without a user namespace needs root (CAP_SETUID, CAP_SETGID)' };
   if (identity.groups !== undefined) {
@@ -351,6 +352,15 @@ export function privilegeSteps(identity: ValidatedIdentity): PlannedStep[] {
     steps.push(step({ op: 'setIds', flags: SET_IDS_UID | SET_IDS_KEEP_CAPS, values: [BigInt(identity.uid)] }, 'setresuid', 'setresuid'));
   }
   if (idHints) for (const s of steps) s.label.hints = idHints;
+  if (identity.userNamespace && mountNamespace && (identity.capabilities & (1n << BigInt(CAP_SYS_ADMIN))) !== 0n) {
+    // A kept CAP_SYS_ADMIN could remount the read-only binds made in this sandbox's own
+    // namespaces, or uncover what they cover. One more user and mount namespace, entered now,
+    // turns every mount into a locked copy (MNT_LOCKED and its read-only, nosuid, nodev,
+    // noexec flags locked), as the kernel does for mounts handed to a less privileged namespace.
+    const lock = step({ op: 'lockMounts' }, 'lock-mounts', 'unshare');
+    lock.label.hints = { EPERM: 'the nested user namespace for locked mounts was refused (user.max_user_namespaces?)' };
+    steps.push(lock);
+  }
   const caps = step(
     { op: 'capabilities', flags: identity.boundingBestEffort ? CAPS_BOUNDING_BEST_EFFORT : 0, values: [identity.capabilities] },
     'capabilities', 'capset');
@@ -360,10 +370,12 @@ export function privilegeSteps(identity: ValidatedIdentity): PlannedStep[] {
   };
   steps.push(caps);
   if (identity.noNewPrivs) steps.push(step({ op: 'noNewPrivs' }, 'no-new-privs', 'prctl'));
-  if (identity.seccomp && !identity.init) {
-    const filter = step({ op: 'seccomp', data: identity.seccomp }, 'seccomp', 'seccomp');
-    filter.label.hints = { EINVAL: 'the kernel rejected the BPF program', EACCES: 'a filter needs no_new_privs or CAP_SYS_ADMIN' };
-    steps.push(filter);
+  if (!identity.init) {
+    for (const program of identity.seccomp) {
+      const filter = step({ op: 'seccomp', data: program }, 'seccomp', 'seccomp');
+      filter.label.hints = { EINVAL: 'the kernel rejected the BPF program', EACCES: 'a filter needs no_new_privs or CAP_SYS_ADMIN' };
+      steps.push(filter);
+    }
   }
   return steps;
 }

@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { NativeExitStatus } from '../types/native';
+import { IsolationError } from './errors';
 
 const INIT_NAME = 'nsjail_node_init';
 
@@ -27,29 +28,48 @@ let cachedFd: number | undefined;
 
 /**
  * An fd of the init helper, opened once (close-on-exec) and kept for every later spawn.
- * Throws an Error naming the paths tried when it was not built.
+ * Throws an IsolationError (step `init-helper`): ENOENT naming the paths tried when it was
+ * not built, or the errno of the open that failed otherwise (e.g. EMFILE: out of fds).
  */
 export function initFd(): number {
   if (cachedFd !== undefined) return cachedFd;
-  for (const candidate of initCandidates()) {
+  const candidates = initCandidates();
+  for (const candidate of candidates) {
     try {
       cachedFd = fs.openSync(candidate, fs.constants.O_RDONLY);
       return cachedFd;
-    } catch {
-      // try the next one
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      // Only a missing file means "try the next place"; anything else is the answer.
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') {
+        throw new IsolationError({ errno: errnoOf(e), step: 'init-helper', syscall: 'open', path: candidate });
+      }
     }
   }
-  throw new Error(`spawnIsolated: options.init needs the ${INIT_NAME} helper built with the addon; not found at ${initCandidates().join(', ')}`);
+  throw new IsolationError({
+    errno: os.constants.errno.ENOENT,
+    step: 'init-helper',
+    syscall: 'open',
+    path: candidates[0],
+    hint: `options.init needs the ${INIT_NAME} helper built with the addon; not found at ${candidates.join(', ')}`,
+  });
+}
+
+/** The errno of a Node fs error (EIO when it has none). */
+function errnoOf(e: unknown): number {
+  const code = (e as NodeJS.ErrnoException).code;
+  return (code !== undefined ? (os.constants.errno as Record<string, number | undefined>)[code] : undefined) ?? os.constants.errno.EIO;
 }
 
 /**
  * init's argv (src-native/init.c): its name, the parent it dies with ('-' for none, else the
  * pid its getppid() returns while the spawning process lives: 0 in a new PID namespace), the
- * program's seccomp filter as hex ('-' for none), the number of exec candidates, the
- * candidates, then the program's argv.
+ * program's seccomp filters as hex joined by ',' in the order they are installed ('-' for
+ * none), the number of exec candidates, the candidates, then the program's argv.
  */
-export function initArgv(parent: number | undefined, seccomp: Buffer | undefined, candidates: readonly string[], argv: readonly string[]): string[] {
-  return ['nsjail-node-init', parent === undefined ? '-' : String(parent), seccomp ? seccomp.toString('hex') : '-', String(candidates.length), ...candidates, ...argv];
+export function initArgv(parent: number | undefined, seccomp: readonly Buffer[], candidates: readonly string[], argv: readonly string[]): string[] {
+  const filters = seccomp.length > 0 ? seccomp.map((b) => b.toString('hex')).join(',') : '-';
+  return ['nsjail-node-init', parent === undefined ? '-' : String(parent), filters, String(candidates.length), ...candidates, ...argv];
 }
 
 /**

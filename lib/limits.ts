@@ -41,6 +41,9 @@ export interface Limits {
   /**
    * Memory in bytes, through the memory cgroup (v2 memory.max, v1 memory.limit_in_bytes).
    * Past it the kernel reclaims, then OOM-kills: the ExitStatus says `status: 'memory'`.
+   * Socket buffers count too: v2 charges them to memory.current; on v1 TCP buffers are held
+   * to a separate limit of the same size (memory.kmem.tcp.limit_in_bytes, where the kernel
+   * has it), past which writes block and incoming data is dropped (docs/limits.md).
    * 'unlimited': no limit, but a memory cgroup all the same (for `memoryPeakBytes`).
    */
   memory?: LimitValue;
@@ -318,7 +321,10 @@ export interface ExitAccounting {
   userCpuMs: number;
   /** System CPU time, milliseconds (cgroup, else wait4). */
   systemCpuMs: number;
-  /** The memory cgroup's high-water mark in bytes (v2 memory.peak, v1 memory.max_usage_in_bytes); null without one. */
+  /**
+   * The memory cgroup's high-water mark in bytes (v2 memory.peak; v1 memory.max_usage_in_bytes
+   * plus the TCP buffers' memory.kmem.tcp.max_usage_in_bytes); null without one.
+   */
   memoryPeakBytes: number | null;
   /**
    * wait4's ru_maxrss in KiB, or null when it cannot be told apart from this Node process's

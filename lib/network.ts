@@ -105,10 +105,21 @@ export interface NetworkOptions {
   join?: JoinOptions;
   /** A veth link to the host: see {@link VethOptions}. */
   veth?: VethOptions;
+  /**
+   * A seccomp filter, installed before the program's own `seccomp` (both apply), that lets
+   * socket() and socketpair() create only the socket families a network namespace isolates
+   * (AF_UNIX, AF_INET, AF_INET6, AF_NETLINK, AF_PACKET, ...: see docs/network.md) and
+   * refuses the others with EAFNOSUPPORT: above all AF_VSOCK, whose ports and peers (the
+   * hypervisor's services on a VM) are the machine's. io_uring_setup fails with EPERM, as
+   * io_uring can create sockets without the socket system call. Default: `net`'s value.
+   * `false` lets the program reach the host through such families. The filter needs
+   * `noNewPrivs: true` (the default) or CAP_SYS_ADMIN kept.
+   */
+  socketFamilyFilter?: boolean;
 }
 
 /** The option names this file owns. */
-export const NETWORK_OPTION_KEYS = ['loopback', 'join', 'veth'] as const;
+export const NETWORK_OPTION_KEYS = ['loopback', 'join', 'veth', 'socketFamilyFilter'] as const;
 
 // nsenter's order: the user namespace first (it grants the rights to join the others).
 const JOIN_KINDS: readonly JoinKind[] = ['user', 'cgroup', 'ipc', 'uts', 'net', 'pid', 'mnt', 'time'];
@@ -329,7 +340,7 @@ function validateJoinTarget(kind: JoinKind, value: unknown): JoinTarget {
 
 function validateVeth(value: unknown, loopback: boolean): ValidatedVeth {
   const o = checkObject('veth', value);
-  rejectUnknownKeys(o, ['hostName', 'sandboxName', 'hostAddress', 'sandboxAddress', 'ipv6', 'defaultRoute'], 'veth.');
+  rejectUnknownKeys(o, ['hostName', 'sandboxName', 'hostAddress', 'sandboxAddress', 'ipv6', 'defaultRoute'], 'options.veth.');
   const hostName = o.hostName === undefined ? undefined : checkInterfaceName('veth.hostName', o.hostName);
   const sandboxName = o.sandboxName === undefined ? 'eth0' : checkInterfaceName('veth.sandboxName', o.sandboxName);
   if (sandboxName === 'lo') fail('veth.sandboxName', "must not be 'lo' (the sandbox's loopback interface)", 'range');
@@ -345,7 +356,7 @@ function validateVeth(value: unknown, loopback: boolean): ValidatedVeth {
   }
   if (o.ipv6 !== undefined) {
     const v6 = checkObject('veth.ipv6', o.ipv6);
-    rejectUnknownKeys(v6, ['host', 'sandbox'], 'veth.ipv6.');
+    rejectUnknownKeys(v6, ['host', 'sandbox'], 'options.veth.ipv6.');
     const h = parseCidr('veth.ipv6.host', v6.host, 6);
     const s = parseCidr('veth.ipv6.sandbox', v6.sandbox, 6);
     checkPair(h, s);
@@ -369,7 +380,7 @@ export function validateNetwork(options: NetworkOptions, namespaces: ValidatedOp
   const join: JoinTarget[] = [];
   if (options.join !== undefined) {
     const o = checkObject('join', options.join);
-    rejectUnknownKeys(o, JOIN_KINDS, 'join.');
+    rejectUnknownKeys(o, JOIN_KINDS, 'options.join.');
     for (const kind of JOIN_KINDS) {
       if (o[kind] === undefined) continue;
       if (isNew[NEW_NAMESPACE_OPTION[kind]]) {

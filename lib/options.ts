@@ -2,11 +2,13 @@
  * The public options of spawnIsolated and their validation. Everything a user can get wrong
  * is caught here, with the option's name and the reason, before any process starts.
  */
+import { capabilityNumber } from './capabilities';
 import { FILESYSTEM_OPTION_KEYS, validateFilesystem, type FilesystemOptions, type ValidatedFilesystem } from './filesystem';
 import { IDENTITY_OPTION_KEYS, validateIdentity, type IdentityOptions, type ValidatedIdentity } from './identity';
 import { LIMIT_OPTION_KEYS, validateLimits, type LimitOptions, type ValidatedLimits } from './limits';
 import { NETWORK_OPTION_KEYS, validateNetwork, type NetworkOptions, type ValidatedNetwork } from './network';
-import { checkAbsolutePath, checkBoolean, checkCString, describe, isCString, fail, rejectUnknownKeys } from './validate';
+import { socketFamilyFilter } from './socket-families';
+import { checkAbsolutePath, checkArray, checkBoolean, checkCString, describe, isCString, fail, rejectUnknownKeys } from './validate';
 
 /** Where one of the program's standard streams goes. */
 export type StdioOption =
@@ -14,7 +16,11 @@ export type StdioOption =
   | 'pipe'
   /** This process's own descriptor of the same number. */
   | 'inherit'
-  /** /dev/null. */
+  /**
+   * Nothing, as /dev/null would give, without handing the program a host inode it could
+   * change (fchmod on fd 0): stdin is an empty pipe with no writer (reads see end of file at
+   * once), stdout and stderr a pipe this process drains and discards on a thread of its own.
+   */
   | 'ignore'
   /** A file descriptor of this process, duplicated into the child. */
   | number;
@@ -105,6 +111,25 @@ const KNOWN_KEYS: readonly string[] = [
 
 const NAMESPACE_KEYS = ['pid', 'net', 'mount', 'uts', 'ipc', 'user', 'cgroup'] as const;
 
+// Options of child_process and execa that this library spells differently.
+const TO_LIMITS = (name: string): string => `limits are grouped: use limits: { ${name}: ... }`;
+const HABITS: Readonly<Record<string, string>> = {
+  input: "spawnIsolated takes no input; use runIsolated({ input }), or write to child.stdin (stdio 'pipe', the default)",
+  shell: "there is no shell option; run one explicitly: command: '/bin/sh', args: ['-c', script]",
+  detached: 'a sandbox always starts in a new session (newSession: true); to let it outlive this process use dieWithParent: false',
+  encoding: 'spawnIsolated gives streams; decode with child.stdout.setEncoding(), or use runIsolated({ encoding })',
+  maxBuffer: 'collecting output is runIsolated({ maxBuffer }); spawnIsolated gives streams',
+  forceKillAfterDelay: "there is no forceKillAfterDelay; killSignal with timeout or signal kills the sandbox (default 'SIGKILL')",
+  windowsHide: 'nsjail-node is Linux only; remove it',
+  serialization: 'there is no IPC channel to a sandbox; use stdio pipes',
+  memory: TO_LIMITS('memory'),
+  pids: TO_LIMITS('pids'),
+  cpu: TO_LIMITS('cpu'),
+  cpuTime: TO_LIMITS('cpuTime'),
+  wallTime: TO_LIMITS('wallTime'),
+  rlimits: TO_LIMITS('rlimits'),
+};
+
 function checkStdio(option: string, value: unknown): StdioOption {
   if (value === 'pipe' || value === 'inherit' || value === 'ignore') return value;
   if (typeof value === 'number') {
@@ -119,12 +144,13 @@ export function validateOptions(options: SpawnOptions): ValidatedOptions {
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw new TypeError(`spawnIsolated: options must be an object, got ${describe(options)}`);
   }
-  rejectUnknownKeys(options, KNOWN_KEYS, 'options.');
+  rejectUnknownKeys(options, KNOWN_KEYS, 'options.', HABITS);
 
   const command = checkCString('command', options.command);
   const argv0 = options.argv0 === undefined ? command : checkCString('argv0', options.argv0, { allowEmpty: true });
-  if (options.args !== undefined && !Array.isArray(options.args)) fail('args', `must be an array of strings, got ${describe(options.args)}`);
-  const args = (options.args ?? []).map((a, i) => (isCString(a, true) ? a : checkCString(`args[${i}]`, a, { allowEmpty: true })));
+  const args = options.args === undefined
+    ? []
+    : checkArray('args', options.args, 'an array of strings', (a, i) => (isCString(a, true) ? a : checkCString(`args[${i}]`, a, { allowEmpty: true })));
 
   let env: [string, string][] = [['PATH', DEFAULT_PATH]];
   if (options.env !== undefined) {
@@ -146,6 +172,9 @@ export function validateOptions(options: SpawnOptions): ValidatedOptions {
   const namespaces = {} as ValidatedOptions['namespaces'];
   for (const key of NAMESPACE_KEYS) namespaces[key] = checkBoolean(key, options[key], false);
 
+  if (typeof options.cwd === 'string' && options.cwd !== '' && !options.cwd.startsWith('/')) {
+    fail('cwd', `must be an absolute path inside the sandbox, got '${options.cwd}' (for a host directory without root, path.resolve() it first)`, 'range');
+  }
   const cwd = options.cwd === undefined ? undefined : checkAbsolutePath('cwd', options.cwd);
   let hostname: string | undefined;
   if (options.hostname !== undefined) {
@@ -159,11 +188,21 @@ export function validateOptions(options: SpawnOptions): ValidatedOptions {
     stdio = ['pipe', 'pipe', 'pipe'];
   } else if (Array.isArray(options.stdio)) {
     if (options.stdio.length !== 3) fail('stdio', `as an array must have 3 entries (stdin, stdout, stderr), got ${options.stdio.length}`, 'range');
-    stdio = [checkStdio('stdio[0]', options.stdio[0]), checkStdio('stdio[1]', options.stdio[1]), checkStdio('stdio[2]', options.stdio[2])];
+    const [stdin, stdout, stderr] = checkArray('stdio', options.stdio, 'an array', (s, i) => checkStdio(`stdio[${i}]`, s));
+    stdio = [stdin, stdout, stderr];
   } else {
     const one = checkStdio('stdio', options.stdio);
     stdio = [one, one, one];
   }
+
+  const identity = validateIdentity(options, namespaces.user);
+  // Installed first: the program's own filter cannot lift it (a filter can only restrict).
+  const socketFilter = socketFamilyFilter(options.socketFamilyFilter, {
+    net: namespaces.net,
+    noNewPrivs: identity.noNewPrivs,
+    keepsSysAdmin: (identity.capabilities & (1n << BigInt(capabilityNumber('CAP_SYS_ADMIN') ?? 21))) !== 0n,
+  });
+  if (socketFilter) identity.seccomp.unshift(socketFilter);
 
   return {
     command,
@@ -176,7 +215,7 @@ export function validateOptions(options: SpawnOptions): ValidatedOptions {
     dieWithParent: checkBoolean('dieWithParent', options.dieWithParent, true),
     newSession: checkBoolean('newSession', options.newSession, true),
     filesystem: validateFilesystem(options, namespaces),
-    identity: validateIdentity(options, namespaces.user),
+    identity,
     limits: validateLimits(options),
     network: validateNetwork(options, namespaces),
   };

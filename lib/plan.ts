@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import type { NativePlan, NativeStdio } from '../types/native';
 import { binding } from './binding';
 import { filesystemSteps, makePrivateSteps } from './filesystem';
+import type { SandboxView } from './exec-diagnosis';
 import { identityPlan, privilegeSteps, userNamespaceSteps } from './identity';
 import { cgroupJoinSteps, deferredCloneFlags, limitSteps } from './limits';
 import { joinSteps, networkSteps, withheldCloneFlags } from './network';
@@ -21,6 +22,8 @@ export interface SpawnPlan {
   labels: StepLabel[];
   /** Labels of native.parentSetup (parent-written id maps), for errors. */
   parentLabels: StepLabel[];
+  /** For execve errors (lib/exec-diagnosis.ts): the command as given, the PATH searched, the sandbox's view. */
+  exec: { command: string; pathVar: string; view: SandboxView };
 }
 
 /** The clone engine: clone3 where the kernel has it, or forced (NSJAIL_NODE_CLONE=clone|clone3). */
@@ -51,14 +54,18 @@ function stdioFor(option: StdioOption, fd: number): NativeStdio {
   return option === 'inherit' ? fd : option;
 }
 
+/** The PATH a bare command name is looked up on: the sandbox's own, else the default. */
+function pathVariable(env: [string, string][]): string {
+  return env.find(([key]) => key === 'PATH')?.[1] ?? DEFAULT_PATH;
+}
+
 /**
  * Where execve is tried, in order. A command with a slash is used as given; a bare name is
  * looked up on the sandbox's PATH, as execvp would, but inside the new root.
  */
 export function execCandidates(command: string, env: [string, string][]): string[] {
   if (command.includes('/')) return [command];
-  const pathVar = env.find(([key]) => key === 'PATH')?.[1] ?? DEFAULT_PATH;
-  return pathVar.split(':').map((dir) => (dir === '' ? command : path.posix.join(dir, command)));
+  return pathVariable(env).split(':').map((dir) => (dir === '' ? command : path.posix.join(dir, command)));
 }
 
 /**
@@ -79,7 +86,7 @@ function orderedSteps(o: ValidatedOptions): PlannedStep[] {
     ...filesystemSteps(o.filesystem),
     ...(o.cwd !== undefined ? [step({ op: 'chdir', path: o.cwd }, 'chdir', 'chdir', o.cwd)] : []),
     ...limitSteps(o.limits),
-    ...privilegeSteps(o.identity),
+    ...privilegeSteps(o.identity, o.namespaces.mount),
   ];
 }
 
@@ -113,5 +120,6 @@ export function compilePlan(options: ValidatedOptions): SpawnPlan {
     },
     labels: steps.map((s) => s.label),
     parentLabels: identity.parentLabels,
+    exec: { command: options.command, pathVar: pathVariable(options.env), view: options.filesystem },
   };
 }

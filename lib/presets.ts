@@ -31,6 +31,17 @@ export interface HostSystemOptions {
  *   mounts: [...hostSystemMounts(), { type: 'proc' }, { type: 'dev' }, { type: 'tmpfs', target: '/tmp' }] });
  */
 export function hostSystemMounts(options: HostSystemOptions = {}): MountEntry[] {
+  const extra: unknown = options?.extra;
+  if (extra !== undefined) {
+    if (!Array.isArray(extra)) throw new TypeError('hostSystemMounts: options.extra must be an array of absolute host paths');
+    for (let i = 0; i < extra.length; i++) {
+      const p: unknown = extra[i];
+      if (typeof p !== 'string' || !p.startsWith('/')) {
+        const got = !(i in extra) ? 'a hole (sparse array)' : typeof p === 'string' ? `'${p}'` : typeof p;
+        throw new TypeError(`hostSystemMounts: options.extra[${i}] must be an absolute host path, got ${got}`);
+      }
+    }
+  }
   const bind = (p: string): MountEntry => ({ type: 'bind', source: p, readonly: true, nosuid: true, nodev: true, try: true });
   const mounts: MountEntry[] = [bind('/usr')];
   for (const dir of SYSTEM_DIRS) {

@@ -4,8 +4,10 @@
  * @packageDocumentation
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { elfAbi, readElf, readLdCache, type ElfAbi, type ElfInfo, type LdCacheEntry } from './elf';
+import { IsolationError } from './errors';
 
 /** Options for {@link buildRootfs}. */
 export interface RootfsOptions {
@@ -37,27 +39,43 @@ export interface RootfsManifest {
  * so both the path the loader asks for and the real file exist. Libraries are found like
  * glibc's ld.so does: DT_RPATH (only without DT_RUNPATH), `libraryPath`, DT_RUNPATH,
  * /etc/ld.so.cache, then the default directories. Everything is resolved before anything is
- * written, so a failing build leaves `dir` untouched.
+ * written, and a write that fails (e.g. ENOSPC) undoes the build's earlier writes: a failing
+ * build leaves `dir` as it was (files it would replace are put back).
  * @param dir Absolute path of an existing directory (not `/`).
  * @param programs Absolute paths, or names looked up on `process.env.PATH`.
- * @throws TypeError or RangeError naming the bad argument; Error naming the binary and soname of a missing library.
+ * @throws TypeError or RangeError naming the bad argument; Error naming the binary and soname of a missing library;
+ * IsolationError naming the step (`copy`, `mkdir`, ...), errno and rootfs path of a write that failed.
  */
 export async function buildRootfs(dir: string, programs: string[], options: RootfsOptions = {}): Promise<RootfsManifest> {
   await validate(dir, programs, options);
   const resolver = new Resolver(options.libraryPath ?? []);
   const hostPaths = new Set<string>();
   const found: Record<string, string> = {};
-  for (const program of programs) {
-    found[program] = await findProgram(program);
-    for (const p of await resolver.closure(found[program])) hostPaths.add(p);
-  }
-  for (const f of options.extraFiles ?? []) {
-    const st = await fs.promises.stat(f).catch(() => undefined);
-    if (!st?.isFile()) throw new Error(`buildRootfs: extra file '${f}' is not an existing regular file`);
-    hostPaths.add(f);
+  try {
+    for (const program of programs) {
+      found[program] = await findProgram(program);
+      for (const p of await resolver.closure(found[program])) hostPaths.add(p);
+    }
+    for (const f of options.extraFiles ?? []) {
+      const st = await fs.promises.stat(f).catch(() => undefined);
+      if (!st?.isFile()) throw new Error(`buildRootfs: extra file '${f}' is not an existing regular file`);
+      hostPaths.add(f);
+    }
+  } catch (e) {
+    // A host file that could not be read (EMFILE, EACCES, ...): a Node fs error, made typed.
+    const err = e as NodeJS.ErrnoException;
+    if (!(e instanceof IsolationError) && err.code !== undefined && err.syscall !== undefined) throw fsError('read', err.path ?? '', e);
+    throw e;
   }
   const writer = new RootfsWriter(dir);
-  for (const p of hostPaths) await writer.place(p);
+  try {
+    for (const p of hostPaths) await writer.place(p);
+  } catch (e) {
+    // ENOSPC, EMFILE, a host file gone: what this build wrote goes, what was there stays.
+    await writer.rollback();
+    throw e;
+  }
+  await writer.commit();
   return { root: dir, programs: found, files: [...writer.created].sort() };
 }
 
@@ -66,20 +84,23 @@ async function validate(dir: unknown, programs: unknown, options: unknown): Prom
   if (!path.isAbsolute(dir)) throw new RangeError(`buildRootfs: dir must be an absolute path, got '${dir}'`);
   if (!Array.isArray(programs)) throw new TypeError('buildRootfs: programs must be an array of strings');
   if (programs.length === 0) throw new RangeError('buildRootfs: programs must not be empty');
-  programs.forEach((p: unknown, i) => {
-    if (typeof p !== 'string') throw new TypeError(`buildRootfs: programs[${i}] must be a string, got ${typeof p}`);
+  // Index loops, not forEach: a hole of a sparse array must be refused, not skipped.
+  for (let i = 0; i < programs.length; i++) {
+    const p: unknown = programs[i];
+    if (typeof p !== 'string') throw new TypeError(`buildRootfs: programs[${i}] must be a string, got ${i in programs ? typeof p : 'a hole (sparse array)'}`);
     if (p === '') throw new RangeError(`buildRootfs: programs[${i}] must not be empty`);
-  });
+  }
   if (typeof options !== 'object' || options === null) throw new TypeError('buildRootfs: options must be an object');
   const opts = options as Record<string, unknown>;
   for (const key of ['extraFiles', 'libraryPath']) {
     const list = opts[key];
     if (list === undefined) continue;
     if (!Array.isArray(list)) throw new TypeError(`buildRootfs: options.${key} must be an array of strings`);
-    list.forEach((p: unknown, i) => {
-      if (typeof p !== 'string') throw new TypeError(`buildRootfs: options.${key}[${i}] must be a string, got ${typeof p}`);
+    for (let i = 0; i < list.length; i++) {
+      const p: unknown = list[i];
+      if (typeof p !== 'string') throw new TypeError(`buildRootfs: options.${key}[${i}] must be a string, got ${i in list ? typeof p : 'a hole (sparse array)'}`);
       if (!path.isAbsolute(p)) throw new RangeError(`buildRootfs: options.${key}[${i}] must be an absolute path, got '${p}'`);
-    });
+    }
   }
   const st = await fs.promises.stat(dir).catch(() => undefined);
   if (!st?.isDirectory()) throw new RangeError(`buildRootfs: dir '${dir}' is not an existing directory`);
@@ -162,8 +183,12 @@ class Resolver {
     const tried: string[] = [];
     const attempt = async (p: string): Promise<ElfInfo | undefined> => {
       tried.push(p);
-      // Like ld.so, skip files that are missing, not ELF, or built for another machine/class.
-      const e = await this.elf(p).catch(() => undefined);
+      // Like ld.so, skip files that are missing, not ELF, or built for another machine/class;
+      // but running out of fds is not a missing library.
+      const e = await this.elf(p).catch((err: NodeJS.ErrnoException) => {
+        if (RESOURCE_CODES.has(err.code ?? '')) throw fsError('read', p, err);
+        return undefined;
+      });
       return e && e.machine === obj.elf.machine && e.elfClass === obj.elf.elfClass ? e : undefined;
     };
     if (name.includes('/')) {
@@ -248,15 +273,63 @@ function defaultDirs(abi: ElfAbi | undefined, elf: ElfInfo): string[] {
 /** Maximum symlinks followed while resolving one path, as the kernel's ELOOP limit. */
 const MAX_SYMLINKS = 40;
 
+/** A Node fs error as an IsolationError naming the build's step and the path. */
+function fsError(step: string, file: string, e: unknown, hint?: string): IsolationError {
+  const err = e as NodeJS.ErrnoException;
+  const errno = (err.code !== undefined ? (os.constants.errno as Record<string, number | undefined>)[err.code] : undefined) ?? os.constants.errno.EIO;
+  return new IsolationError({ errno, step, syscall: err.syscall ?? step, path: file, hint }, 'buildRootfs');
+}
+
+/** A failed write into the rootfs (the build then undoes its writes). */
+function writeError(step: string, dest: string, e: unknown): IsolationError {
+  return fsError(step, dest, e, 'what this build had written was removed again');
+}
+
+/** Errors that are about this process, not the file: never to be taken for "no such library here". */
+const RESOURCE_CODES = new Set(['EMFILE', 'ENFILE', 'ENOMEM', 'EIO']);
+
+/** Runs one write into the rootfs; its failure becomes {@link writeError}. */
+async function writing<T>(step: string, dest: string, op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (e) {
+    throw writeError(step, dest, e);
+  }
+}
+
+let backupSequence = 0;
+
 /**
  * Mirrors host paths into the rootfs. Only ever writes at symlink-free rootfs paths it has
  * checked itself, so a symlink already in `root` (say `usr -> /usr`) cannot redirect a copy onto the host.
+ * Keeps a journal of what it made and replaced, so that a failed build ({@link rollback})
+ * leaves `root` as it was.
  */
 class RootfsWriter {
   /** Inside-rootfs paths created or ensured so far. */
   readonly created = new Set<string>();
+  /** Host paths (in `root`) this build made, in order: undone in reverse. */
+  private readonly made: { path: string; dir: boolean }[] = [];
+  /** Files that were there before, renamed aside until the build succeeds. */
+  private readonly replaced: { dest: string; backup: string }[] = [];
 
   constructor(private readonly root: string) {}
+
+  /** After a failure: removes what was made, puts back what was replaced. Never throws. */
+  async rollback(): Promise<void> {
+    for (const m of this.made.splice(0).reverse()) {
+      await (m.dir ? fs.promises.rmdir(m.path) : fs.promises.unlink(m.path)).catch(() => undefined);
+    }
+    for (const r of this.replaced.splice(0).reverse()) {
+      await fs.promises.rename(r.backup, r.dest).catch(() => undefined);
+    }
+  }
+
+  /** After success: the replaced files' old copies go. */
+  async commit(): Promise<void> {
+    for (const r of this.replaced.splice(0)) await fs.promises.unlink(r.backup).catch(() => undefined);
+    this.made.length = 0;
+  }
 
   /** Walks `hostPath` component by component like the kernel, recreating each symlink met, then the file. */
   async place(hostPath: string): Promise<void> {
@@ -289,29 +362,33 @@ class RootfsWriter {
   private async existing(inside: string): Promise<fs.Stats | undefined> {
     return fs.promises.lstat(path.join(this.root, inside)).catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT') return undefined;
-      throw err;
+      throw writeError('lstat', path.join(this.root, inside), err);
     });
   }
 
   private async dir(inside: string, mode: number): Promise<void> {
     if (this.created.has(inside)) return;
+    const dest = path.join(this.root, inside);
     const st = await this.existing(inside);
     if (!st) {
-      await fs.promises.mkdir(path.join(this.root, inside));
-      await fs.promises.chmod(path.join(this.root, inside), mode & 0o7777); // mkdir's mode is masked by umask
+      await writing('mkdir', dest, () => fs.promises.mkdir(dest));
+      this.made.push({ path: dest, dir: true });
+      await writing('chmod', dest, () => fs.promises.chmod(dest, mode & 0o7777)); // mkdir's mode is masked by umask
     } else if (!st.isDirectory()) {
-      throw new Error(`buildRootfs: ${path.join(this.root, inside)} exists and is not a directory`);
+      throw new Error(`buildRootfs: ${dest} exists and is not a directory`);
     }
     this.created.add(inside);
   }
 
   private async symlink(inside: string, target: string): Promise<void> {
     if (this.created.has(inside)) return;
+    const dest = path.join(this.root, inside);
     const st = await this.existing(inside);
     if (!st) {
-      await fs.promises.symlink(target, path.join(this.root, inside));
-    } else if (!st.isSymbolicLink() || (await fs.promises.readlink(path.join(this.root, inside))) !== target) {
-      throw new Error(`buildRootfs: ${path.join(this.root, inside)} exists and is not a symlink to ${target}`);
+      await writing('symlink', dest, () => fs.promises.symlink(target, dest));
+      this.made.push({ path: dest, dir: false });
+    } else if (!st.isSymbolicLink() || (await fs.promises.readlink(dest)) !== target) {
+      throw new Error(`buildRootfs: ${dest} exists and is not a symlink to ${target}`);
     }
     this.created.add(inside);
   }
@@ -322,10 +399,17 @@ class RootfsWriter {
     const st = await this.existing(inside);
     // copyFile follows a symlink at the destination; refuse rather than write outside the rootfs.
     if (st && !st.isFile()) throw new Error(`buildRootfs: ${dest} exists and is not a regular file`);
-    // Unlink first: truncating in place would also clobber any hard link that file shares with the host.
-    if (st) await fs.promises.unlink(dest);
-    await fs.promises.copyFile(inside, dest);
-    await fs.promises.chmod(dest, mode & 0o7777);
+    // Moved aside, not truncated in place (that would also clobber any hard link the file
+    // shares with the host), and kept until the build succeeds.
+    if (st) {
+      const backup = `${dest}.nsjail-node-old-${process.pid}-${++backupSequence}`;
+      await writing('rename', dest, () => fs.promises.rename(dest, backup));
+      this.replaced.push({ dest, backup });
+    }
+    // The file counts as made before the copy: a copy cut short (ENOSPC) is removed too.
+    this.made.push({ path: dest, dir: false });
+    await writing('copy', dest, () => fs.promises.copyFile(inside, dest, fs.constants.COPYFILE_EXCL));
+    await writing('chmod', dest, () => fs.promises.chmod(dest, mode & 0o7777));
     this.created.add(inside);
   }
 }

@@ -14,7 +14,7 @@ export interface RunOptions extends Omit<SpawnOptions, 'stdio'> {
    * execFile; Infinity for no limit.
    */
   maxBuffer?: number;
-  /** Written to the program's stdin, which is then closed. Without it, stdin is /dev/null. */
+  /** Written to the program's stdin, which is then closed. Without it, stdin is empty (stdio 'ignore': a pipe with no writer). */
   input?: string | Uint8Array;
   /** How stdout and stderr are decoded: a Buffer encoding (default 'utf8'), or 'buffer' for Buffers. */
   encoding?: BufferEncoding | 'buffer';

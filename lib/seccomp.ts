@@ -126,6 +126,14 @@ function checkKeys(value: unknown, known: readonly string[], path: string, fail:
   return value as Record<string, unknown>;
 }
 
+/** The entries of a list in a policy; a hole of a sparse array is refused by name (forEach would skip it). */
+function entries(list: readonly unknown[], path: string, fail: Fail): unknown[] {
+  for (let i = 0; i < list.length; i++) {
+    if (list[i] === undefined && !(i in list)) fail(`${path}[${i}]`, 'is missing: holes in sparse arrays are not accepted');
+  }
+  return list as unknown[];
+}
+
 /** An action's SECCOMP_RET_* value. */
 function actionValue(action: unknown, path: string, fail: Fail): number {
   switch (action) {
@@ -207,7 +215,7 @@ function conditionCode(cond: Record<string, unknown>, path: string, fail: Fail):
 function syscallNumbers(list: unknown, path: string, target: SeccompTarget, fail: Fail): number[] {
   if (!Array.isArray(list) || list.length === 0) fail(path, `must be a non-empty array of system call names, got ${describe(list)}`);
   const numbers: number[] = [];
-  list.forEach((entry: unknown, i) => {
+  entries(list, path, fail).forEach((entry: unknown, i) => {
     if (typeof entry === 'number') {
       if (!Number.isInteger(entry) || entry < 0 || entry >= 0x40000000) fail(`${path}[${i}]`, `must be a system call number 0..0x3fffffff, got ${entry}`, 'range');
       numbers.push(entry);
@@ -263,12 +271,12 @@ export function compileSeccompFor(policy: unknown, target: SeccompTarget, prefix
     program.push(insn(BPF_JGE_K, target.x32Bit, 0, 2), insn(BPF_JEQ_K, 0xffffffff, 1, 0), insn(BPF_RET_K, foreign));
   }
   let accumulatorIsNr = true;
-  ((p.rules ?? []) as unknown[]).forEach((ruleValue, r) => {
+  entries((p.rules ?? []) as unknown[], '.rules', fail).forEach((ruleValue, r) => {
     const path = `.rules[${r}]`;
     const rule = checkKeys(ruleValue, ['syscalls', 'action', 'args'], path, fail);
     const action = actionValue(rule.action, `${path}.action`, fail);
     if (rule.args !== undefined && !Array.isArray(rule.args)) fail(`${path}.args`, `must be an array, got ${describe(rule.args)}`);
-    const conditions = ((rule.args ?? []) as unknown[]).flatMap((c, i) =>
+    const conditions = entries((rule.args ?? []) as unknown[], `${path}.args`, fail).flatMap((c, i) =>
       conditionCode(checkKeys(c, ['index', 'op', 'value', 'mask'], `${path}.args[${i}]`, fail), `${path}.args[${i}]`, fail));
     for (const nr of syscallNumbers(rule.syscalls, `${path}.syscalls`, target, fail)) {
       const block: Insn[] = accumulatorIsNr ? [] : [insn(BPF_LD_W_ABS, OFFSET_NR)];
@@ -347,6 +355,9 @@ const DENIED: readonly string[] = [
   'io_uring_register',
 ];
 
+/** The socket families {@link seccompPresets}.sandboxDefault lets programs create: AF_UNIX, AF_INET, AF_INET6, AF_NETLINK. */
+const SANDBOX_FAMILIES: readonly number[] = [1, 2, 10, 16];
+
 function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
     for (const v of Object.values(value)) deepFreeze(v);
@@ -369,8 +380,9 @@ export const seccompPresets: { readonly sandboxDefault: SeccompPolicy } = deepFr
    * request_key; userfaultfd; open_by_handle_at; io_uring; personality() other than
    * PER_LINUX, PER_LINUX32 and UNAME26 (no ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC tricks);
    * new user namespaces (clone/unshare with CLONE_NEWUSER, setns into one); clone3 fails
-   * with ENOSYS because its flags cannot be inspected (the C library falls back to clone).
-   * Foreign ABIs (i386 or x32 on x86_64) are killed.
+   * with ENOSYS because its flags cannot be inspected (the C library falls back to clone);
+   * socket() and socketpair() create only AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK sockets
+   * (other families fail with EAFNOSUPPORT). Foreign ABIs (i386 or x32 on x86_64) are killed.
    */
   sandboxDefault: {
     defaultAction: 'allow',
@@ -384,6 +396,10 @@ export const seccompPresets: { readonly sandboxDefault: SeccompPolicy } = deepFr
       { syscalls: ['setns'], action: EPERM, args: [hasFlag(1, CLONE_NEWUSER)] },
       { syscalls: ['setns'], action: EPERM, args: [int32(1, 0)] }, // 0: any type, a user namespace included
       { syscalls: ['clone3'], action: { errno: 'ENOSYS' } },
+      // Socket families: AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK (the C library's
+      // getaddrinfo and ip(8) use it); the others (AF_PACKET, AF_VSOCK, ...) are left out.
+      ...SANDBOX_FAMILIES.map((family) => ({ syscalls: ['socket', 'socketpair'], action: 'allow' as const, args: [int32(0, family)] })),
+      { syscalls: ['socket', 'socketpair'], action: { errno: 'EAFNOSUPPORT' } },
     ] as readonly SeccompRule[],
   },
 });

@@ -2,6 +2,7 @@
 import type { NativeExitStatus, NativeFailure, NativeSpawned } from '../types/native';
 import { binding } from './binding';
 import { describeErrno, IsolationError } from './errors';
+import { explainExecFailure } from './exec-diagnosis';
 import { validateOptions, type SpawnOptions, type ValidatedOptions } from './options';
 import { compilePlan, type SpawnPlan } from './plan';
 import { initExitStatus } from './init';
@@ -29,19 +30,25 @@ const HINTS: Record<string, string> = {
   clone3: 'the kernel refused a namespace; `nsjail-node doctor` tells which ones this host allows',
 };
 
+// clone's EAGAIN: fork(2) says which limits. (EMFILE's hint is IsolationError's own.)
+const CLONE_EAGAIN_HINT =
+  "no process could be created: this user's process limit (RLIMIT_NPROC, `ulimit -u`), the pids cgroup of this process, or the system's (kernel.threads-max, pid_max) is reached";
+
 function toError(failure: NativeFailure, plan: SpawnPlan): IsolationError {
+  const code = describeErrno(failure.errno).code;
   if (failure.where === 'child') {
     if (failure.step === -1) {
-      return new IsolationError({
-        errno: failure.errno,
-        step: 'execve',
-        syscall: 'execve',
-        path: plan.native.execCandidates[failure.candidate] ?? plan.native.execCandidates[0],
-      });
+      const candidates = plan.native.execCandidates;
+      const failed = candidates[failure.candidate] ?? candidates[0];
+      const { command, pathVar, view } = plan.exec;
+      const named = explainExecFailure(view, command, candidates, pathVar, failed, code);
+      return new IsolationError({ errno: failure.errno, step: 'execve', syscall: 'execve', ...named });
     }
     const whole: StepLabel | undefined = failure.step >= 0 ? plan.labels[failure.step] : FIXED_STEPS[failure.step];
     const label = whole?.parts?.[failure.candidate] ?? whole;
-    const hint = (label as StepLabel | undefined)?.hints?.[describeErrno(failure.errno).code];
+    const root = plan.exec.view.root;
+    const inRoot = label?.step === 'chdir' && root !== undefined ? `the path is looked up inside the root ${root}` : undefined;
+    const hint = (label as StepLabel | undefined)?.hints?.[code] ?? inRoot;
     return new IsolationError({ errno: failure.errno, ...(label ?? { step: `step ${failure.step}`, syscall: 'unknown' }), hint });
   }
   if (failure.where === 'stdio') {
@@ -50,14 +57,15 @@ function toError(failure: NativeFailure, plan: SpawnPlan): IsolationError {
   if (failure.where === 'parent-setup') {
     const label = plan.parentLabels[failure.step] ?? { step: 'id-maps', syscall: failure.syscall };
     const helper = failure.candidate >= 0 ? `${failure.syscall} exited with status ${failure.candidate}; ` : '';
-    const hint = label.hints?.[describeErrno(failure.errno).code];
+    const hint = label.hints?.[code];
     return new IsolationError({ errno: failure.errno, step: label.step, syscall: failure.syscall, path: label.path, hint: helper || hint ? `${helper}${hint ?? ''}` : undefined });
   }
   // An unprivileged caller can create the other namespaces only inside a new user namespace.
   const needsUserNamespace = failure.errno === 1 && failure.syscall.startsWith('clone') && (plan.native.cloneFlags & binding.constants.CLONE_NEWUSER) === 0 && process.geteuid?.() !== 0;
   const hint = needsUserNamespace
     ? 'without root, new namespaces need a user namespace too: add user: true'
-    : failure.errno === 1 || failure.errno === 22 ? HINTS[failure.syscall] : undefined;
+    : failure.errno === 1 || failure.errno === 22 ? HINTS[failure.syscall]
+    : code === 'EAGAIN' && failure.syscall.startsWith('clone') ? CLONE_EAGAIN_HINT : undefined;
   return new IsolationError({ errno: failure.errno, step: failure.syscall, syscall: failure.syscall, hint });
 }
 
@@ -131,6 +139,16 @@ function spawnOnThisThread(l: Launch): IsolatedProcess {
   return handleFor(l, plan, result);
 }
 
+/** binding.spawnAsync; when it throws instead of queueing the spawn, the sandbox's cgroup goes. */
+function spawnAsyncOrAbandon(l: Launch, plan: SpawnPlan, done: Parameters<typeof binding.spawnAsync>[2]): void {
+  try {
+    binding.spawnAsync(plan.native, l.onExit, done);
+  } catch (e) {
+    l.control.abandon();
+    throw e;
+  }
+}
+
 /** What {@link spawnIsolatedAsync} resolves with. */
 export interface Spawned {
   /**
@@ -160,7 +178,9 @@ export function spawnIsolatedAsync(options: SpawnOptions): Promise<Spawned> {
     }
     const plan = planFor(l);
     return new Promise((resolve, reject) => {
-      binding.spawnAsync(plan.native, l.onExit, (result) => {
+      // The addon may refuse the plan before queueing it: then no callback comes, and the
+      // cgroup made for the sandbox is removed here (the throw becomes the rejection).
+      spawnAsyncOrAbandon(l, plan, (result) => {
         try {
           if ('thrown' in result) {
             l.control.abandon();

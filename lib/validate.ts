@@ -9,6 +9,7 @@ export function fail(option: string, reason: string, kind: 'type' | 'range' = 't
 /** A short description of a bad value for an error message. */
 export function describe(value: unknown): string {
   if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'string') return `the string '${value}'`;
   return typeof value === 'object' ? 'an object' : `${typeof value} ${String(value)}`;
@@ -42,10 +43,14 @@ export function didYouMean(key: string, known: readonly string[]): string | unde
   return best;
 }
 
-/** Rejects keys that are not options: a typo must not silently drop isolation. */
-export function rejectUnknownKeys(options: object, known: readonly string[], where: string): void {
+/**
+ * Rejects keys that are not options: a typo must not silently drop isolation. `habits` maps
+ * names that other APIs use (child_process, execa) to this library's way of saying it.
+ */
+export function rejectUnknownKeys(options: object, known: readonly string[], where: string, habits: Readonly<Record<string, string>> = {}): void {
   for (const key of Object.keys(options)) {
     if (known.includes(key)) continue;
+    if (Object.prototype.hasOwnProperty.call(habits, key)) throw new TypeError(`spawnIsolated: unknown option ${where}${key}: ${habits[key]}`);
     const guess = didYouMean(key, known);
     throw new TypeError(`spawnIsolated: unknown option ${where}${key}${guess ? ` (did you mean ${where}${guess}?)` : ''}`);
   }
@@ -79,6 +84,23 @@ export function checkBoolean(option: string, value: unknown, fallback: boolean):
   if (value === undefined) return fallback;
   if (typeof value !== 'boolean') fail(option, `must be a boolean, got ${describe(value)}`);
   return value;
+}
+
+/**
+ * The entries of an array option, each through `check` (given its index; build the entry's
+ * name from it only for a bad one). A hole of a sparse array (`['a', , 'b']`) is refused by
+ * name: Array.prototype.map and forEach skip holes, so unchecked they would reach the plan.
+ * Array-likes that are not arrays (`{ length: 1, 0: 'a' }`, typed arrays) are refused too.
+ */
+export function checkArray<T>(option: string, value: unknown, expected: string, check: (item: unknown, i: number) => T): T[] {
+  if (!Array.isArray(value)) fail(option, `must be ${expected}, got ${describe(value)}`);
+  const out = new Array<T>(value.length);
+  for (let i = 0; i < value.length; i++) {
+    const item: unknown = value[i];
+    if (item === undefined && !(i in value)) fail(`${option}[${i}]`, 'is missing: holes in sparse arrays are not accepted');
+    out[i] = check(item, i);
+  }
+  return out;
 }
 
 /** A plain object (not null, not an array). */

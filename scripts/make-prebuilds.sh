@@ -3,6 +3,7 @@
 # with Debian's cross toolchain (installed by scripts/install-cross.sh when missing).
 # The build runs in a scratch copy so that the project's own build/ is never wiped.
 #   scripts/make-prebuilds.sh [x64] [arm64]     (default: both)
+# `npm pack` and `npm publish` run it (prepack), so a published tarball always carries both.
 # PREBUILDS_OUT=dir puts them elsewhere than the project's prebuilds/ (the packaging test).
 set -euo pipefail
 project=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,5 +39,12 @@ for arch in "${arches[@]}"; do
 done
 out="${PREBUILDS_OUT:-$project/prebuilds}"
 mkdir -p "$out"
-cp -r "$scratch/prebuilds/." "$out/"
+for arch in "${arches[@]}"; do
+  # Replace, never merge: a stale file from an older build must not ship.
+  rm -rf "${out:?}/linux-$arch"
+  cp -r "$scratch/prebuilds/linux-$arch" "$out/"
+  for file in nsjail-node.node nsjail_node_init; do
+    [ -s "$out/linux-$arch/$file" ] || { echo "make-prebuilds: $out/linux-$arch/$file is missing" >&2; exit 1; }
+  done
+done
 find "$out" -name '*.node' | sort

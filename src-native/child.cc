@@ -174,6 +174,7 @@ int RunStep(const Step& s, int32_t* part) noexcept {
     case StepOp::kNoNewPrivs: return StepNoNewPrivs(s);
     case StepOp::kSeccomp: return StepSeccomp(s);
     case StepOp::kUnshare: return StepUnshare(s);
+    case StepOp::kLockMounts: return StepLockMounts(s);
   }
   return EINVAL;
 }
@@ -182,7 +183,8 @@ int RunStep(const Step& s, int32_t* part) noexcept {
 // change of the effective or fs ids, and of the permitted capabilities unless they shrink
 // (commit_creds), which joining a user namespace or unsharing one also is.
 bool ChangesCredentials(StepOp op) noexcept {
-  return op == StepOp::kSetIds || op == StepOp::kCapabilities || op == StepOp::kSetns || op == StepOp::kUnshare;
+  return op == StepOp::kSetIds || op == StepOp::kCapabilities || op == StepOp::kSetns || op == StepOp::kUnshare ||
+         op == StepOp::kLockMounts;
 }
 
 // Arms the parent-death signal and then makes sure the parent is still there: one that died

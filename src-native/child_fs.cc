@@ -197,6 +197,15 @@ int SetAttr(int fd, unsigned long attrs, bool recursive) noexcept {
   return ::syscall(SYS_mount_setattr, fd, "", flags, &attr, sizeof attr) < 0 ? errno : 0;
 }
 
+// 0 when the resolved target is a directory exactly when `dir` says so; else ENOTDIR (a
+// directory mount onto a non-directory) or EISDIR (a file mount onto a directory).
+int CheckTargetKind(int target, bool dir) noexcept {
+  struct stat st;
+  if (::fstat(target, &st) < 0) return errno;
+  if (S_ISDIR(st.st_mode) == dir) return 0;
+  return dir ? ENOTDIR : EISDIR;
+}
+
 int MoveMount(int from, int to) noexcept {
   return ::syscall(SYS_move_mount, from, "", to, "", kMoveMountFEmptyPath | kMoveMountTEmptyPath) < 0 ? errno : 0;
 }
@@ -319,6 +328,8 @@ int StepBindMount(const Step& s) noexcept {
   bool dir = S_ISDIR(st.st_mode);
   Fd target(ResolveTarget(root.fd, s.path, dir ? Create::kDir : Create::kFile, dir ? 0755 : 0644));
   if (target.bad()) return -target.fd;
+  // An existing target of the other kind: move_mount would say only EINVAL.
+  if (int err = CheckTargetKind(target.fd, dir)) return err;
   return MoveMount(tree.fd, target.fd);
 }
 
@@ -345,6 +356,8 @@ int StepMountFs(const Step& s) noexcept {
   if (root.bad()) return errno;
   Fd target(ResolveTarget(root.fd, s.path, Create::kDir, 0755));
   if (target.bad()) return -target.fd;
+  // A filesystem's root is a directory: an existing file there is ENOTDIR, not move_mount's EINVAL.
+  if (int err = CheckTargetKind(target.fd, true)) return err;
   return MoveMount(mnt.fd, target.fd);
 }
 

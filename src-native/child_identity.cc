@@ -123,6 +123,52 @@ int StepSeccomp(const Step& s) noexcept {
 
 int StepUnshare(const Step& s) noexcept { return ::unshare(static_cast<int>(s.flags)) < 0 ? errno : 0; }
 
+namespace {
+
+// Writes `text` to /proc/self/`name` through proc_fd (a /proc opened by the parent: the
+// sandbox may have no /proc of its own).
+int WriteProcSelf(int proc_fd, const char* name, const char* text, size_t len) noexcept {
+  int fd = ::openat(proc_fd, name, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  ssize_t n = ::write(fd, text, len);
+  int err = n == static_cast<ssize_t>(len) ? 0 : (n < 0 ? errno : EIO);
+  ::close(fd);
+  return err;
+}
+
+// "ID ID 1\n" into buf (at least 32 bytes); returns the length.
+size_t IdentityMapLine(char* buf, unsigned long id) noexcept {
+  char digits[20];
+  size_t n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + id % 10);
+    id /= 10;
+  } while (id != 0);
+  size_t len = 0;
+  for (int copy = 0; copy < 2; copy++) {
+    for (size_t i = n; i > 0; i--) buf[len++] = digits[i - 1];
+    buf[len++] = ' ';
+  }
+  buf[len++] = '1';
+  buf[len++] = '\n';
+  return len;
+}
+
+}  // namespace
+
+// The ids stay what they are (a one-line map of each onto itself, which the process may
+// write for itself); supplementary groups are kept but can no longer change (setgroups deny).
+int StepLockMounts(const Step& s) noexcept {
+  const int proc_fd = static_cast<int>(s.values[0]);
+  const unsigned long uid = static_cast<unsigned long>(::syscall(SYS_getuid));
+  const unsigned long gid = static_cast<unsigned long>(::syscall(SYS_getgid));
+  if (::unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0) return errno;
+  char line[48];
+  if (int err = WriteProcSelf(proc_fd, "self/uid_map", line, IdentityMapLine(line, uid))) return err;
+  if (int err = WriteProcSelf(proc_fd, "self/setgroups", "deny", 4)) return err;
+  return WriteProcSelf(proc_fd, "self/gid_map", line, IdentityMapLine(line, gid));
+}
+
 int WaitForParent(const ChildPlan* plan) noexcept {
   ::close(plan->sync_fd[1]);  // else our own copy would keep the pipe open if the parent died
   char byte;

@@ -39,6 +39,7 @@ enum class StepOp : uint32_t {
   kNoNewPrivs,  // prctl(PR_SET_NO_NEW_PRIVS)
   kSeccomp,     // install the classic BPF program in data (struct sock_filter[])
   kUnshare,     // unshare(flags), e.g. CLONE_NEWTIME for the children of an init
+  kLockMounts,  // a nested user + mount namespace: every mount becomes locked; values[0] = a /proc fd
 };
 
 struct Step {

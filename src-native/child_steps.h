@@ -36,6 +36,7 @@ int StepCapabilities(const Step& s) noexcept;
 int StepNoNewPrivs(const Step& s) noexcept;
 int StepSeccomp(const Step& s) noexcept;
 int StepUnshare(const Step& s) noexcept;
+int StepLockMounts(const Step& s) noexcept;
 constexpr unsigned long kSetIdsGroups = 1, kSetIdsGid = 2, kSetIdsUid = 4, kSetIdsKeepCaps = 8;  // setIds flags
 constexpr unsigned long kCapsBoundingBestEffort = 1;  // capabilities flags
 int WaitForParent(const ChildPlan* plan) noexcept;   // before the steps, when sync_fd[0] >= 0

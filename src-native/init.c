@@ -1,6 +1,6 @@
 // nsjail_node_init: the sandbox's PID 1 with `init: true` (lib/init.ts builds its argv).
 //
-//   argv: nsjail-node-init <parent> <seccomp filter as hex, or -> <n> <candidate 1> .. <candidate n> <program argv...>
+//   argv: nsjail-node-init <parent> <seccomp filters as hex joined by ',', or -> <n> <candidate 1> .. <candidate n> <program argv...>
 //         <parent>: '-', or the pid getppid() returns while the spawning process lives (0 in
 //         a new PID namespace): init then dies with it (dieWithParent)
 //   fds:  0-2 the program's stdio, 3 the spawn's error pipe, 4 the exit-status pipe,
@@ -56,11 +56,11 @@ static int Hex(char c) {
   return -1;
 }
 
-// The filter as lib/seccomp.ts laid it out (struct sock_filter[] in host byte order), hex-encoded.
-static int DecodeFilter(const char* hex, struct sock_fprog* prog) {
-  size_t len = strlen(hex);
+// One filter as lib/seccomp.ts laid it out (struct sock_filter[] in host byte order),
+// hex-encoded: the `len` characters at `hex`.
+static int DecodeFilter(const char* hex, size_t len, struct sock_fprog* prog) {
   unsigned char* out = (unsigned char*)filter;
-  if (len % (2 * sizeof filter[0]) != 0 || len / 2 > sizeof filter) return -1;
+  if (len == 0 || len % (2 * sizeof filter[0]) != 0 || len / 2 > sizeof filter) return -1;
   for (size_t i = 0; i < len / 2; i++) {
     int hi = Hex(hex[2 * i]), lo = Hex(hex[2 * i + 1]);
     if (hi < 0 || lo < 0) return -1;
@@ -69,6 +69,25 @@ static int DecodeFilter(const char* hex, struct sock_fprog* prog) {
   prog->len = (unsigned short)(len / 2 / sizeof filter[0]);
   prog->filter = filter;
   return 0;
+}
+
+// The filters, joined by ',' ("-" for none), in the order they are installed. With `install`
+// each is installed after it is decoded (the kernel copies it): 0, or the errno of the
+// failure; without, only checked: 0 or -1.
+static int Filters(const char* list, int install) {
+  if (strcmp(list, "-") == 0) return 0;
+  for (const char* p = list;;) {
+    const char* end = strchr(p, ',');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    struct sock_fprog prog;
+    if (DecodeFilter(p, len, &prog) < 0) return install ? EINVAL : -1;
+    if (install && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0 &&
+        (errno != ENOSYS || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0)) {
+      return errno;
+    }
+    if (!end) return 0;
+    p = end + 1;
+  }
 }
 
 // The death signal does not survive an execve that raised capabilities (the kernel clears it
@@ -93,13 +112,13 @@ static int ArmDeathSignal(pid_t expected) {
 
 // In the forked child: the program's own setup, then execve with execvp's rules over the
 // candidates (the same as child.cc's Exec).
-static void RunProgram(pid_t init_pid, const sigset_t* mask, const struct sock_fprog* prog, char** candidates,
-                       int n, char** argv) {
+static void RunProgram(pid_t init_pid, const sigset_t* mask, const char* filters, char** candidates, int n,
+                       char** argv) {
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != init_pid) _exit(127);
   sigprocmask(SIG_SETMASK, mask, NULL);
-  if (prog->len > 0 && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, prog) < 0 &&
-      (errno != ENOSYS || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, prog, 0, 0) < 0)) {
-    Report(kStepInitSeccomp, errno, -1);
+  int err = Filters(filters, 1);
+  if (err != 0) {
+    Report(kStepInitSeccomp, err, -1);
     _exit(127);
   }
   int eacces = -1, last_err = ENOENT, last = 0;
@@ -130,13 +149,11 @@ int main(int argc, char** argv) {
   sigfillset(&all);
   sigprocmask(SIG_SETMASK, &all, &original);  // every signal waits for sigwaitinfo below
 
-  struct sock_fprog prog = {0, filter};
   int n = argc > 3 ? atoi(argv[3]) : -1;
   long parent = -1;  // -1: no death signal
   char* end = NULL;
   if (argc > 1 && strcmp(argv[1], "-") != 0) parent = strtol(argv[1], &end, 10);
-  if (n < 1 || argc < 5 + n || (end && (end == argv[1] || *end != '\0' || parent < 0)) ||
-      (strcmp(argv[2], "-") != 0 && DecodeFilter(argv[2], &prog) < 0)) {
+  if (n < 1 || argc < 5 + n || (end && (end == argv[1] || *end != '\0' || parent < 0)) || Filters(argv[2], 0) < 0) {
     Report(kStepExec, EINVAL, -1);
     return 127;
   }
@@ -155,7 +172,7 @@ int main(int argc, char** argv) {
     Report(kStepInitFork, errno, -1);
     return 127;
   }
-  if (program == 0) RunProgram(self, &original, &prog, argv + 4, n, argv + 4 + n);
+  if (program == 0) RunProgram(self, &original, argv[2], argv + 4, n, argv + 4 + n);
   close(kErrorFd);  // the spawn's read sees EOF once the program has exec'd
 
   int status = 0;

@@ -3,6 +3,8 @@
 // The plan's shape is the private contract in types/native.d.ts; lib/plan.ts builds it.
 #include "plan.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <unistd.h>
 
@@ -73,6 +75,16 @@ bool GetValues(const Napi::Object& obj, uint64_t values[2]) {
   return true;
 }
 
+// This process's /proc, opened once and kept for its lifetime (CLOEXEC): a child writes its
+// own id maps through it where the sandbox has no /proc of its own. -errno if it cannot be opened.
+int ProcFd() {
+  static const int fd = [] {
+    int opened = ::open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    return opened >= 0 ? opened : -errno;
+  }();
+  return fd;
+}
+
 bool ParseStepOp(const std::string& name, StepOp* op) {
   static const struct {
     const char* name;
@@ -90,7 +102,7 @@ bool ParseStepOp(const std::string& name, StepOp* op) {
       {"loopbackUp", StepOp::kLoopbackUp},   {"setrlimit", StepOp::kSetrlimit},
       {"setIds", StepOp::kSetIds},           {"capabilities", StepOp::kCapabilities},
       {"noNewPrivs", StepOp::kNoNewPrivs},   {"seccomp", StepOp::kSeccomp},
-      {"unshare", StepOp::kUnshare},
+      {"unshare", StepOp::kUnshare},         {"lockMounts", StepOp::kLockMounts},
   };
   for (const auto& entry : kOps) {
     if (name == entry.name) {
@@ -244,6 +256,14 @@ bool PlanStorage::Parse(const Napi::Object& plan, std::string* error) {
     if (!GetValues(so, step.values)) {
       *error = "plan.steps[" + std::to_string(i) + "].values must be an array of up to 2 BigInts";
       return false;
+    }
+    if (step.op == StepOp::kLockMounts) {
+      int proc_fd = ProcFd();
+      if (proc_fd < 0) {
+        *error = "lockMounts: cannot open /proc: " + std::string(std::strerror(-proc_fd));
+        return false;
+      }
+      step.values[0] = static_cast<uint64_t>(proc_fd);
     }
     steps_.push_back(step);
   }

@@ -25,6 +25,7 @@
 #include "addon.h"
 #include "child_handle.h"
 #include "clone.h"
+#include "discard.h"
 #include "parent_setup.h"
 #include "plan.h"
 #include "spawner.h"
@@ -151,6 +152,8 @@ class SpawnJob {
     errors_.write.reset();
     status_.write.reset();
     for (auto& fd : child_end_) fd.reset();
+    null_in_.reset();
+    null_out_.reset();  // the discard thread sees end of file once the sandbox closed its copies
     if (!plan_.parent_setup.empty()) {
       sync_.read.reset();
       ParentSetupResult setup = RunParentSetup(plan_.parent_setup, pid_);
@@ -243,17 +246,30 @@ class SpawnJob {
         break;
       }
       case StdioRequest::kNull: {
-        // One /dev/null serves all three: the child dup2s each onto its own descriptor.
-        if (!dev_null_) {
-          syscall = "open";
-          dev_null_.reset(::open("/dev/null", O_RDWR | O_CLOEXEC));
-          if (!dev_null_) {
-            err = errno;
-            break;
+        // No host inode (a /dev/null could be fchmod'ed by the program): stdin is an empty
+        // pipe without a writer (reads see end of file), stdout and stderr share a pipe the
+        // discard thread drains (discard.h).
+        UniqueFd& end = i == 0 ? null_in_ : null_out_;
+        if (!end) {
+          Pipe p;
+          syscall = "pipe2";
+          if ((err = MakePipe(&p)) != 0) break;
+          if (i == 0) {
+            end = std::move(p.read);
+          } else {
+            syscall = "fcntl";
+            if (::fcntl(p.read.get(), F_SETFL, O_NONBLOCK) < 0) {
+              err = errno;
+              break;
+            }
+            syscall = "epoll_ctl";
+            if ((err = DiscardOutput(p.read.release())) != 0) break;
+            end = std::move(p.write);
           }
-          if ((err = KeepHigh(&dev_null_)) != 0) break;
+          syscall = "fcntl";
+          if ((err = KeepHigh(&end)) != 0) break;
         }
-        plan_.child.stdio[i] = dev_null_.get();
+        plan_.child.stdio[i] = end.get();
         return;
       }
       case StdioRequest::kFd:
@@ -271,7 +287,8 @@ class SpawnJob {
 
   PlanStorage plan_;
   // The child's ends (closed after clone) and ours (handed to JavaScript).
-  UniqueFd child_end_[3], parent_end_[3], dev_null_;
+  UniqueFd child_end_[3], parent_end_[3];
+  UniqueFd null_in_, null_out_;  // the child's ends for 'ignore' (closed after clone)
   Pipe errors_, sync_, status_;
   ChildError verdict_{kStepNone, 0, -1};  // the child's error_slot (CLONE_VM spawns)
   pid_t pid_ = -1;

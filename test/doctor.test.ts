@@ -187,7 +187,9 @@ describe('doctor puts other hosts in words', () => {
     const f = facts();
     f.host.root = false;
     f.namespaces.net = { works: false, code: 'EPERM', max: 1000, viaUserNamespace: { works: true } };
-    expect(check(f, 'namespace.net')).toMatchObject({ level: 'ok', advice: expect.stringContaining('--unshare-user') });
+    expect(check(f, 'namespace.net')).toMatchObject({ level: 'info', advice: expect.stringContaining('--unshare-user') });
+    // Never "OK" beside a failure: the line says plainly that it works with a user namespace.
+    expect(check(f, 'namespace.net').summary).toBe('net namespace works together with a user namespace (alone the kernel refuses it: EPERM)');
     expect(doctorCoreWorks(f)).toBe(true);
   });
 
@@ -248,5 +250,24 @@ describe('nsjail-node doctor', () => {
     expect(json.host).toEqual(report.host);
     expect(json.cgroups.v1.map((h) => h.controllers)).toEqual(report.cgroups.v1.map((h) => h.controllers));
     expect(json.checks.map((c) => [c.id, c.level])).toEqual(report.checks.map((c) => [c.id, c.level]));
+  });
+});
+
+describe('doctor says whether limits.memory counts socket buffers', () => {
+  test('here (cgroup v1 with memory.kmem.tcp): v1-tcp, and the cgroups line says TCP buffers are held', () => {
+    const hasTcp = fs.existsSync('/sys/fs/cgroup/memory/memory.kmem.tcp.limit_in_bytes');
+    expect(report.cgroups.socketMemory).toBe(hasTcp ? 'v1-tcp' : 'v1-none');
+    const line = report.checks.find((c) => c.id === 'cgroups')!;
+    expect(line.summary).toMatch(hasTcp ? /TCP buffers are held to a limit of the same size as limits\.memory/ : /NOT counted/);
+  });
+
+  test('a v1 host without memory.kmem.tcp: the cgroups line says socket buffers are NOT counted, with advice; v2 counts them', () => {
+    const f = JSON.parse(JSON.stringify({ ...report, checks: undefined, ok: undefined })) as DoctorFacts;
+    f.cgroups.socketMemory = 'v1-none';
+    const line = doctorChecks(f).find((c) => c.id === 'cgroups')!;
+    expect(line.summary).toMatch(/socket buffers are NOT counted by limits\.memory/);
+    expect(line.advice).toMatch(/to count socket buffers, use cgroup v2/);
+    f.cgroups.socketMemory = 'v2';
+    expect(doctorChecks(f).find((c) => c.id === 'cgroups')!.summary).toMatch(/socket buffers are counted in limits\.memory \(cgroup v2 memory\.current\)/);
   });
 });

@@ -167,6 +167,7 @@ describe('dev', () => {
         ptys, fdDir: fs.readdirSync('/dev/fd').includes('1'),
         types: { dev: mounts['/dev'].fstype, pts: mounts['/dev/pts'].fstype, shm: mounts['/dev/shm'].fstype },
         devOpts: mounts['/dev'].opts,
+        nodeOpts: ['null', 'zero', 'full', 'random', 'urandom', 'tty'].map((n) => mounts['/dev/' + n].opts.includes('ro')),
         shm: code(() => fs.writeFileSync('/dev/shm/seg', 'x')),
       };`,
       sandbox([{ type: 'dev' }]),
@@ -179,6 +180,8 @@ describe('dev', () => {
     expect(out.ptys).toEqual(['0', 'ptmx']);
     expect(out.types).toEqual({ dev: 'tmpfs', pts: 'devpts', shm: 'tmpfs' });
     expect(out.devOpts).toEqual(expect.arrayContaining(['nosuid', 'nodev']));
+    // The host's nodes are bound read-only (chmod and utimes: test/containment/handed-in.test.ts).
+    expect(out.nodeOpts).toEqual([true, true, true, true, true, true]);
   });
 
   test('a device node made inside does not open (nodev)', async () => {

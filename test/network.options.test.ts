@@ -19,7 +19,7 @@ describe('network options', () => {
     expect(bad({ time: true, join: { time: 1 } })).toThrow('spawnIsolated: options.join.time conflicts with time: true');
     expect(bad({ user: true, join: { uts: 1 } })).toThrow(/options.join cannot be combined with user: true/);
     expect(bad({ pid: true, join: { user: 1 } })).toThrow(/options.join.user cannot be combined with new namespaces \(pid: true\)/);
-    expect(bad({ join: { nett: 'x' } })).toThrow('spawnIsolated: unknown option join.nett (did you mean join.net?)');
+    expect(bad({ join: { nett: 'x' } })).toThrow('spawnIsolated: unknown option options.join.nett (did you mean options.join.net?)');
     expect(bad({ join: 'x' })).toThrow("spawnIsolated: options.join must be an object, got the string 'x'");
     expect(bad({ join: { net: 0 } })).toThrow('spawnIsolated: options.join.net must be a pid (1..4194304), got 0');
     expect(bad({ join: { net: 'a/b' } })).toThrow(/options.join.net must be a network namespace name/);

@@ -95,7 +95,7 @@ describe('veth', () => {
     expect(bad({ hostAddress: '10.200.3.1/24' })).toThrow('spawnIsolated: options.veth.sandboxAddress is missing');
     expect(bad({ hostName: 'a-name-too-long-for-linux', hostAddress: '10.200.3.1/24', sandboxAddress: '10.200.3.2/24' })).toThrow(/at most 15 bytes/);
     expect(bad({ sandboxName: 'lo', hostAddress: '10.200.3.1/24', sandboxAddress: '10.200.3.2/24' })).toThrow(/must not be 'lo'/);
-    expect(bad({ hostAdress: '10.200.3.1/24' })).toThrow('spawnIsolated: unknown option veth.hostAdress (did you mean veth.hostAddress?)');
+    expect(bad({ hostAdress: '10.200.3.1/24' })).toThrow('spawnIsolated: unknown option options.veth.hostAdress (did you mean options.veth.hostAddress?)');
 
     // A subnet in use on the host (here by a running sandbox's veth): refused, nothing made.
     const first = spawnIsolated({

@@ -331,4 +331,58 @@ describe('buildRootfs', () => {
     }
     expect(fs.readdirSync(dir)).toEqual(['file']);
   });
+
+  test('holes in programs, extraFiles and libraryPath are TypeErrors naming the entry', async () => {
+    const dir = await tempDir();
+    const sparse = (a: string[]): string[] => {
+      const out = [...a, 'x'];
+      delete out[a.length - 1];
+      return out;
+    };
+    const call = buildRootfs as (d: unknown, p: unknown, o?: unknown) => Promise<unknown>;
+    const cases: Array<[unknown, unknown, string]> = [
+      [sparse(['/bin/sh', '/bin/ls']), undefined, 'programs[1] must be a string, got a hole (sparse array)'],
+      [['/bin/sh'], { extraFiles: sparse(['/etc/hostname']) }, 'options.extraFiles[0] must be a string, got a hole'],
+      [['/bin/sh'], { libraryPath: sparse(['/usr/lib', '/lib']) }, 'options.libraryPath[1] must be a string, got a hole'],
+    ];
+    for (const [programs, options, message] of cases) {
+      const err = await call(dir, programs, options).then(() => undefined, (e: unknown) => e);
+      expect(err).toBeInstanceOf(TypeError);
+      expect(String(err)).toContain(message);
+    }
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
+
+  test('a build that fails part way removes what it wrote and keeps (or puts back) what was there', async () => {
+    const dir = await tempDir();
+    const sh = fs.realpathSync('/bin/sh');
+    const interpreter = (await readElf(sh)).interpreter;
+    if (!interpreter) throw new Error('/bin/sh has no ELF interpreter: this test needs a dynamically linked /bin/sh');
+    // The program is placed first; then the interpreter's first directory is in the way.
+    const blocker = interpreter.split('/')[1];
+    await fs.promises.writeFile(path.join(dir, blocker), 'in the way');
+    await fs.promises.mkdir(path.join(dir, path.dirname(sh)), { recursive: true });
+    await fs.promises.writeFile(path.join(dir, sh), 'there before');
+    const tree = (): string[] => {
+      const out: string[] = [];
+      const walk = (p: string): void => {
+        for (const e of fs.readdirSync(p, { withFileTypes: true })) {
+          const f = path.join(p, e.name);
+          out.push(`${path.relative(dir, f)} ${e.isDirectory() ? 'dir' : e.isSymbolicLink() ? `-> ${fs.readlinkSync(f)}` : fs.readFileSync(f, 'utf8').slice(0, 20)}`);
+          if (e.isDirectory()) walk(f);
+        }
+      };
+      walk(dir);
+      return out.sort();
+    };
+    const before = tree();
+    await expect(buildRootfs(dir, [sh])).rejects.toThrow(`${path.join(dir, blocker)} exists and is not a`);
+    expect(tree()).toEqual(before);
+    expect(fs.readFileSync(path.join(dir, sh), 'utf8')).toBe('there before');
+    // Control: without the blocker the same build succeeds, replacing the old file.
+    await fs.promises.unlink(path.join(dir, blocker));
+    await buildRootfs(dir, [sh]);
+    expect(fs.readFileSync(path.join(dir, sh))).toEqual(fs.readFileSync(sh));
+    expect(fs.readdirSync(path.dirname(path.join(dir, sh))).filter((f) => f.includes('nsjail-node-old'))).toEqual([]);
+  });
 });

@@ -10,7 +10,7 @@ export interface NativeStep {
     | 'stageRoot' | 'bindMount' | 'mountFs' | 'mountSetattr' | 'createDir' | 'createFile' | 'createSymlink' | 'chmod' | 'mountOverlay'
     | 'sethostname' | 'setns' | 'loopbackUp'
     | 'setrlimit'
-    | 'setIds' | 'capabilities' | 'noNewPrivs' | 'seccomp' | 'unshare';
+    | 'setIds' | 'capabilities' | 'noNewPrivs' | 'seccomp' | 'unshare' | 'lockMounts';
   path?: string;
   source?: string;
   fstype?: string;
@@ -21,7 +21,7 @@ export interface NativeStep {
   values?: bigint[];
 }
 
-/** Where the child's fd 0, 1 or 2 comes from: a new pipe, /dev/null, an fd of ours, or nothing. */
+/** Where the child's fd 0, 1 or 2 comes from: a new pipe, nothing to read or a discarded pipe ('null'), an fd of ours, or nothing. */
 export type NativeStdio = 'pipe' | 'null' | 'close' | number;
 
 export interface NativePlan {
