@@ -320,6 +320,10 @@ class AsyncSpawn : public SpawnerTask {
       thrown.Set("thrown", env.GetAndClearPendingException().Value());
       result = thrown;
     }
+    // What the result does not own (a failed spawn's pidfd and pipes) is closed before
+    // JavaScript sees the result, as spawn() does: code awaiting it (run as microtasks
+    // inside the callback) sees no fd of this spawn left. The child is handed off or reaped.
+    job_.reset();
     on_done_.MakeCallback(env.Global(), {result});
     ReportCallbackException(env);
   }

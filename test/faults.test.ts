@@ -359,6 +359,17 @@ describe('spawnIsolatedAsync: a plan the addon refuses leaves no cgroup', () => 
     expect(cgroupDirsNamed(mark)).toEqual([]);
   });
 
+  test('a spawn that fails in the child has closed its fds (pidfd, pipes) when the rejection is seen', async () => {
+    // What the first calls set up for good: the async machinery, the init helper's fd.
+    await (await spawnIsolatedAsync({ command: '/bin/true', pid: true, init: true, stdio: 'ignore' })).child;
+    const before = openFdCount();
+    for (const options of [{ command: '/nonexistent-nsjail-faults' }, { command: '/bin/true', root: '/nonexistent-nsjail-faults', time: true }]) {
+      await expect(spawnIsolatedAsync({ ...options, stdio: 'pipe' })).rejects.toThrow(IsolationError);
+      // Checked inside the same microtask checkpoint as the rejection, not a loop turn later.
+      expect({ options, fds: openFdCount() }).toEqual({ options, fds: before });
+    }
+  });
+
   test('a hole in args is refused by validation before any cgroup is made (it reached the addon)', async () => {
     const fds = openFdCount();
     for (let i = 0; i < 5; i++) {
