@@ -517,7 +517,10 @@ function overlaySteps(name: string, m: Extract<ValidatedMount, { type: 'overlay'
   ]);
   steps.push(planned(
     { op: 'mountOverlay', path: rel(m.target), data: fsParams(params), flags: attrs(m) },
-    { step: name, syscall: 'fsmount', path: m.target, hints: { ...HINTS, EINVAL: OVERLAY_HINT }, parts },
+    {
+      step: name, syscall: 'fsmount', path: m.target, parts,
+      hints: { ...HINTS, EINVAL: OVERLAY_HINT, ENOTDIR: 'the target or a directory on its path exists and is not a directory (overlay mounts only onto a directory)' },
+    },
   ));
   return steps;
 }

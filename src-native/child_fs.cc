@@ -511,6 +511,8 @@ int StepMountOverlay(const Step& s, int32_t* part) noexcept {
   if (root.bad()) return errno;
   Fd target(ResolveTarget(root.fd, s.path, Create::kDir, 0755));
   if (target.bad()) return -target.fd;
+  // An overlay's root is a directory: an existing file there is ENOTDIR, not move_mount's EINVAL.
+  if (int err = CheckTargetKind(target.fd, true)) return err;
   return MoveMount(mnt.fd, target.fd);
 }
 
