@@ -198,6 +198,7 @@ describe('doctor puts other hosts in words', () => {
     f.cgroups = {
       mode: 'v2', v1: [], v2: { mountpoint: '/sys/fs/cgroup', cgroup: '/sys/fs/cgroup/user.slice', controllers: ['cpu', 'memory', 'pids'], subtreeControl: [], delegated: false },
       limits: { works: false, code: 'EACCES', error: 'spawnIsolated: cgroup-create /sys/fs/cgroup/user.slice/nsjail-node: EACCES (permission denied) [mkdir]' },
+      socketMemory: 'v2',
     };
     expect(check(f, 'cgroups')).toMatchObject({ level: 'warn', advice: expect.stringContaining('Delegate=yes') });
   });

@@ -45,7 +45,7 @@ describe('child-side failures', () => {
     ['shared memory (CLONE_VM)', {}],
     ['the error pipe (parent-written id maps)', { user: true, uidMap: [{ inside: 0, outside: 0, count: 1 }, { inside: 1, outside: 100000, count: 10 }] }],
     ['the error pipe through init', { pid: true, init: true }],
-  ] as [string, SpawnOptions][])('a failed step and a failed execve are reported through %s', async (_how, extra) => {
+  ] as [string, Omit<SpawnOptions, 'command'>][])('a failed step and a failed execve are reported through %s', async (_how, extra) => {
     const failedStep = catchError(() => spawnIsolated({ command: '/bin/true', cwd: '/no/such/dir', ...extra })) as IsolationError;
     expect(failedStep).toBeInstanceOf(IsolationError);
     expect(failedStep).toMatchObject({ code: 'ENOENT', step: 'chdir', syscall: 'chdir', path: '/no/such/dir' });

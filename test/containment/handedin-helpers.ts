@@ -74,7 +74,7 @@ export async function runProbe(s: Scenario): Promise<Outcome> {
   try {
     if (!s.ignore) {
       const r = await runIsolated({ command: PROBE, args: s.args, ...s.options });
-      return { exitCode: r.exitCode, signal: r.signal, stdout: r.stdout, stderr: r.stderr, memoryPeakBytes: r.memoryPeakBytes };
+      return { exitCode: r.exitCode, signal: r.signal, stdout: r.stdout, stderr: r.stderr, memoryPeakBytes: r.memoryPeakBytes ?? undefined };
     }
     const child = spawnIsolated({ command: PROBE, args: s.args, ...s.options, env: { PROBE_STDERR: '1' }, stdio: ['ignore', 'ignore', 'pipe'] });
     const [stderr, status] = await Promise.all([collect(child.stderr), child.exited]);

@@ -8,7 +8,7 @@
  * vsock is only ever bound on VMADDR_CID_ANY at a port this test picks: nothing connects.
  */
 import * as fs from 'node:fs';
-import { spawnIsolated } from '../../lib';
+import { spawnIsolated, type CapabilityName } from '../../lib';
 import { compileSocketFamilyFilter, ISOLATED_SOCKET_FAMILIES } from '../../lib/socket-families';
 import { nativeSeccompTarget } from '../../lib/seccomp';
 import { catchError, collect } from '../helpers';
@@ -129,7 +129,7 @@ describe('net: true refuses socket families a network namespace does not isolate
 
 describe('seccompPresets.sandboxDefault allows only AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK', () => {
   test('AF_PACKET with CAP_NET_RAW is refused with EAFNOSUPPORT under the preset; control: without the preset the same sandbox opens it', async () => {
-    const options = { ...recommended(probe.dir), capabilities: ['CAP_NET_RAW'] };
+    const options = { ...recommended(probe.dir), capabilities: ['CAP_NET_RAW'] as CapabilityName[] };
     expect(out(await runProbe({ args: socket(AF_PACKET, SOCK_DGRAM), options }))).toBe('EAFNOSUPPORT');
     expect(out(await runProbe({ args: ['socketpair', String(AF_UNIX), String(SOCK_DGRAM)], options }))).toBe('ok');
     expect(out(await runProbe({ args: socket(AF_NETLINK, SOCK_DGRAM), options }))).toBe('ok');
