@@ -19,6 +19,17 @@
 #include <cstdint>
 #include <cstring>
 
+#if defined(__SANITIZE_ADDRESS__)
+#define NSJAIL_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define NSJAIL_ASAN 1
+#endif
+#endif
+#ifdef NSJAIL_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
 #endif
@@ -75,7 +86,16 @@ char* StackLow(size_t* usable) {
   }
   size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
   *usable = tls_stack.size - page;
-  return static_cast<char*>(tls_stack.base) + page;
+  char* low = static_cast<char*>(tls_stack.base) + page;
+#ifdef NSJAIL_ASAN
+  // The last child's frames never returned (it exec'd or exited), so AddressSanitizer's
+  // shadow of this stack still holds their redzones and out-of-scope marks; instrumented
+  // code assumes a frame starts on clean shadow (function exits and longjmp clean it). Each
+  // child starts a new stack: clean it, as __asan_handle_no_return would if it knew this
+  // stack (it only knows the thread's own and, in the child, declines with a warning).
+  ASAN_UNPOISON_MEMORY_REGION(low, *usable);
+#endif
+  return low;
 }
 
 // clone3 and run fn(arg) in the child on the new stack; returns the child's pid (or
