@@ -28,6 +28,7 @@
 #endif
 #ifdef NSJAIL_ASAN
 #include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
 #endif
 
 #ifndef CLONE_PIDFD
@@ -90,9 +91,8 @@ char* StackLow(size_t* usable) {
 #ifdef NSJAIL_ASAN
   // The last child's frames never returned (it exec'd or exited), so AddressSanitizer's
   // shadow of this stack still holds their redzones and out-of-scope marks; instrumented
-  // code assumes a frame starts on clean shadow (function exits and longjmp clean it). Each
-  // child starts a new stack: clean it, as __asan_handle_no_return would if it knew this
-  // stack (it only knows the thread's own and, in the child, declines with a warning).
+  // code assumes a frame starts on clean shadow (function exits and longjmp clean it), and
+  // reported a false stack-use-after-scope in the next child. Each child starts a new stack.
   ASAN_UNPOISON_MEMORY_REGION(low, *usable);
 #endif
   return low;
@@ -214,10 +214,63 @@ class SignalBlock {
 
 }  // namespace
 
-CloneResult CloneChild(const CloneRequest& req) {
+#ifdef NSJAIL_ASAN
+namespace {
+
+// AddressSanitizer keeps one record of the stack per thread, and a CLONE_VM child without
+// its own TLS shares the parent thread's. The child tells ASan (fiber API) that it now runs
+// on its own stack, so that __asan_handle_no_return (called before every noreturn call:
+// Fail, _exit) cleans that stack instead of declining with a warning to the sandbox's
+// stderr, and a report from the child describes its frames; the parent puts its own stack
+// back once clone has returned. Sanitizer builds only.
+struct AsanChildStart {
+  int (*fn)(void*) noexcept;
+  void* arg;
+  const void* low;
+  size_t size;
+  const void* parent_bottom;  // written by a CLONE_VM child: the parent thread's stack
+  size_t parent_size;
+  bool switched;
+};
+
+int AsanChildEntry(void* raw) noexcept {
+  AsanChildStart* start = static_cast<AsanChildStart*>(raw);
+  void* fake_stack = nullptr;
+  __sanitizer_start_switch_fiber(&fake_stack, start->low, start->size);
+  __sanitizer_finish_switch_fiber(fake_stack, &start->parent_bottom, &start->parent_size);
+  start->switched = true;
+  return start->fn(start->arg);
+}
+
+// In the parent after clone: with CLONE_VM|CLONE_VFORK the child has exec'd or exited, and
+// if it switched ASan's record of this thread's stack, it is switched back.
+void AsanParentResume(const AsanChildStart& start, unsigned long long flags) {
+  if (!(flags & CLONE_VM) || !start.switched) return;
+  void* fake_stack = nullptr;
+  __sanitizer_start_switch_fiber(&fake_stack, start.parent_bottom, start.parent_size);
+  __sanitizer_finish_switch_fiber(fake_stack, nullptr, nullptr);
+}
+
+}  // namespace
+#endif
+
+CloneResult CloneChild(const CloneRequest& request) {
   size_t stack_size = 0;
   char* stack_low = StackLow(&stack_size);
   if (!stack_low) return {-1, -1, errno, "mmap"};
+#ifdef NSJAIL_ASAN
+  AsanChildStart asan_start{request.fn, request.arg, stack_low, stack_size, nullptr, 0, false};
+  CloneRequest req = request;
+  req.fn = AsanChildEntry;
+  req.arg = &asan_start;
+  struct Resume {
+    const AsanChildStart& start;
+    unsigned long long flags;
+    ~Resume() { AsanParentResume(start, flags); }
+  } resume{asan_start, request.flags};
+#else
+  const CloneRequest& req = request;
+#endif
 
   SignalBlock blocked;
   bool use_clone3 = req.engine == CloneEngine::kClone3 ||
