@@ -8,7 +8,9 @@
 #
 # A finding anywhere fails the run: both runtimes halt the process on the first report and
 # write it under a log directory, and any report there fails the script even when the test
-# that triggered it passed (a report from the child between clone and execve, say).
+# that triggered it passed. A finding in the child between clone and execve kills that child
+# (its spawn fails with the sanitizer's exit status or a signal, and with it the test); its
+# report reaches the log directory only while the child still sees the host's /tmp.
 #
 # Usage: scripts/test-sanitize.sh [jest args...]   (default: the files listed below)
 set -euo pipefail
@@ -37,8 +39,9 @@ LOGS="$(mktemp -d /tmp/nsjail-node-sanitize.XXXXXX)"
 chmod 0777 "$LOGS"  # Node children that run as another user (rootless tests) log here too
 trap 'rm -rf "$LOGS"' EXIT
 
-# detect_leaks=0: Node and V8 keep much of their memory until exit by design, and LeakSanitizer
-# cannot tell the addon's allocations from theirs (every addon frame sits on Node's frames).
+# detect_leaks=0: a Node process that ends with process.exit() (jest's workers do) leaves V8's
+# heap to the kernel, and every allocation of the addon sits on Node's frames, so no
+# suppression by module keeps the addon's leaks apart from Node's.
 # detect_stack_use_after_return=0: the child between clone and execve must not put its frames
 # on the parent thread's fake stack.
 export ASAN_OPTIONS="halt_on_error=1:detect_leaks=0:detect_stack_use_after_return=0:log_path=$LOGS/asan"
