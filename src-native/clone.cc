@@ -221,8 +221,8 @@ namespace {
 // its own TLS shares the parent thread's. The child tells ASan (fiber API) that it now runs
 // on its own stack, so that __asan_handle_no_return (called before every noreturn call:
 // Fail, _exit) cleans that stack instead of declining with a warning to the sandbox's
-// stderr, and a report from the child describes its frames; the parent puts its own stack
-// back once clone has returned. Sanitizer builds only.
+// stderr; the parent puts its own stack back once clone has returned. Sanitizer builds only.
+// Not marked no_sanitize: with these two, the child's code runs instrumented as it is.
 struct AsanChildStart {
   int (*fn)(void*) noexcept;
   void* arg;
