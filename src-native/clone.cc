@@ -87,15 +87,7 @@ char* StackLow(size_t* usable) {
   }
   size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
   *usable = tls_stack.size - page;
-  char* low = static_cast<char*>(tls_stack.base) + page;
-#ifdef NSJAIL_ASAN
-  // The last child's frames never returned (it exec'd or exited), so AddressSanitizer's
-  // shadow of this stack still holds their redzones and out-of-scope marks; instrumented
-  // code assumes a frame starts on clean shadow (function exits and longjmp clean it), and
-  // reported a false stack-use-after-scope in the next child. Each child starts a new stack.
-  ASAN_UNPOISON_MEMORY_REGION(low, *usable);
-#endif
-  return low;
+  return static_cast<char*>(tls_stack.base) + page;
 }
 
 // clone3 and run fn(arg) in the child on the new stack; returns the child's pid (or
@@ -242,10 +234,17 @@ int AsanChildEntry(void* raw) noexcept {
   return start->fn(start->arg);
 }
 
-// In the parent after clone: with CLONE_VM|CLONE_VFORK the child has exec'd or exited, and
-// if it switched ASan's record of this thread's stack, it is switched back.
+// In the parent after clone: with CLONE_VM|CLONE_VFORK the child has exec'd or exited.
 void AsanParentResume(const AsanChildStart& start, unsigned long long flags) {
-  if (!(flags & CLONE_VM) || !start.switched) return;
+  if (!(flags & CLONE_VM)) return;  // the child wrote its own copy of memory
+  // Its frames never returned, so the shadow of its stack still holds their redzones and
+  // out-of-scope marks, and instrumented code assumes a frame starts on clean shadow
+  // (returns and longjmp clean it): the next child on this stack got a false
+  // stack-use-after-scope, and so did V8 once a worker thread had exited, its stack been
+  // unmapped and the addresses reused for V8's heap. Clean it whenever no child runs on it.
+  ASAN_UNPOISON_MEMORY_REGION(start.low, start.size);
+  if (!start.switched) return;
+  // The child switched ASan's record of this thread's stack: switch it back.
   void* fake_stack = nullptr;
   __sanitizer_start_switch_fiber(&fake_stack, start.parent_bottom, start.parent_size);
   __sanitizer_finish_switch_fiber(fake_stack, nullptr, nullptr);
