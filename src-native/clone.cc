@@ -19,6 +19,18 @@
 #include <cstdint>
 #include <cstring>
 
+#if defined(__SANITIZE_ADDRESS__)
+#define NSJAIL_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define NSJAIL_ASAN 1
+#endif
+#endif
+#ifdef NSJAIL_ASAN
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
 #endif
@@ -194,10 +206,70 @@ class SignalBlock {
 
 }  // namespace
 
-CloneResult CloneChild(const CloneRequest& req) {
+#ifdef NSJAIL_ASAN
+namespace {
+
+// AddressSanitizer keeps one record of the stack per thread, and a CLONE_VM child without
+// its own TLS shares the parent thread's. The child tells ASan (fiber API) that it now runs
+// on its own stack, so that __asan_handle_no_return (called before every noreturn call:
+// Fail, _exit) cleans that stack instead of declining with a warning to the sandbox's
+// stderr; the parent puts its own stack back once clone has returned. Sanitizer builds only.
+// Not marked no_sanitize: with these two, the child's code runs instrumented as it is.
+struct AsanChildStart {
+  int (*fn)(void*) noexcept;
+  void* arg;
+  const void* low;
+  size_t size;
+  const void* parent_bottom;  // written by a CLONE_VM child: the parent thread's stack
+  size_t parent_size;
+  bool switched;
+};
+
+int AsanChildEntry(void* raw) noexcept {
+  AsanChildStart* start = static_cast<AsanChildStart*>(raw);
+  void* fake_stack = nullptr;
+  __sanitizer_start_switch_fiber(&fake_stack, start->low, start->size);
+  __sanitizer_finish_switch_fiber(fake_stack, &start->parent_bottom, &start->parent_size);
+  start->switched = true;
+  return start->fn(start->arg);
+}
+
+// In the parent after clone: with CLONE_VM|CLONE_VFORK the child has exec'd or exited.
+void AsanParentResume(const AsanChildStart& start, unsigned long long flags) {
+  if (!(flags & CLONE_VM)) return;  // the child wrote its own copy of memory
+  // Its frames never returned, so the shadow of its stack still holds their redzones and
+  // out-of-scope marks, and instrumented code assumes a frame starts on clean shadow
+  // (returns and longjmp clean it): the next child on this stack got a false
+  // stack-use-after-scope, and so did V8 once a worker thread had exited, its stack been
+  // unmapped and the addresses reused for V8's heap. Clean it whenever no child runs on it.
+  ASAN_UNPOISON_MEMORY_REGION(start.low, start.size);
+  if (!start.switched) return;
+  // The child switched ASan's record of this thread's stack: switch it back.
+  void* fake_stack = nullptr;
+  __sanitizer_start_switch_fiber(&fake_stack, start.parent_bottom, start.parent_size);
+  __sanitizer_finish_switch_fiber(fake_stack, nullptr, nullptr);
+}
+
+}  // namespace
+#endif
+
+CloneResult CloneChild(const CloneRequest& request) {
   size_t stack_size = 0;
   char* stack_low = StackLow(&stack_size);
   if (!stack_low) return {-1, -1, errno, "mmap"};
+#ifdef NSJAIL_ASAN
+  AsanChildStart asan_start{request.fn, request.arg, stack_low, stack_size, nullptr, 0, false};
+  CloneRequest req = request;
+  req.fn = AsanChildEntry;
+  req.arg = &asan_start;
+  struct Resume {
+    const AsanChildStart& start;
+    unsigned long long flags;
+    ~Resume() { AsanParentResume(start, flags); }
+  } resume{asan_start, request.flags};
+#else
+  const CloneRequest& req = request;
+#endif
 
   SignalBlock blocked;
   bool use_clone3 = req.engine == CloneEngine::kClone3 ||

@@ -104,14 +104,25 @@ export function catchError(fn: () => unknown): Error {
  * world-readable temp dir, for tests that run Node as another user: the checkout itself may
  * sit where that user cannot read (e.g. under a root-only home). Returns dist/index.js there.
  */
-export function stageLibraryForOtherUsers(): { dist: string; cleanup: () => void } {
+export function stageLibraryForOtherUsers(): { dist: string; env: NodeJS.ProcessEnv; cleanup: () => void } {
   const project = path.join(__dirname, '..');
   const stage = fs.mkdtempSync(path.join(os.tmpdir(), 'nsjail-node-stage-'));
   const copy = (rel: string): void => fs.cpSync(path.join(project, rel), path.join(stage, rel), { recursive: true });
   for (const rel of ['package.json', 'dist', 'node_modules/node-gyp-build']) copy(rel);
   fs.mkdirSync(path.join(stage, 'build', 'Release'), { recursive: true });
   for (const file of ['nsjail_node.node', 'nsjail_node_init']) copy(path.join('build', 'Release', file));
+  const env: NodeJS.ProcessEnv = {};
+  // Under scripts/test-sanitize.sh the staged library loads a staged copy of the sanitizer
+  // build, with the sanitizer runtime preloaded: pass `env` on to the other user's Node.
+  const addon = process.env.NSJAIL_NODE_ADDON;
+  if (addon) {
+    const staged = path.join(stage, 'build-sanitize', 'nsjail_node.node');
+    fs.mkdirSync(path.dirname(staged));
+    fs.copyFileSync(addon, staged);
+    for (const key of ['LD_PRELOAD', 'ASAN_OPTIONS', 'UBSAN_OPTIONS']) if (process.env[key]) env[key] = process.env[key];
+    env.NSJAIL_NODE_ADDON = staged;
+  }
   // mkdtemp makes 0700; everything below keeps its (world-readable) modes.
   fs.chmodSync(stage, 0o755);
-  return { dist: path.join(stage, 'dist', 'index.js'), cleanup: () => fs.rmSync(stage, { recursive: true, force: true }) };
+  return { dist: path.join(stage, 'dist', 'index.js'), env, cleanup: () => fs.rmSync(stage, { recursive: true, force: true }) };
 }

@@ -72,7 +72,7 @@ beforeAll(async () => {
   const stdout = await new Promise<string>((resolve, reject) => {
     execFile(
       'setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, script, DIST, built.probe],
-      { cwd: '/', env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, timeout: 60000, maxBuffer: 16 << 20 },
+      { cwd: '/', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...staged.env }, timeout: 60000, maxBuffer: 16 << 20 },
       (error, out, err) => (error ? reject(new Error(`${error.message}\n${err}`)) : resolve(out)),
     );
   });

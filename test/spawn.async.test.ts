@@ -74,7 +74,9 @@ describe('spawnIsolatedAsync', () => {
           console.log(JSON.stringify({ exitCode: status.exitCode, spawners: names.filter((n) => n === 'nsjail-spawner').length }));
           fs.closeSync(fs.openSync(${JSON.stringify(fifo)}, 'w'));  // lets the pool go
         }, 100);`;
-      const out = childProcess.execFileSync(process.execPath, ['-e', script], { env: { ...process.env, UV_THREADPOOL_SIZE: '1' }, timeout: 10000 });
+      // The timeout only guards against a hang (a held-up spawn never opens the FIFO); a Node
+      // started under the sanitizer build on a loaded machine takes more than 10 s.
+      const out = childProcess.execFileSync(process.execPath, ['-e', script], { env: { ...process.env, UV_THREADPOOL_SIZE: '1' }, timeout: 45000 });
       const result = JSON.parse(out.toString()) as { exitCode: number; spawners: number };
       expect(result.exitCode).toBe(0);
       // Started on demand: one here, at most one per two CPUs.
