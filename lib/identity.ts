@@ -355,9 +355,20 @@ export function userNamespaceSteps(identity: ValidatedIdentity): PlannedStep[] {
  * seccomp filter as the very last step. With init, the filter is installed by init in the
  * program's process instead (src-native/init.c), so init itself can always fork and reap.
  */
-export function privilegeSteps(identity: ValidatedIdentity): PlannedStep[] {
+export function privilegeSteps(identity: ValidatedIdentity, joinsUserNamespace = false): PlannedStep[] {
   const steps: PlannedStep[] = [];
+  // A joined user namespace: become its root, as nsenter does, not stay this process's ids
+  // there (host root's uid would keep owning what host root owns, e.g. when the sandbox
+  // runs on a host id of its own).
+  if (joinsUserNamespace && identity.uid === undefined && identity.gid === undefined) {
+    steps.push(
+      step({ op: 'setIds', flags: SET_IDS_GID, values: [0n, 0n] }, 'join-user-ids', 'setresgid'),
+      step({ op: 'setIds', flags: SET_IDS_UID | SET_IDS_KEEP_CAPS, values: [0n] }, 'join-user-ids', 'setresuid'),
+    );
+    for (const s of steps) s.label.hints = { EINVAL: 'the joined user namespace maps no uid/gid 0: give options.uid and options.gid (ids of that namespace)' };
+  }
   const idHints = identity.userNamespace ? undefined : { EPERM: 'changing ids without a user namespace needs root (CAP_SETUID, CAP_SETGID)' };
+  const ownIds = steps.length;
   if (identity.groups !== undefined) {
     const list = Buffer.alloc(identity.groups.length * 4);
     identity.groups.forEach((g, i) => (os.endianness() === 'LE' ? list.writeUInt32LE(g, i * 4) : list.writeUInt32BE(g, i * 4)));
@@ -369,7 +380,7 @@ export function privilegeSteps(identity: ValidatedIdentity): PlannedStep[] {
   if (identity.uid !== undefined) {
     steps.push(step({ op: 'setIds', flags: SET_IDS_UID | SET_IDS_KEEP_CAPS, values: [BigInt(identity.uid)] }, 'setresuid', 'setresuid'));
   }
-  if (idHints) for (const s of steps) s.label.hints = idHints;
+  if (idHints) for (const s of steps.slice(ownIds)) s.label.hints = idHints;
   const caps = step(
     { op: 'capabilities', flags: identity.boundingBestEffort ? CAPS_BOUNDING_BEST_EFFORT : 0, values: [identity.capabilities] },
     'capabilities', 'capset');

@@ -81,7 +81,7 @@ function orderedSteps(o: ValidatedOptions): PlannedStep[] {
     ...filesystemSteps(o.filesystem),
     ...(o.cwd !== undefined ? [step({ op: 'chdir', path: o.cwd }, 'chdir', 'chdir', o.cwd)] : []),
     ...limitSteps(o.limits),
-    ...privilegeSteps(o.identity),
+    ...privilegeSteps(o.identity, o.network.join.some((t) => t.kind === 'user')),
   ];
 }
 

@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { configureHostIds, hostIdRange, hostSystemMounts, IsolationError, spawnIsolated, type MountEntry, type SpawnOptions } from '../../lib';
 import { heldHostIds } from '../../lib/hostids';
 import { run, stageLibraryForOtherUsers } from '../helpers';
+import { cgroupOf } from '../limits-helpers';
 
 const DEFAULT_RANGE = { ...hostIdRange() };
 const ROOT_MAP = { uidMap: [{ inside: 0, outside: 0, count: 1 }], gidMap: [{ inside: 0, outside: 0, count: 1 }] };
@@ -121,6 +122,19 @@ describe('host ids as root with user: true', () => {
     } finally {
       a.kill();
       b.kill();
+    }
+  });
+
+  test('with limits: the parent joins the child to its cgroup (the host id may not), and the pids limit holds', async () => {
+    const c = spawnIsolated({ command: '/bin/sh', args: ['-c', 'read x; for i in 1 2 3 4 5 6 7 8; do sleep 5 & done 2>/dev/null; wait; echo done'], ...recommended(), limits: { pids: 4 } });
+    try {
+      expect(inRange(hostUids(c.pid)[0])).toBe(true);
+      expect(cgroupOf(c.pid, 'pids')).toMatch(/nsjail-node/);
+      c.stdin!.end('\n');
+      const out = await Promise.all([new Promise<string>((resolve) => { let t = ''; c.stdout!.on('data', (d) => (t += d)); c.stdout!.on('end', () => resolve(t)); }), c]);
+      expect(out[1].pidsLimitHit).toBe(true);
+    } finally {
+      c.kill();
     }
   });
 
