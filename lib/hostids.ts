@@ -90,6 +90,7 @@ function fromEnvironment(): Required<HostIdRange> {
 export function configureHostIds(range: HostIdRange): void {
   if (range === null || typeof range !== 'object') throw new TypeError(`configureHostIds: range must be an object, got ${describe(range)}`);
   const next = checkRange('configureHostIds: range', range);
+  if (!rangeIsMapped(next)) throw new RangeError(`configureHostIds: ids ${next.base}..${next.base + next.count - 1} are not mapped in this process's user namespace (/proc/self/uid_map)`);
   if (config === undefined || next.lockDir !== config.lockDir) closeLockDir();
   config = next;
   cursor = -1;
