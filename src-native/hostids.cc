@@ -76,7 +76,7 @@ Napi::Value LockHostId(const Napi::CallbackInfo& info) {
 // (CLONE_VM) on its own small stack and runs with every signal blocked, so none of Node's
 // handlers ever runs in it; SIGKILL ends it.
 int WaitForKill(void*) noexcept {
-  for (;;) ::syscall(SYS_pause);
+  for (;;) ::syscall(SYS_ppoll, nullptr, 0, nullptr, nullptr, 0);  // no pause(2) on arm64
   return 0;
 }
 
