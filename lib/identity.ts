@@ -362,8 +362,8 @@ export function privilegeSteps(identity: ValidatedIdentity, joinsUserNamespace =
   // runs on a host id of its own).
   if (joinsUserNamespace && identity.uid === undefined && identity.gid === undefined) {
     steps.push(
-      step({ op: 'setIds', flags: SET_IDS_GID, values: [0n, 0n] }, 'join-user-ids', 'setresgid'),
-      step({ op: 'setIds', flags: SET_IDS_UID | SET_IDS_KEEP_CAPS, values: [0n] }, 'join-user-ids', 'setresuid'),
+      step({ op: 'setIds', flags: SET_IDS_GID, values: [0n, 0n] }, 'ids-in-joined-user', 'setresgid'),
+      step({ op: 'setIds', flags: SET_IDS_UID | SET_IDS_KEEP_CAPS, values: [0n] }, 'ids-in-joined-user', 'setresuid'),
     );
     for (const s of steps) s.label.hints = { EINVAL: 'the joined user namespace maps no uid/gid 0: give options.uid and options.gid (ids of that namespace)' };
   }
