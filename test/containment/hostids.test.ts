@@ -138,6 +138,24 @@ describe('host ids as root with user: true', () => {
     }
   });
 
+  test('a process that joins the sandbox\'s user namespace becomes the sandbox\'s root (its host id), not host root there', async () => {
+    const a = spawnIsolated({ command: '/bin/sh', args: ['-c', 'read x'], user: true, pid: true, stdio: ['pipe', 'ignore', 'ignore'] });
+    try {
+      const b = spawnIsolated({ command: '/bin/sh', args: ['-c', 'read x'], join: { user: a }, stdio: ['pipe', 'ignore', 'ignore'] });
+      try {
+        const hostId = hostUids(a.pid)[0];
+        expect(inRange(hostId)).toBe(true);
+        expect(hostUids(b.pid)).toEqual([hostId, hostId, hostId, hostId]);
+      } finally {
+        b.stdin!.end('\n');
+        await b;
+      }
+    } finally {
+      a.stdin!.end('\n');
+      await a;
+    }
+  });
+
   test('an id is released when the spawn fails, and a bad range is refused before anything starts', async () => {
     const before = heldHostIds();
     expect(() => spawnIsolated({ command: '/no/such/program', ...recommended() })).toThrow(IsolationError);
