@@ -12,6 +12,7 @@
         "src-native/child_limits.cc",
         "src-native/child_identity.cc",
         "src-native/parent_setup.cc",
+        "src-native/hostids.cc",
         "src-native/syscall_table.cc",
         "src-native/spawn.cc",
         "src-native/spawner.cc",

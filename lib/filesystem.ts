@@ -12,6 +12,7 @@
  *      tree under it are detached.
  */
 import * as path from 'node:path';
+import type { PreparedTrees } from './hostids';
 import type { PlannedStep, StepLabel } from './steps';
 import { MS_BIND, MS_PRIVATE, MS_REC, step } from './steps';
 import { checkAbsolutePath, checkArray, checkBoolean, checkCString, checkObject, describe, fail, rejectUnknownKeys } from './validate';
@@ -220,6 +221,8 @@ export interface ValidatedFilesystem {
   /** undefined: no mount plan; [] still builds an (empty) tmpfs root. */
   mounts: ValidatedMount[] | undefined;
   readonlyRoot: boolean;
+  /** For a sandbox on a host id: the idmapped trees of its writable binds and root (lib/hostids.ts). */
+  prepared?: PreparedTrees;
 }
 
 const FLAG_KEYS = ['readonly', 'nosuid', 'nodev', 'noexec'] as const;
@@ -381,6 +384,7 @@ const FS_TRY = 1 << 9;
 const FS_SOURCE_ONLY = 1 << 10;
 const FS_SOURCE_IN_NEW_ROOT = 1 << 11;
 const FS_IN_STAGING = 1 << 12;
+const FS_PREPARED = 1 << 13;
 
 const NEW_API_HINT = 'mount plans need Linux 5.12 or newer (openat2, open_tree, move_mount, fsopen, mount_setattr)';
 const HINTS = { ENOSYS: NEW_API_HINT };
@@ -425,6 +429,11 @@ function bindSteps(name: string, source: string, target: string, flags: number, 
       : []),
     planned({ op: 'bindMount', source: rel(source), path: rel(target), flags }, { step: name, syscall: 'move_mount', path: target, hints: BIND_HINTS }),
   ];
+}
+
+/** Attaches a tree the parent prepared (an idmapped writable bind or root) at `target`. */
+function preparedStep(name: string, fd: number, target: string): PlannedStep {
+  return planned({ op: 'bindMount', path: rel(target), flags: FS_PREPARED, values: [BigInt(fd)] }, { step: name, syscall: 'move_mount', path: target });
 }
 
 function fsStep(name: string, fstype: string, target: string, attr: number, params: [string, string][] = [], extra = 0): PlannedStep {
@@ -529,8 +538,14 @@ function entrySteps(m: ValidatedMount, index: number, fsv: ValidatedFilesystem):
   const name = `mounts[${index}] ${m.type}`;
   const label = (syscall: string): StepLabel => ({ step: name, syscall, path: m.target });
   switch (m.type) {
-    case 'bind':
+    case 'bind': {
+      // On a host id a writable bind is an idmapped tree from the parent (absent: try and missing).
+      if (fsv.prepared && !m.readonly) {
+        const fd = fsv.prepared.binds.get(index);
+        return fd === undefined ? [] : [preparedStep(name, fd, m.target)];
+      }
       return bindSteps(name, m.source, m.target, attrs(m) | (m.recursive ? FS_RECURSIVE : 0) | (m.try ? FS_TRY : 0), !m.try);
+    }
     case 'tmpfs':
       return [fsStep(name, 'tmpfs', m.target, attrs(m), [['mode', m.mode.toString(8).padStart(4, '0')], ...(m.size !== undefined ? [['size', m.size] as [string, string]] : [])])];
     case 'proc':
@@ -557,7 +572,8 @@ export function filesystemSteps(fsv: ValidatedFilesystem): PlannedStep[] {
   const { root, mounts } = fsv;
   if (root === undefined && mounts === undefined) return [];
   if (!fsv.mountNamespace) return root === undefined ? [] : [step({ op: 'chroot', path: root }, 'chroot', 'chroot', root)];
-  if (root !== undefined && mounts === undefined && !fsv.readonlyRoot) {
+  const preparedRoot = fsv.prepared?.root;
+  if (root !== undefined && mounts === undefined && !fsv.readonlyRoot && preparedRoot === undefined) {
     // A root alone needs no staging: classic mount(2) and pivot_root, which kernels older
     // than the new mount API (5.2/5.6/5.12) have too.
     return [
@@ -579,7 +595,9 @@ export function filesystemSteps(fsv: ValidatedFilesystem): PlannedStep[] {
         },
       },
     ),
-    root !== undefined
+    root !== undefined && preparedRoot !== undefined
+      ? planned({ op: 'bindMount', path: '.', flags: FS_PREPARED, values: [BigInt(preparedRoot)] }, { step: 'bind-root', syscall: 'move_mount', path: root })
+      : root !== undefined
       ? planned({ op: 'bindMount', source: rel(path.posix.normalize(root)), path: '.', flags: FS_RECURSIVE }, { step: 'bind-root', syscall: 'move_mount', path: root })
       : fsStep('root-tmpfs', 'tmpfs', '/', ATTR_NOSUID | ATTR_NODEV, [['mode', '0755']]),
   ];

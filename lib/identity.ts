@@ -28,9 +28,9 @@ export interface IdMapRange {
 /** Identity and privilege options of spawnIsolated (the `user` namespace flag itself is a core option). */
 export interface IdentityOptions {
   /**
-   * The program's uid. With `user: true` an id inside the namespace (default 0: root inside,
-   * the caller outside); without, a host uid to switch to (setresuid, needs root) and then
-   * `gid` is required too.
+   * The program's uid. With `user: true` an id inside the namespace (default 0: root inside;
+   * outside a host id of its own when the caller is root, see `uidMap`, else the caller);
+   * without, a host uid to switch to (setresuid, needs root) and then `gid` is required too.
    */
   uid?: number;
   /** The program's gid: as `uid`. */
@@ -41,10 +41,14 @@ export interface IdentityOptions {
    */
   groups?: readonly number[];
   /**
-   * The user namespace's uid map (needs `user: true`). Default: one line, `uid` inside is the
-   * caller's uid, written by the child itself. Given, the parent writes it: directly when
-   * this process is root, else through newuidmap/newgidmap (the uidmap package; the ranges
-   * must be allowed by /etc/subuid and /etc/subgid). Up to 340 ranges, none overlapping.
+   * The user namespace's uid map (needs `user: true`). Default: one line written by the child
+   * itself, `uid` inside being, for a caller that is root, an unprivileged host id leased to
+   * this sandbox alone (uid and gid; see {@link configureHostIds}), and for any other caller
+   * the caller's own uid. Given (with `gidMap`, or one of them), no host id is leased and the
+   * parent writes the maps: directly when this process is root, else through
+   * newuidmap/newgidmap (the uidmap package; the ranges must be allowed by /etc/subuid and
+   * /etc/subgid). Up to 340 ranges, none overlapping. `[{ inside: 0, outside: 0, count: 1 }]`
+   * makes the sandbox's root host root: see docs/identity.md for what that gives it.
    */
   uidMap?: readonly IdMapRange[];
   /** The user namespace's gid map: as `uidMap`. */
@@ -96,6 +100,10 @@ export interface ValidatedIdentity {
   gidMap: IdMapRange[];
   /** How the maps are written: by the child itself (one line, the default), the parent, or the parent through newuidmap/newgidmap. */
   mapWriter: 'child' | 'parent' | 'helpers';
+  /** The default map of a root caller: the sandbox needs a host id of its own (lib/hostids.ts). */
+  wantsHostId: boolean;
+  /** The leased host id (uid and gid) once {@link withHostId} has put it in the maps. */
+  hostId: number | undefined;
   capabilities: bigint;
   /** No CAP_SETPCAP to drop from the bounding set with (unprivileged, no user namespace). */
   boundingBestEffort: boolean;
@@ -210,6 +218,8 @@ export function validateIdentity(options: IdentityOptions, userNamespace: boolea
   let uidMap: IdMapRange[] = [];
   let gidMap: IdMapRange[] = [];
   let mapWriter: ValidatedIdentity['mapWriter'] = 'child';
+  // Root's sandboxes are never root outside unless a map says so (docs/identity.md).
+  const wantsHostId = userNamespace && caller.uid === 0 && options.uidMap === undefined && options.gidMap === undefined;
   if (userNamespace) {
     uid ??= 0;
     gid ??= 0;
@@ -275,6 +285,8 @@ export function validateIdentity(options: IdentityOptions, userNamespace: boolea
     uidMap,
     gidMap,
     mapWriter,
+    wantsHostId,
+    hostId: undefined,
     capabilities,
     boundingBestEffort: !userNamespace && caller.uid !== 0,
     noNewPrivs,
@@ -282,6 +294,13 @@ export function validateIdentity(options: IdentityOptions, userNamespace: boolea
     init,
     time,
   };
+}
+
+/** The identity with `uid` and `gid` inside mapped to host id `id` (uid and gid). */
+export function withHostId(identity: ValidatedIdentity, id: number): ValidatedIdentity {
+  const uid = identity.uid ?? 0;
+  const gid = identity.gid ?? 0;
+  return { ...identity, hostId: id, uidMap: [{ inside: uid, outside: id, count: 1 }], gidMap: [{ inside: gid, outside: id, count: 1 }] };
 }
 
 function mapText(map: IdMapRange[]): string {
@@ -337,9 +356,20 @@ export function userNamespaceSteps(identity: ValidatedIdentity): PlannedStep[] {
  * seccomp filter as the very last step. With init, the filter is installed by init in the
  * program's process instead (src-native/init.c), so init itself can always fork and reap.
  */
-export function privilegeSteps(identity: ValidatedIdentity, mountNamespace: boolean): PlannedStep[] {
+export function privilegeSteps(identity: ValidatedIdentity, mountNamespace: boolean, joinsUserNamespace = false): PlannedStep[] {
   const steps: PlannedStep[] = [];
+  // A joined user namespace: become its root, as nsenter does, not stay this process's ids
+  // there (host root's uid would keep owning what host root owns, e.g. when the sandbox
+  // runs on a host id of its own).
+  if (joinsUserNamespace && identity.uid === undefined && identity.gid === undefined) {
+    steps.push(
+      step({ op: 'setIds', flags: SET_IDS_GID, values: [0n, 0n] }, 'ids-in-joined-user', 'setresgid'),
+      step({ op: 'setIds', flags: SET_IDS_UID | SET_IDS_KEEP_CAPS, values: [0n] }, 'ids-in-joined-user', 'setresuid'),
+    );
+    for (const s of steps) s.label.hints = { EINVAL: 'the joined user namespace maps no uid/gid 0: give options.uid and options.gid (ids of that namespace)' };
+  }
   const idHints = identity.userNamespace ? undefined : { EPERM: 'changing ids without a user namespace needs root (CAP_SETUID, CAP_SETGID)' };
+  const ownIds = steps.length;
   if (identity.groups !== undefined) {
     const list = Buffer.alloc(identity.groups.length * 4);
     identity.groups.forEach((g, i) => (os.endianness() === 'LE' ? list.writeUInt32LE(g, i * 4) : list.writeUInt32BE(g, i * 4)));
@@ -351,7 +381,7 @@ export function privilegeSteps(identity: ValidatedIdentity, mountNamespace: bool
   if (identity.uid !== undefined) {
     steps.push(step({ op: 'setIds', flags: SET_IDS_UID | SET_IDS_KEEP_CAPS, values: [BigInt(identity.uid)] }, 'setresuid', 'setresuid'));
   }
-  if (idHints) for (const s of steps) s.label.hints = idHints;
+  if (idHints) for (const s of steps.slice(ownIds)) s.label.hints = idHints;
   if (identity.userNamespace && mountNamespace && (identity.capabilities & (1n << BigInt(CAP_SYS_ADMIN))) !== 0n) {
     // A kept CAP_SYS_ADMIN could remount the read-only binds made in this sandbox's own
     // namespaces, or uncover what they cover. One more user and mount namespace, entered now,
@@ -384,7 +414,7 @@ export function privilegeSteps(identity: ValidatedIdentity, mountNamespace: bool
 export interface IdentityPlan {
   /** Clone flags to leave out: CLONE_VM|CLONE_VFORK when the parent writes the id maps. */
   withheldCloneFlags: number;
-  native: Pick<NativePlan, 'parentSetup' | 'init'>;
+  native: Pick<NativePlan, 'parentSetup' | 'init' | 'hostId'>;
   /** Labels of native.parentSetup's entries, for errors. */
   parentLabels: StepLabel[];
 }
@@ -414,5 +444,6 @@ export function identityPlan(identity: ValidatedIdentity, candidates: readonly s
     }
   }
   if (identity.init) plan.native.init = { fd: initFd(), argv: initArgv(parent, identity.seccomp, candidates, argv) };
+  if (identity.hostId !== undefined) plan.native.hostId = identity.hostId;
   return plan;
 }

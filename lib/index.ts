@@ -21,6 +21,7 @@ export { hostSystemMounts, type HostSystemOptions } from './presets';
 export { createNetns, deleteNetns, listNetns, withNetns, netnsPath, NETNS_DIR, type CreateNetnsOptions } from './netns';
 export type { NetworkOptions, JoinOptions, JoinKind, NamespaceRef, VethOptions, VethAddressPair } from './network';
 export type { IdentityOptions, IdMapRange } from './identity';
+export { configureHostIds, hostIdRange, DEFAULT_HOST_IDS, type HostIdRange } from './hostids';
 export { CAPABILITY_NAMES, type CapabilityName } from './capabilities';
 export {
   compileSeccomp, seccompPresets, type SeccompAction, type SeccompArgCondition, type SeccompOption, type SeccompPolicy,

@@ -366,6 +366,7 @@ export class SandboxControl {
   #timers: NodeJS.Timeout[] = [];
   #onAbort: (() => void) | null = null;
   #finished = false;
+  #releases: (() => void)[] = [];
 
   /** @internal */
   constructor(
@@ -438,10 +439,20 @@ export class SandboxControl {
     return 0;
   }
 
+  /** Runs `release` once the sandbox has been reaped, or its spawn abandoned (e.g. its host id: lib/hostids.ts). */
+  onRelease(release: () => void): void {
+    this.#releases.push(release);
+  }
+
+  #runReleases(): void {
+    for (const release of this.#releases.splice(0)) release();
+  }
+
   /** A spawn that failed before exec: nothing ran; remove the cgroup. */
   abandon(): void {
     this.#finished = true;
     this.cgroup?.releaseSync();
+    this.#runReleases();
   }
 
   /** After the program has been reaped: stops supervision, ends the cgroup, computes the accounting. */
@@ -451,7 +462,13 @@ export class SandboxControl {
     for (const t of this.#timers) clearTimeout(t);
     if (this.#onAbort !== null) this.limits.signal?.removeEventListener('abort', this.#onAbort);
     supervisors.delete(this.#pid);
-    const acct: CgroupAccounting = this.cgroup === null ? {} : await this.cgroup.release();
+    let acct: CgroupAccounting;
+    try {
+      acct = this.cgroup === null ? {} : await this.cgroup.release();
+    } finally {
+      // After the cgroup (and every process left in it) is gone: a host id is reused only then.
+      this.#runReleases();
+    }
 
     const ru = raw?.rusage;
     const userMicros = acct.cpuUserMicros ?? ru?.userMicros ?? 0;

@@ -64,10 +64,12 @@ export interface CoreOptions {
   /** New IPC namespace (System V IPC and POSIX message queues). */
   ipc?: boolean;
   /**
-   * New user namespace. The caller's uid and gid are mapped to 0 inside (root inside, the
-   * caller outside), or to `uid`/`gid`; the child writes that single-line map itself, with
-   * setgroups denied. `uidMap`, `gidMap` and `groups` make the parent write the maps instead.
-   * Needed by callers who are not root to create any namespace.
+   * New user namespace. 0 inside (or `uid`/`gid`) is the caller's uid and gid outside, or,
+   * when the caller is root, an unprivileged host id leased to this sandbox alone (see
+   * {@link configureHostIds}: the sandbox's root never owns what host root owns); the child
+   * writes that single-line map itself, with setgroups denied. `uidMap`, `gidMap` and
+   * `groups` make the parent write the maps instead. Needed by callers who are not root to
+   * create any namespace.
    */
   user?: boolean;
   /** New cgroup namespace: the program's cgroup appears as the root. */

@@ -76,8 +76,10 @@ export function execCandidates(command: string, env: [string, string][]): string
  * directory, limits, and privileges last, right before execve.
  */
 function orderedSteps(o: ValidatedOptions): PlannedStep[] {
+  const joins = cgroupJoinSteps(o.limits, o.namespaces.cgroup);
   return [
-    ...cgroupJoinSteps(o.limits, o.namespaces.cgroup),
+    // On a host id the parent joins the child instead (parentCgroupJoins).
+    ...(parentCgroupJoins(o).length > 0 ? joins.filter((s) => s.native.op !== 'writeFile') : joins),
     ...joinSteps(o.network),
     ...userNamespaceSteps(o.identity),
     ...makePrivateSteps(o.filesystem),
@@ -86,8 +88,18 @@ function orderedSteps(o: ValidatedOptions): PlannedStep[] {
     ...filesystemSteps(o.filesystem),
     ...(o.cwd !== undefined ? [step({ op: 'chdir', path: o.cwd }, 'chdir', 'chdir', o.cwd)] : []),
     ...limitSteps(o.limits),
-    ...privilegeSteps(o.identity, o.namespaces.mount),
+    ...privilegeSteps(o.identity, o.namespaces.mount, o.network.join.some((t) => t.kind === 'user')),
   ];
+}
+
+/**
+ * The cgroup.procs files the parent writes the child's pid to, after clone and before the
+ * child's first step: a sandbox on a host id (lib/hostids.ts) runs as that id from clone on,
+ * and may not move itself into a cgroup of root's (on cgroup v2 the kernel also wants write
+ * access to the common ancestor of both cgroups). The clone is then without CLONE_VM.
+ */
+function parentCgroupJoins(o: ValidatedOptions): string[] {
+  return o.identity.hostId !== undefined ? [...o.limits.cgroupProcs] : [];
 }
 
 /** Compiles validated options into the plan the child executes. */
@@ -102,6 +114,12 @@ export function compilePlan(options: ValidatedOptions): SpawnPlan {
   // Flags a feature takes out: a cgroup namespace unshared after the cgroup join, a network
   // namespace prepared before clone and joined, and CLONE_VM (with CLONE_VFORK) where the
   // parent must act before exec or the kernel refuses a shared mm (time namespace join).
+  const joins = parentCgroupJoins(options);
+  if (joins.length > 0) {
+    identity.native.parentSetup = [...joins.map((file) => ({ path: file, data: '{pid}' })), ...(identity.native.parentSetup ?? [])];
+    identity.parentLabels = [...joins.map((file) => ({ step: 'cgroup-join', syscall: 'write', path: file })), ...identity.parentLabels];
+    identity.withheldCloneFlags |= C.CLONE_VM | C.CLONE_VFORK;
+  }
   const heldBack =
     deferredCloneFlags(options.limits, options.namespaces.cgroup) | withheldCloneFlags(options.network) | identity.withheldCloneFlags;
   return {

@@ -7,7 +7,9 @@ import { validateOptions, type SpawnOptions, type ValidatedOptions } from './opt
 import { compilePlan, type SpawnPlan } from './plan';
 import { initExitStatus } from './init';
 import { IsolatedProcess } from './process';
-import { prepareSandbox } from './limits';
+import { prepareSandbox, type SandboxControl } from './limits';
+import { allocateHostId, closePrepared, prepareIdmappedTrees, type PreparedTrees } from './hostids';
+import { callerIds, withHostId } from './identity';
 import { withNetwork } from './network';
 import type { StepLabel } from './steps';
 
@@ -75,14 +77,39 @@ interface Launch {
   control: ReturnType<typeof prepareSandbox>['control'];
   exited: Promise<NativeExitStatus | null>;
   onExit: (status: NativeExitStatus | null) => void;
+  /** Idmapped trees for the child to attach: closed here once the spawn has returned. */
+  prepared: PreparedTrees | undefined;
+}
+
+/**
+ * A root caller's sandbox with a user namespace gets a host id of its own (lib/hostids.ts),
+ * released with the sandbox, and its writable binds and root become idmapped trees.
+ */
+function onHostId(v: ValidatedOptions, control: SandboxControl): { validated: ValidatedOptions; prepared?: PreparedTrees } {
+  if (!v.identity.wantsHostId) return { validated: v };
+  const lease = allocateHostId();
+  control.onRelease(() => lease.release());
+  const fsv = v.filesystem;
+  const prepared = fsv.mountNamespace && (fsv.mounts !== undefined || fsv.root !== undefined)
+    ? prepareIdmappedTrees(fsv.mounts, fsv.root, lease.id, callerIds())
+    : undefined;
+  return { validated: { ...v, identity: withHostId(v.identity, lease.id), filesystem: { ...fsv, prepared } }, prepared };
 }
 
 function launch(options: SpawnOptions): Launch {
   // Limits: the aborted-signal check and the cgroup (created now, joined by the child).
-  const { options: validated, control } = prepareSandbox(validateOptions(options));
+  const sandbox = prepareSandbox(validateOptions(options));
+  const control = sandbox.control;
+  let hosted: ReturnType<typeof onHostId>;
+  try {
+    hosted = onHostId(sandbox.options, control);
+  } catch (e) {
+    control.abandon();
+    throw e;
+  }
   let onExit!: (status: NativeExitStatus | null) => void;
   const exited = new Promise<NativeExitStatus | null>((resolve) => (onExit = resolve));
-  return { validated, control, exited, onExit };
+  return { validated: hosted.validated, control, exited, onExit, prepared: hosted.prepared };
 }
 
 /** The handle for a successful spawn, or the IsolationError for a failed one. */
@@ -135,6 +162,8 @@ function spawnOnThisThread(l: Launch): IsolatedProcess {
   } catch (e) {
     l.control.abandon();
     throw e;
+  } finally {
+    closePrepared(l.prepared);
   }
   return handleFor(l, plan, result);
 }
@@ -144,6 +173,7 @@ function spawnAsyncOrAbandon(l: Launch, plan: SpawnPlan, done: Parameters<typeof
   try {
     binding.spawnAsync(plan.native, l.onExit, done);
   } catch (e) {
+    closePrepared(l.prepared);
     l.control.abandon();
     throw e;
   }
@@ -176,11 +206,19 @@ export function spawnIsolatedAsync(options: SpawnOptions): Promise<Spawned> {
     if (l.validated.network.join.length > 0 || l.validated.network.veth !== undefined) {
       return Promise.resolve({ child: spawnOnThisThread(l) });
     }
-    const plan = planFor(l);
+    let plan: SpawnPlan;
+    try {
+      plan = planFor(l);
+    } catch (e) {
+      closePrepared(l.prepared);
+      throw e;
+    }
     return new Promise((resolve, reject) => {
       // The addon may refuse the plan before queueing it: then no callback comes, and the
-      // cgroup made for the sandbox is removed here (the throw becomes the rejection).
+      // cgroup and the idmapped trees made for the sandbox are released here (the throw
+      // becomes the rejection).
       spawnAsyncOrAbandon(l, plan, (result) => {
+        closePrepared(l.prepared);
         try {
           if ('thrown' in result) {
             l.control.abandon();

@@ -3,6 +3,7 @@
 
 #include "addon.h"
 #include "child_handle.h"
+#include "hostids.h"
 
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
@@ -62,6 +63,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitSyscalls(env, exports);
   InitNetns(env, exports);
   InitSyscallTable(env, exports);
+  InitHostIds(env, exports);
   return exports;
 }
 

@@ -86,6 +86,7 @@ constexpr unsigned long kTry = 1UL << 9;              // a missing bind source s
 constexpr unsigned long kSourceOnly = 1UL << 10;      // only check that the source exists
 constexpr unsigned long kSourceInNewRoot = 1UL << 11; // source is inside the new root (e.g. proc/sys)
 constexpr unsigned long kInStaging = 1UL << 12;       // path is in the staging root, not the new root
+constexpr unsigned long kPrepared = 1UL << 13;        // values[0]: a detached tree the parent made (idmapped)
 
 // The staging layout after StepStageRoot (lib/filesystem.ts: NEW_ROOT, OLD_ROOT).
 constexpr const char* kNewRoot = "/newroot";
@@ -309,7 +310,26 @@ int StepStageRoot(const Step& s) noexcept {
   return ::chdir("/") < 0 ? errno : 0;
 }
 
+namespace {
+
+// A detached tree the parent made before clone (lib/filesystem.ts: idmapped writable binds,
+// src-native/hostids.cc), attached at s.path. The fd is the parent's: not closed here.
+int AttachPrepared(const Step& s) noexcept {
+  int tree = static_cast<int>(s.values[0]);
+  struct stat st;
+  if (::fstat(tree, &st) < 0) return errno;
+  Fd root(OpenTargetRoot(s));
+  if (root.bad()) return errno;
+  bool dir = S_ISDIR(st.st_mode);
+  Fd target(ResolveTarget(root.fd, s.path, dir ? Create::kDir : Create::kFile, dir ? 0755 : 0644));
+  if (target.bad()) return -target.fd;
+  return MoveMount(tree, target.fd);
+}
+
+}  // namespace
+
 int StepBindMount(const Step& s) noexcept {
+  if (s.flags & kPrepared) return AttachPrepared(s);
   Fd from_root(OpenDir((s.flags & kSourceInNewRoot) ? kNewRoot : kOldRoot));
   if (from_root.bad()) return errno;
   Fd source(OpenInRoot(from_root.fd, s.source, O_PATH));

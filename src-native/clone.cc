@@ -5,6 +5,7 @@
 // with a guard page below it, and reused: with CLONE_VFORK the child is done with it (exec'd
 // or exited) by the time clone returns; without CLONE_VM the child has its own copy.
 #include "clone.h"
+#include "hostids.h"
 #include "spawner.h"
 
 #include <errno.h>
@@ -272,6 +273,9 @@ CloneResult CloneChild(const CloneRequest& request) {
 #endif
 
   SignalBlock blocked;
+  // The sandbox's user namespace is owned by its host id (lib/hostids.ts), not by us.
+  CloneAsHostId as_host_id(req.host_id);
+  if (as_host_id.err()) return {-1, -1, as_host_id.err(), as_host_id.syscall()};
   bool use_clone3 = req.engine == CloneEngine::kClone3 ||
                     (req.engine == CloneEngine::kAuto && !g_no_clone3.load(std::memory_order_relaxed));
   if (use_clone3) {

@@ -11,6 +11,7 @@ struct CloneRequest {
   int (*fn)(void*) noexcept;  // runs in the child on the dedicated stack
   void* arg;
   CloneEngine engine;
+  long host_id = -1;          // >= 0: clone as this host id (hostids.h: CloneAsHostId)
 };
 
 struct CloneResult {

@@ -1,4 +1,5 @@
-// Parent side: writing a waiting child's id maps (lib/identity.ts decides what to write).
+// Parent side: writing a waiting child's id maps (lib/identity.ts decides what to write), and
+// joining it to its cgroup when it runs as a host id that may not (lib/plan.ts).
 //
 // A process can write only a single-line map of its own ids into its own user namespace;
 // anything more (several ranges, ids other than the caller's, a gid map that leaves setgroups
@@ -24,15 +25,16 @@ namespace nsjail {
 namespace {
 
 int WriteProcFile(pid_t pid, const ParentStep& step, std::string* syscall) {
-  std::string path = "/proc/" + std::to_string(pid) + "/" + step.path;
+  std::string path = step.path[0] == '/' ? step.path : "/proc/" + std::to_string(pid) + "/" + step.path;
+  std::string data = step.data == "{pid}" ? std::to_string(pid) : step.data;
   *syscall = "open";
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
   if (!fd) return errno;
   *syscall = "write";
   // The kernel takes a map in one write or not at all.
-  ssize_t n = ::write(fd.get(), step.data.data(), step.data.size());
+  ssize_t n = ::write(fd.get(), data.data(), data.size());
   if (n < 0) return errno;
-  return static_cast<size_t>(n) == step.data.size() ? 0 : EIO;
+  return static_cast<size_t>(n) == data.size() ? 0 : EIO;
 }
 
 int RunHelper(pid_t pid, const ParentStep& step, std::string* syscall, int* status) {

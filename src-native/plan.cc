@@ -167,6 +167,8 @@ bool PlanStorage::Parse(const Napi::Object& plan, std::string* error) {
     keep_list(init_argv, &init_argv_);
     child.init_argv = init_argv_.data();
   }
+  Napi::Value host_id_value = plan.Get("hostId");
+  if (host_id_value.IsNumber()) host_id = host_id_value.As<Napi::Number>().Int64Value();
   Napi::Value setup = plan.Get("parentSetup");
   if (!setup.IsUndefined()) {
     if (!setup.IsArray()) {

@@ -18,8 +18,10 @@ struct StdioRequest {
 };
 
 // Done by the parent between clone and the child's first step, for parent-written id maps
-// (lib/identity.ts): write `data` to /proc/PID/`path`, or run `argv` (an absolute path first,
-// "{pid}" replaced by the child's pid) and require exit status 0. See parent_setup.cc.
+// (lib/identity.ts) and cgroup joins (lib/plan.ts): write `data` to /proc/PID/`path` (or to
+// `path` itself when it is absolute; data "{pid}" becomes the child's pid), or run `argv` (an
+// absolute path first, "{pid}" replaced by the child's pid) and require exit status 0. See
+// parent_setup.cc.
 struct ParentStep {
   std::string path, data;
   std::vector<std::string> argv;
@@ -38,6 +40,7 @@ class PlanStorage {
   unsigned long long clone_flags = 0;
   CloneEngine engine = CloneEngine::kAuto;
   std::vector<ParentStep> parent_setup;  // non-empty: the child waits for it (ChildPlan::sync_fd)
+  long host_id = -1;                     // >= 0: clone as this host id (lib/hostids.ts)
 
  private:
   const char* Keep(std::string s);

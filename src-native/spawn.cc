@@ -141,7 +141,7 @@ class SpawnJob {
   // Clones and waits for the child's verdict. No N-API: may run on any thread.
   void Run() {
     if (failure_.where) return;
-    CloneResult cloned = CloneChild({plan_.clone_flags, RunChild, &plan_.child, plan_.engine});
+    CloneResult cloned = CloneChild({plan_.clone_flags, RunChild, &plan_.child, plan_.engine, plan_.host_id});
     if (cloned.pid <= 0) {
       Fail("parent", cloned.syscall, cloned.err);
       return;

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CAPABILITY_NAMES } from '../lib/capabilities';
 import { compileSeccomp } from '../lib/seccomp';
+import { hostIdRange } from '../lib/hostids';
 import { cli, cliSh } from './cli-helpers';
 import { makeTempDir } from './helpers';
 
@@ -22,13 +23,15 @@ describe('--uid and --gid', () => {
     expect(r).toMatchObject({ code: 0, stdout: '1000\n1001\n1001\n0000000000000000\n0000000000000000\n0000000000000000\n' });
   });
 
-  test('with --unshare-user: ids inside, mapped to the caller', async () => {
+  test('with --unshare-user: ids inside, mapped to a host id of its own (root) or the caller', async () => {
     const r = await cliSh(['--unshare-user', '--uid', '5', '--gid', '6'], 'id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map');
     expect(r.code).toBe(0);
     const [uid, gid, uidMap, gidMap] = r.stdout.trim().split('\n');
     expect([uid, gid]).toEqual(['5', '6']);
-    expect(uidMap.trim().split(/\s+/)).toEqual(['5', String(process.getuid!()), '1']);
-    expect(gidMap.trim().split(/\s+/)).toEqual(['6', String(process.getgid!()), '1']);
+    const outside = process.getuid!() === 0 ? uidMap.trim().split(/\s+/)[1] : String(process.getuid!());
+    if (process.getuid!() === 0) expect(Number(outside)).toBeGreaterThanOrEqual(hostIdRange().base);
+    expect(uidMap.trim().split(/\s+/)).toEqual(['5', outside, '1']);
+    expect(gidMap.trim().split(/\s+/)).toEqual(['6', process.getuid!() === 0 ? outside : String(process.getgid!()), '1']);
   });
 
   test.each([

@@ -19,6 +19,9 @@ test("the README's untrusted-code example runs as written (with a temp dir for t
   const { makeTempDir } = await import('./helpers');
   const submission = makeTempDir('nsjail-node-readme-');
   try {
+    // As /srv/submission would be: readable by others. As root the sandbox runs on a host id of
+    // its own and reads a read-only bind as an unprivileged user (mkdtemp makes 0700).
+    fs.chmodSync(submission.dir, 0o755);
     fs.writeFileSync(path.join(submission.dir, 'main.sh'), 'echo "uid $(id -u) pid $$"; ls /work');
     const result = await runIsolated({
       command: '/bin/sh', args: ['/work/main.sh'],

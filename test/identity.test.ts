@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { hostSystemMounts, IsolationError, spawnIsolated, type SpawnOptions } from '../lib';
+import { hostIdRange, hostSystemMounts, IsolationError, spawnIsolated, type SpawnOptions } from '../lib';
 import { lingeringZombies, run, sh } from './helpers';
 import { buildProbe, statusFields } from './identity-helpers';
 
@@ -75,10 +75,19 @@ describe('ids', () => {
     expect((await status({ uid: 1, gid: 1 })).Groups).toBe('');
   });
 
-  test('in a user namespace: the chosen uid/gid inside map to this process, written by the child itself', async () => {
+  test('in a user namespace: the chosen uid/gid inside map to the sandbox\'s host id, written by the child itself', async () => {
     const r = await sh(`id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups`, { user: true, uid: 1000, gid: 2000 });
     const [uid, gid, uidMap, gidMap, setgroups] = r.stdout.trim().split('\n').map((l) => l.trim().split(/\s+/).join(' '));
-    expect({ uid, gid, uidMap, gidMap, setgroups }).toEqual({ uid: '1000', gid: '2000', uidMap: '1000 0 1', gidMap: '2000 0 1', setgroups: 'deny' });
+    const hostId = uidMap.split(' ')[1];
+    const { base, count } = hostIdRange();
+    expect(Number(hostId) >= base && Number(hostId) < base + count).toBe(true);
+    expect({ uid, gid, uidMap, gidMap, setgroups }).toEqual({ uid: '1000', gid: '2000', uidMap: `1000 ${hostId} 1`, gidMap: `2000 ${hostId} 1`, setgroups: 'deny' });
+  });
+
+  test('an explicit one-line map of host root is honoured (written by the parent)', async () => {
+    const root = [{ inside: 0, outside: 0, count: 1 }];
+    const r = await sh('cat /proc/self/uid_map /proc/self/gid_map', { user: true, uidMap: root, gidMap: root });
+    expect(r.stdout.trim().split('\n').map((l) => l.trim().split(/\s+/).join(' '))).toEqual(['0 0 1', '0 0 1']);
   });
 
   test('multi-range maps and groups are written by the parent', async () => {

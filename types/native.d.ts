@@ -44,9 +44,17 @@ export interface NativePlan {
   parentSetup?: NativeParentStep[];
   /** init (lib/init.ts): execveat this fd of nsjail_node_init with `argv` instead of the program. */
   init?: { fd: number; argv: string[] };
+  /**
+   * A host id (lib/hostids.ts): the clone runs as this uid and gid (src-native/hostids.cc:
+   * CloneAsHostId), so the sandbox's user namespace is owned by it.
+   */
+  hostId?: number;
 }
 
-/** One thing the parent does for a waiting child (src-native/parent_setup.cc). */
+/**
+ * One thing the parent does for a waiting child (src-native/parent_setup.cc): write `data` to
+ * /proc/PID/`path`, or to `path` itself when absolute (data '{pid}' becomes the pid), or run `argv`.
+ */
 export type NativeParentStep = { path: string; data: string } | { argv: string[] };
 
 /** The raw exit report of a reaped child (wait4). */
@@ -130,6 +138,18 @@ export interface NativeBinding {
   linkDelete(name: string): { error: NativeNetError } | null;
   /** The addresses of the calling thread's network namespace. */
   addressList(): Array<NativeIpAddress & { ifname: string }> | { error: NativeNetError };
+  /**
+   * openat(dirFd, name, O_CREAT) + flock(LOCK_EX|LOCK_NB): the fd holding the lock, or -errno
+   * (-EWOULDBLOCK when it is held elsewhere). src-native/hostids.cc.
+   */
+  lockHostId(dirFd: number, name: string): number;
+  /** The fd of a new user namespace with these uid and gid maps (made through a short-lived helper process). */
+  idmapUserns(uidMap: string, gidMap: string): number | { errno: number; syscall: string };
+  /**
+   * open_tree(OPEN_TREE_CLONE) of `source` with MOUNT_ATTR_* `attrs` and, for a directory or a
+   * regular file, MOUNT_ATTR_IDMAP with `usernsFd`: a detached mount's fd (CLOEXEC).
+   */
+  idmapTree(source: string, recursive: boolean, attrs: number, usernsFd: number): { fd: number; idmapped: boolean } | { errno: number; syscall: string };
   unshare(flags: number): number;
   setns(target: string | number, nstype: number): number;
   chroot(path: string): number;
