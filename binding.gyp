@@ -16,6 +16,7 @@
         "src-native/spawn.cc",
         "src-native/spawner.cc",
         "src-native/child_handle.cc",
+        "src-native/teardown.cc",
         "src-native/syscalls.cc",
         "src-native/netlink.cc",
         "src-native/netns.cc"

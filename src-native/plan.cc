@@ -51,6 +51,13 @@ bool GetBytes(const Napi::Object& obj, const char* key, std::string* out, bool* 
   return false;
 }
 
+// A boolean field. Not ToBoolean(): a Get that failed (the environment going away) yields an
+// empty value, on which ToBoolean is a fatal error.
+bool GetFlag(const Napi::Object& obj, const char* key) {
+  Napi::Value v = obj.Get(key);
+  return v.IsBoolean() && v.As<Napi::Boolean>().Value();
+}
+
 double GetNumber(const Napi::Object& obj, const char* key, double fallback) {
   Napi::Value v = obj.Get(key);
   return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
@@ -252,8 +259,8 @@ bool PlanStorage::Parse(const Napi::Object& plan, std::string* error) {
   child.envp = envp_.data();
   child.exec_candidates = candidates_.data();
   child.exec_candidate_count = candidates_.size() - 1;
-  child.die_with_parent = plan.Get("dieWithParent").ToBoolean();
-  child.new_session = plan.Get("newSession").ToBoolean();
+  child.die_with_parent = GetFlag(plan, "dieWithParent");
+  child.new_session = GetFlag(plan, "newSession");
   child.stdio[0] = child.stdio[1] = child.stdio[2] = -1;
   child.error_slot = nullptr;
   child.error_fd = -1;
