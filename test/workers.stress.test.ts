@@ -7,7 +7,7 @@
  */
 import { CHURN, DIST, cgroupsUnder, envMarker, eventually, killByEnv, markedByEnv, removeCgroupParent, runNode } from './workers-helpers';
 
-const CYCLES = 200;
+const CYCLES = 150;
 
 describe('workers terminated at random points of their spawns', () => {
   const parent = `nsjail-wtest-${process.pid}-stress`;
