@@ -25,6 +25,7 @@ struct Spawner {
   unsigned idle = 0;                 // waiting for a task
   unsigned requested = 0;            // threads asked of the factory and not yet created
   bool factory = false;              // the factory thread is running
+  bool factory_tried = false;        // only from the first loading thread: a later one may be anywhere
 };
 
 // Never destroyed: its threads outlive every static destructor.
@@ -109,7 +110,8 @@ void* FactoryMain(void*) {
 void StartSpawnerFactory() {
   Spawner& s = TheSpawner();
   std::lock_guard<std::mutex> lock(s.mutex);
-  if (s.factory) return;
+  if (s.factory_tried) return;
+  s.factory_tried = true;
   s.factory = StartThread(FactoryMain, "nsjail-spawnerf");
 }
 

@@ -13,8 +13,8 @@
 // A new thread starts in the namespaces of the thread that creates it, and a Node thread may
 // have left the process's own (a worker's unshare(['net']) or withNetns moves that thread
 // only). So spawner threads are never created by the thread that submits work: a factory
-// thread, started when the addon is first loaded (before any JavaScript could move the
-// loading thread anywhere), creates them. setns back to saved namespaces would not do: user
+// thread, started when the addon is first loaded in the process (before this library's raw
+// layer can have moved the loading thread anywhere), creates them, and does nothing else. setns back to saved namespaces would not do: user
 // and mount namespaces cannot be re-entered by a thread of a multithreaded process.
 #pragma once
 
@@ -41,11 +41,12 @@ class SpawnerTask {
   const void* owner_;
 };
 
-// Starts the factory thread (once per process; later calls do nothing).
+// Starts the factory thread: the first call in the process tries, later calls do nothing.
 void StartSpawnerFactory();
 
-// Queues a task for a spawner thread. If no spawner thread can be started at all, runs it
-// on the calling thread.
+// Queues a task for a spawner thread. Without a factory thread (it could not be started),
+// runs it on the calling thread; if the factory cannot start any spawner thread, it runs the
+// queue itself.
 void SubmitToSpawner(SpawnerTask* task);
 
 // Takes back the owner's tasks that no thread has started (the caller deletes them) and
