@@ -416,13 +416,15 @@ export class SandboxCgroup {
     private readonly parentsToRemove: readonly string[],
     /** dieWithParent: false: left with its processes when the process or thread goes away. */
     readonly keep: boolean,
+    tracked?: number,
   ) {
-    this.#tracked = binding.cgroupTrack(dirs.map((d) => d.path), [...parentsToRemove], keep);
+    // The record made before the mkdirs (trackEarly), now with the parents to remove after it.
+    this.#tracked = binding.cgroupTrack(dirs.map((d) => d.path), [...parentsToRemove], keep, tracked);
   }
 
   /** @internal */
-  static make(version: 1 | 2, dirs: CgroupDir[], parentsToRemove: string[], keep = false): SandboxCgroup {
-    const cgroup = new SandboxCgroup(version, dirs, parentsToRemove, keep);
+  static make(version: 1 | 2, dirs: CgroupDir[], parentsToRemove: string[], keep = false, tracked?: number): SandboxCgroup {
+    const cgroup = new SandboxCgroup(version, dirs, parentsToRemove, keep, tracked);
     live.add(cgroup);
     installExitHook();
     return cgroup;
@@ -687,6 +689,7 @@ function createV1(req: CgroupRequest, hierarchies: readonly CgroupHierarchy[], k
   const name = leafName(keep);
   const dirs: CgroupDir[] = [];
   const parents = new Set<string>();
+  const tracked = trackEarly(used.map((h) => path.join(h.mountPoint, req.parent, name)), keep);
   try {
     for (const h of used) {
       const parentDir = path.join(h.mountPoint, req.parent);
@@ -717,9 +720,19 @@ function createV1(req: CgroupRequest, hierarchies: readonly CgroupHierarchy[], k
     // Nothing has joined yet: the new directories are empty and rmdir cannot fail on them.
     for (const d of dirs) tryRmdir(d.path);
     for (const p of parents) tryRmdir(p);
+    binding.cgroupUntrack(tracked);
     throw e;
   }
-  return SandboxCgroup.make(1, dirs, [...parents], keep);
+  return SandboxCgroup.make(1, dirs, [...parents], keep, tracked);
+}
+
+/**
+ * Tells the addon about a sandbox cgroup before its directories exist: a worker terminated
+ * between the mkdir and the end of this function runs no catch block, and the addon removes
+ * the directories then (those not made yet count as removed).
+ */
+function trackEarly(leaves: string[], keep: boolean): number {
+  return binding.cgroupTrack(leaves, [], keep);
 }
 
 function tryRmdir(dir: string): void {
@@ -747,6 +760,7 @@ function createV2(req: CgroupRequest, base: string | undefined, offered: string[
   const leaf = path.join(parentDir, leafName(keep));
   const parents: string[] = [];
   let made = false;
+  const tracked = trackEarly([leaf], keep);
   try {
     for (let attempt = 0; ; attempt++) {
       if (absolute) {
@@ -781,7 +795,8 @@ function createV2(req: CgroupRequest, base: string | undefined, offered: string[
   } catch (e) {
     if (made) tryRmdir(leaf);
     for (const p of new Set(parents)) tryRmdir(p);
+    binding.cgroupUntrack(tracked);
     throw e;
   }
-  return SandboxCgroup.make(2, [{ path: leaf, controllers }], [...new Set(parents)], keep);
+  return SandboxCgroup.make(2, [{ path: leaf, controllers }], [...new Set(parents)], keep, tracked);
 }

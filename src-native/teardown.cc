@@ -264,11 +264,11 @@ std::vector<std::string> Strings(const Napi::Value& value) {
   return out;
 }
 
-// cgroupTrack(dirs, parents, keep) -> id
+// cgroupTrack(dirs, parents, keep, id?) -> id: a new record, or record `id` replaced.
 Napi::Value CgroupTrack(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Leftovers& l = Of(env);
-  uint32_t id = l.next_id++;
+  uint32_t id = info[3].IsNumber() ? info[3].As<Napi::Number>().Uint32Value() : l.next_id++;
   l.cgroups[id] = TrackedCgroup{Strings(info[0]), Strings(info[1]), info[2].ToBoolean().Value()};
   return Napi::Number::New(env, id);
 }

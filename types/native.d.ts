@@ -141,9 +141,10 @@ export interface NativeBinding {
   /**
    * Records a sandbox cgroup (its directories and the parents to remove after it) so that the
    * addon removes it if the environment goes away first, killing what is in it unless `keep`
-   * (dieWithParent: false). Returns the record's id for {@link cgroupUntrack}.
+   * (dieWithParent: false). Returns the record's id for {@link cgroupUntrack}; with `id`, that
+   * record is replaced (one call: no moment without a record).
    */
-  cgroupTrack(dirs: string[], parents: string[], keep: boolean): number;
+  cgroupTrack(dirs: string[], parents: string[], keep: boolean, id?: number): number;
   /** The cgroup was released by JavaScript. */
   cgroupUntrack(id: number): void;
   /** Removes the cgroups of dieWithParent: false sandboxes of gone environments that are empty by now. */
