@@ -119,7 +119,7 @@ Napi::Value NetnsCreate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string dir = StringArg(info[0]);
   std::string path = StringArg(info[1]);
-  bool loopback = info[2].ToBoolean();
+  bool loopback = info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();  // not ToBoolean: see plan.cc GetFlag
 
   if (::mkdir(dir.c_str(), 0755) < 0 && errno != EEXIST) return Error(env, "netns-dir", "mkdir", errno);
   // The directory must be a shared mount point, so that a namespace unmounted here is also

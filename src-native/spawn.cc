@@ -118,6 +118,11 @@ class SpawnJob {
     }
     // init writes the program's wait status here before it exits (lib/init.ts reads it).
     if (plan_.child.init_fd >= 0) {
+      // Our own copy of init's fd: lib/init.ts's is fs's, which a worker's exit closes (Node
+      // closes the fds a worker opened through fs) perhaps while a spawner thread still clones
+      // with it, and its number could by then name another file.
+      if (int err = DupHigh(plan_.child.init_fd, &init_)) return Fail("parent", "fcntl", err);
+      plan_.child.init_fd = init_.get();
       if (int err = MakePipe(&status_)) return Fail("parent", "pipe2", err);
       if (::fcntl(status_.read.get(), F_SETFL, O_NONBLOCK) < 0) return Fail("parent", "fcntl", errno);
       plan_.child.status_fd = status_.write.get();
@@ -267,7 +272,7 @@ class SpawnJob {
 
   PlanStorage plan_;
   // The child's ends (closed after clone) and ours (handed to JavaScript).
-  UniqueFd child_end_[3], parent_end_[3], dev_null_;
+  UniqueFd child_end_[3], parent_end_[3], dev_null_, init_;
   Pipe errors_, sync_, status_;
   ChildError verdict_{kStepNone, 0, -1};  // the child's error_slot (CLONE_VM spawns)
   pid_t pid_ = -1;

@@ -269,7 +269,10 @@ Napi::Value CgroupTrack(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Leftovers& l = Of(env);
   uint32_t id = info[3].IsNumber() ? info[3].As<Napi::Number>().Uint32Value() : l.next_id++;
-  l.cgroups[id] = TrackedCgroup{Strings(info[0]), Strings(info[1]), info[2].ToBoolean().Value()};
+  // Not ToBoolean(): it fails once the environment is going away, and node-addon-api then
+  // goes on with an empty value (a fatal error).
+  bool keep = info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
+  l.cgroups[id] = TrackedCgroup{Strings(info[0]), Strings(info[1]), keep};
   return Napi::Number::New(env, id);
 }
 
