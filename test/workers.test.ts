@@ -20,21 +20,24 @@ const churn = (config: Record<string, unknown>): ReturnType<typeof runNode> => r
 
 describe('a worker that goes away in the middle of spawns', () => {
   test.each([
-    ['terminate()', 'terminate', ['sync', 'async']],
-    ['process.exit()', 'exit', ['sync', 'async', 'init']],
-    ['an uncaught exception', 'throw', ['async', 'sync', 'init']],
-  ])('%s at a random moment of sync and async spawns does not crash the process and leaves no sandbox', async (_what, end, modes) => {
+    ['terminate()', 'terminate', ['sync', 'async', 'cgroup']],
+    ['process.exit()', 'exit', ['sync', 'async', 'init', 'keep']],
+    ['an uncaught exception', 'throw', ['async', 'sync', 'init', 'cgroup']],
+  ])('%s at a random moment of sync and async spawns does not crash the process and leaves no sandbox or cgroup', async (_what, end, modes) => {
     const marker = envMarker('end');
+    const cgroupParent = `nsjail-wtest-${process.pid}-${end}`;
     try {
-      const r = await churn({ cycles: 30, spawns: 12, modes, marker, end });
+      const r = await churn({ cycles: 30, spawns: 12, modes, marker, end, cgroupParent });
       // On a crash, what it printed (its native stack) is in the diff.
       const crashed = r.code !== 0 || /FATAL ERROR|Segmentation/.test(r.stderr);
       expect({ code: r.code, signal: r.signal, stderr: crashed ? r.stderr.slice(0, 3000) : '' }).toEqual({ code: 0, signal: null, stderr: '' });
       const report = JSON.parse(r.stdout) as { survived: boolean; errors: string[] };
       expect(report.errors).toEqual([]);
       expect(await eventually(() => markedByEnv(marker), (p) => p.length === 0)).toEqual([]);
+      expect(cgroupsUnder(cgroupParent)).toEqual([]);
     } finally {
       killByEnv(marker);
+      removeCgroupParent(cgroupParent);
     }
   }, 240_000);
 });
