@@ -18,6 +18,7 @@
         "src-native/spawner.cc",
         "src-native/discard.cc",
         "src-native/child_handle.cc",
+        "src-native/teardown.cc",
         "src-native/syscalls.cc",
         "src-native/netlink.cc",
         "src-native/netns.cc"

@@ -11,6 +11,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { binding } from './binding';
 import { IsolationError } from './errors';
 import { readTextIfExists } from './files';
 
@@ -336,6 +337,10 @@ function sleepSync(ms: number): void {
 // ---------------------------------------------------------------------------------------
 // Names: nsjail-<pid namespace inode>-<pid>-<sequence>, so that leftovers of a process that
 // died (SIGKILL gives no chance to clean up) can be told from live ones and removed later.
+// The sequence is the addon's, one per process: worker threads each load their own copy of
+// this module, and names must not collide between them. A `-k` suffix marks the cgroup of a
+// sandbox with dieWithParent: false, which outlives its owner: never killed by a sweep, only
+// removed once empty.
 
 /** The default parent: a directory of this name under each hierarchy's root. */
 export const DEFAULT_CGROUP_PARENT = 'nsjail-node';
@@ -349,8 +354,7 @@ function pidNamespace(): string {
   return pidNamespaceId;
 }
 
-let sequence = 0;
-const NAME_PATTERN = /^nsjail-(\d+)-(\d+)-\d+$/;
+const NAME_PATTERN = /^nsjail-(\d+)-(\d+)-\d+(-k)?$/;
 
 /** The process exists and is not a zombie (a dead owner its parent has not reaped yet). */
 function alive(pid: number): boolean {
@@ -367,6 +371,8 @@ function alive(pid: number): boolean {
  * hierarchy; the kill and wait only when there is a leftover.
  */
 function sweepStale(parentDir: string): void {
+  // Those of this process's dead worker threads' dieWithParent: false sandboxes, once empty.
+  binding.cgroupSweepOrphans();
   let entries: string[];
   try {
     entries = fs.readdirSync(parentDir);
@@ -377,6 +383,10 @@ function sweepStale(parentDir: string): void {
     const m = NAME_PATTERN.exec(entry);
     if (!m || m[1] !== pidNamespace() || Number(m[2]) === process.pid || alive(Number(m[2]))) continue;
     const dir = path.join(parentDir, entry);
+    if (m[3] !== undefined) {
+      tryRmdir(dir); // dieWithParent: false: what runs in it is left alone
+      continue;
+    }
     for (let i = 0; i < 100 && readProcs(dir).length > 0; i++) {
       killPids(readProcs(dir));
       sleepSync(5);
@@ -407,14 +417,18 @@ function installExitHook(): void {
   exitHookInstalled = true;
   // A Node process that exits normally (even with sandboxes still running, e.g. unref'd
   // ones) leaves no cgroup behind. SIGKILL leaves them to sweepStale.
+  // Not those of dieWithParent: false sandboxes, which outlive the process.
   process.on('exit', () => {
-    for (const cgroup of live) cgroup.releaseSync();
+    for (const cgroup of live) if (!cgroup.keep) cgroup.releaseSync();
   });
 }
 
 /** A sandbox's cgroup: created before clone, joined by the child, removed after exit. */
 export class SandboxCgroup {
   #released = false;
+  // The addon's record of it (src-native/teardown.h): removed by the addon if this thread's
+  // environment goes away without releasing it (a terminated worker).
+  readonly #tracked: number;
 
   private constructor(
     /** 1 or 2. */
@@ -422,11 +436,17 @@ export class SandboxCgroup {
     /** One directory per hierarchy (one for v2). */
     readonly dirs: readonly CgroupDir[],
     private readonly parentsToRemove: readonly string[],
-  ) {}
+    /** dieWithParent: false: left with its processes when the process or thread goes away. */
+    readonly keep: boolean,
+    tracked?: number,
+  ) {
+    // The record made before the mkdirs (trackEarly), now with the parents to remove after it.
+    this.#tracked = binding.cgroupTrack(dirs.map((d) => d.path), [...parentsToRemove], keep, tracked);
+  }
 
   /** @internal */
-  static make(version: 1 | 2, dirs: CgroupDir[], parentsToRemove: string[]): SandboxCgroup {
-    const cgroup = new SandboxCgroup(version, dirs, parentsToRemove);
+  static make(version: 1 | 2, dirs: CgroupDir[], parentsToRemove: string[], keep = false, tracked?: number): SandboxCgroup {
+    const cgroup = new SandboxCgroup(version, dirs, parentsToRemove, keep, tracked);
     live.add(cgroup);
     installExitHook();
     return cgroup;
@@ -562,6 +582,7 @@ export class SandboxCgroup {
     if (!done) return false;
     this.#released = true;
     live.delete(this);
+    binding.cgroupUntrack(this.#tracked);
     for (const parent of this.parentsToRemove) {
       try {
         fs.rmdirSync(parent);
@@ -663,17 +684,16 @@ function enableControllers(dir: string, controllers: readonly string[]): void {
   }
 }
 
-/** A leaf name not in use: nsjail-<pidns>-<pid>-<n>. */
-function leafName(): string {
-  sequence += 1;
-  return `nsjail-${pidNamespace()}-${process.pid}-${sequence}`;
+/** A leaf name not in use: nsjail-<pidns>-<pid>-<n>, with `-k` for a sandbox that outlives its owner. */
+function leafName(keep: boolean): string {
+  return `nsjail-${pidNamespace()}-${process.pid}-${binding.nextSequence()}${keep ? '-k' : ''}`;
 }
 
 /**
  * Creates the cgroup of one sandbox and writes its limits; throws IsolationError (nothing
  * left behind) when a needed controller is missing or the parent is not writable.
  */
-export function createSandboxCgroup(req: CgroupRequest, hierarchies: readonly CgroupHierarchy[] = detectHierarchies()): SandboxCgroup {
+export function createSandboxCgroup(req: CgroupRequest, hierarchies: readonly CgroupHierarchy[] = detectHierarchies(), keep = false): SandboxCgroup {
   const v2Mount = hierarchies.find((h) => h.version === 2 && h.mountPoint === '/sys/fs/cgroup') ?? hierarchies.find((h) => h.version === 2);
   const absolute = path.isAbsolute(req.parent);
   const v2Base = absolute ? req.parent : v2Mount?.mountPoint;
@@ -685,10 +705,10 @@ export function createSandboxCgroup(req: CgroupRequest, hierarchies: readonly Cg
       hint: 'an absolute cgroupParent names a cgroup v2 directory; for cgroup v1 give a name relative to each controller\'s mount',
     });
   }
-  return version === 2 ? createV2(req, v2Base, v2Offered) : createV1(req, hierarchies);
+  return version === 2 ? createV2(req, v2Base, v2Offered, keep) : createV1(req, hierarchies, keep);
 }
 
-function createV1(req: CgroupRequest, hierarchies: readonly CgroupHierarchy[]): SandboxCgroup {
+function createV1(req: CgroupRequest, hierarchies: readonly CgroupHierarchy[], keep: boolean): SandboxCgroup {
   const v1 = hierarchies.filter((h) => h.version === 1);
   const offered = [...new Set(v1.flatMap((h) => h.controllers))].sort();
   const needed = requiredControllers(req, 1);
@@ -704,9 +724,10 @@ function createV1(req: CgroupRequest, hierarchies: readonly CgroupHierarchy[]): 
   }
   const tcpFile = memoryHierarchy !== undefined && fs.existsSync(path.join(memoryHierarchy.mountPoint, V1_TCP_LIMIT_FILE));
   const writes = limitWrites(1, req, swapFile, tcpFile);
-  const name = leafName();
+  const name = leafName(keep);
   const dirs: CgroupDir[] = [];
   const parents = new Set<string>();
+  const tracked = trackEarly(used.map((h) => path.join(h.mountPoint, req.parent, name)), keep);
   try {
     for (const h of used) {
       const parentDir = path.join(h.mountPoint, req.parent);
@@ -737,9 +758,19 @@ function createV1(req: CgroupRequest, hierarchies: readonly CgroupHierarchy[]): 
     // Nothing has joined yet: the new directories are empty and rmdir cannot fail on them.
     for (const d of dirs) tryRmdir(d.path);
     for (const p of parents) tryRmdir(p);
+    binding.cgroupUntrack(tracked);
     throw e;
   }
-  return SandboxCgroup.make(1, dirs, [...parents]);
+  return SandboxCgroup.make(1, dirs, [...parents], keep, tracked);
+}
+
+/**
+ * Tells the addon about a sandbox cgroup before its directories exist: a worker terminated
+ * between the mkdir and the end of this function runs no catch block, and the addon removes
+ * the directories then (those not made yet count as removed).
+ */
+function trackEarly(leaves: string[], keep: boolean): number {
+  return binding.cgroupTrack(leaves, [], keep);
 }
 
 function tryRmdir(dir: string): void {
@@ -750,7 +781,7 @@ function tryRmdir(dir: string): void {
   }
 }
 
-function createV2(req: CgroupRequest, base: string | undefined, offered: string[] | null): SandboxCgroup {
+function createV2(req: CgroupRequest, base: string | undefined, offered: string[] | null, keep: boolean): SandboxCgroup {
   if (base === undefined || offered === null) {
     throw new IsolationError({
       errno: ERRNO.ENOENT, step: 'cgroup-controller', syscall: 'open', path: base ?? '/proc/self/mountinfo',
@@ -764,9 +795,10 @@ function createV2(req: CgroupRequest, base: string | undefined, offered: string[
   const controllers = [...new Set([...needed.keys(), ...optionalControllers(2).filter((c) => offered.includes(c))])];
   const absolute = path.isAbsolute(req.parent);
   const parentDir = absolute ? req.parent : path.join(base, req.parent);
-  const leaf = path.join(parentDir, leafName());
+  const leaf = path.join(parentDir, leafName(keep));
   const parents: string[] = [];
   let made = false;
+  const tracked = trackEarly([leaf], keep);
   try {
     for (let attempt = 0; ; attempt++) {
       if (absolute) {
@@ -801,7 +833,8 @@ function createV2(req: CgroupRequest, base: string | undefined, offered: string[
   } catch (e) {
     if (made) tryRmdir(leaf);
     for (const p of new Set(parents)) tryRmdir(p);
+    binding.cgroupUntrack(tracked);
     throw e;
   }
-  return SandboxCgroup.make(2, [{ path: leaf, controllers }], [...new Set(parents)]);
+  return SandboxCgroup.make(2, [{ path: leaf, controllers }], [...new Set(parents)], keep, tracked);
 }

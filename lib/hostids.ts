@@ -191,7 +191,7 @@ export function allocateHostId(): HostIdLease {
         if (released) return;
         released = true;
         held.delete(id);
-        fs.closeSync(fd);
+        binding.closeFd(fd);
       },
     };
   }
@@ -252,7 +252,7 @@ export function prepareIdmappedTrees(
     closePrepared(prepared);
     throw e;
   } finally {
-    fs.closeSync(userns);
+    binding.closeFd(userns);
   }
   return prepared;
 }
@@ -260,7 +260,7 @@ export function prepareIdmappedTrees(
 /** Closes the fds of {@link prepareIdmappedTrees} (the mounts themselves live on in the sandbox). */
 export function closePrepared(prepared: PreparedTrees | undefined): void {
   if (!prepared) return;
-  for (const fd of [...prepared.binds.values(), ...(prepared.root !== undefined ? [prepared.root] : [])]) fs.closeSync(fd);
+  for (const fd of [...prepared.binds.values(), ...(prepared.root !== undefined ? [prepared.root] : [])]) binding.closeFd(fd);
   prepared.binds.clear();
   prepared.root = undefined;
 }

@@ -11,6 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { NativeExitStatus } from '../types/native';
 import { IsolationError } from './errors';
+import { binding } from './binding';
 
 const INIT_NAME = 'nsjail_node_init';
 
@@ -84,7 +85,7 @@ export function initExitStatus(statusFd: number, raw: NativeExitStatus | null): 
   } catch {
     n = 0; // EAGAIN: nothing was written
   } finally {
-    fs.closeSync(statusFd);
+    binding.closeFd(statusFd); // the addon's fd (src-native/teardown.h)
   }
   if (n !== 4) return raw;
   const status = os.endianness() === 'LE' ? buffer.readInt32LE(0) : buffer.readInt32BE(0); // an int in host byte order

@@ -522,12 +522,13 @@ function abortError(signal: AbortSignal): Error {
  * the options with the cgroup's join files, plus the control for the handle. On a failed
  * spawn call `control.abandon()`.
  */
-export function prepareSandbox<T extends { limits: ValidatedLimits; namespaces: { pid: boolean }; newSession: boolean }>(
+export function prepareSandbox<T extends { limits: ValidatedLimits; namespaces: { pid: boolean }; newSession: boolean; dieWithParent?: boolean }>(
   options: T,
 ): { options: T; control: SandboxControl } {
   const limits = options.limits;
   if (limits.signal?.aborted) throw abortError(limits.signal);
-  const cgroup = limits.cgroup === null ? null : createSandboxCgroup(limits.cgroup);
+  // A sandbox that outlives its spawner keeps its cgroup (and what runs in it) at exit.
+  const cgroup = limits.cgroup === null ? null : createSandboxCgroup(limits.cgroup, undefined, options.dieWithParent === false);
   const control = new SandboxControl(limits, cgroup, options.namespaces.pid, options.newSession);
   if (cgroup === null) return { options, control };
   return { options: { ...options, limits: { ...limits, cgroupProcs: cgroup.procsFiles } }, control };

@@ -119,7 +119,9 @@ export function deleteNetns(name: string): void {
 }
 
 /**
- * Opens a namespace file and checks its kind (an fd >= 3, close-on-exec).
+ * Opens a namespace file and checks its kind (an fd >= 3, close-on-exec). The fd belongs to
+ * the addon: close it with `binding.closeFd` (never fs.closeSync, which in a worker warns
+ * about an fd fs did not open); it is closed anyway when the environment goes away.
  * @internal
  */
 export function openNamespaceFd(fn: string, step: string, path: string, nstype: number, kind: string, missingHint?: string): number {
@@ -130,7 +132,7 @@ export function openNamespaceFd(fn: string, step: string, path: string, nstype: 
     throw new IsolationError({ errno, step, syscall, path, hint }, fn);
   }
   if (opened.nstype !== nstype) {
-    fs.closeSync(opened.fd);
+    binding.closeFd(opened.fd);
     throw new IsolationError({ errno: EINVAL, step, syscall: 'ioctl', path, hint: `not a ${kind} namespace` }, fn);
   }
   return opened.fd;
@@ -175,7 +177,7 @@ export function withNetns<T>(nameOrPath: string, fn: () => T): T {
       if (back !== 0) throw new IsolationError({ errno: back, step: 'return', syscall: 'setns', path: '/proc/thread-self/ns/net' }, 'withNetns');
     }
   } finally {
-    fs.closeSync(target);
-    if (original >= 0) fs.closeSync(original);
+    binding.closeFd(target);
+    if (original >= 0) binding.closeFd(original);
   }
 }

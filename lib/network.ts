@@ -492,16 +492,18 @@ function inPidNamespace<T>(pidFd: number, path: string, fn: () => T): T {
       if (back !== 0) throw new IsolationError({ errno: back, step: 'join-pid-return', syscall: 'setns', path: '/proc/thread-self/ns/pid_for_children' });
     }
   } finally {
-    fs.closeSync(own);
+    binding.closeFd(own);
   }
 }
 
-let linkSequence = 0;
-
-/** A host-end name unlikely to be taken: `nsj` + this process's pid + a counter, base 36. */
+/**
+ * A host-end name unlikely to be taken: `nsj` + this process's pid + a counter, base 36. The
+ * counter is the addon's, shared by every thread of the process (worker threads each have
+ * their own copy of this module).
+ */
 function defaultLinkName(): string {
-  linkSequence = (linkSequence + 1) % 36 ** 6;
-  return `nsj${process.pid.toString(36)}${linkSequence.toString(36)}`.slice(0, 15);
+  const sequence = binding.nextSequence() % 36 ** 6;
+  return `nsj${process.pid.toString(36)}${sequence.toString(36)}`.slice(0, 15);
 }
 
 function nativeAddress(c: Cidr): NativeIpAddress {
@@ -597,7 +599,7 @@ export function withNetwork<R extends object>(network: ValidatedNetwork, exited:
     return result;
   } finally {
     network.prepared = undefined;
-    for (const fd of fds.values()) fs.closeSync(fd);
+    for (const fd of fds.values()) binding.closeFd(fd);
     if (link !== undefined) removeLink(link);
   }
 }

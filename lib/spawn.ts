@@ -121,6 +121,8 @@ function handleFor(l: Launch, plan: SpawnPlan, result: NativeSpawned | { error: 
   // With init, the program's exact status comes from init's status pipe (lib/init.ts).
   const statusFd = result.statusFd;
   const programExited = statusFd >= 0 ? l.exited.then((raw) => initExitStatus(statusFd, raw)) : l.exited;
+  // The stdio fds pass from the addon to their sockets here (statusFd stays the addon's: lib/init.ts).
+  binding.releaseFds(result.stdio);
   return new IsolatedProcess(result.child, result.stdio, programExited, l.control);
 }
 

@@ -4,6 +4,8 @@
 #include "addon.h"
 #include "child_handle.h"
 #include "hostids.h"
+#include "spawner.h"
+#include "teardown.h"
 
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
@@ -64,6 +66,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitNetns(env, exports);
   InitSyscallTable(env, exports);
   InitHostIds(env, exports);
+  // Before any sandbox exists: its hook must run after theirs (teardown.cc).
+  InitTeardown(env, exports);
+  // The spawner threads' ancestor, started while the first loading thread is still in the
+  // process's own namespaces (spawner.h).
+  StartSpawnerFactory();
   return exports;
 }
 

@@ -5,10 +5,12 @@
 namespace nsjail {
 
 class AsyncSpawns;  // spawn.cc
+struct Leftovers;   // teardown.cc
 
 struct AddonData {
   Napi::FunctionReference child_constructor;
   AsyncSpawns* async_spawns = nullptr;  // made by the first spawnAsync, freed with the environment
+  Leftovers* leftovers = nullptr;       // fds and cgroups to reclaim with the environment
 };
 
 AddonData* GetAddonData(Napi::Env env);

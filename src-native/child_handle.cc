@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "addon.h"
+#include "teardown.h"
 
 #ifndef SYS_pidfd_send_signal
 #define SYS_pidfd_send_signal 424
@@ -48,15 +49,35 @@ Napi::Function ChildHandle::DefineClass(Napi::Env env) {
                                               });
 }
 
-Napi::Object ChildHandle::Create(Napi::Env env, pid_t pid, UniqueFd pidfd, Napi::Function on_exit) {
-  Napi::Object obj = GetAddonData(env)->child_constructor.New({});
-  ChildHandle* self = Unwrap(obj);
+napi_value ChildHandle::Create(Napi::Env env, pid_t pid, UniqueFd pidfd, Napi::Function on_exit, bool die_with_parent) {
+  // Raw N-API with its statuses: once the environment is being torn down (worker.terminate()
+  // can begin it at any moment, from another thread) the constructor call fails, and the
+  // node-addon-api wrappers would go on with an empty object (a fatal error, or a null this).
+  napi_value constructor = nullptr, instance = nullptr;
+  void* unwrapped = nullptr;
+  AddonData* data = GetAddonData(env);
+  if (!data || napi_get_reference_value(env, data->child_constructor, &constructor) != napi_ok || !constructor ||
+      napi_new_instance(env, constructor, 0, nullptr, &instance) != napi_ok || !instance ||
+      napi_unwrap(env, instance, &unwrapped) != napi_ok || !unwrapped) {
+    // Nobody will ever hear of this child: do not leave it running or unreaped.
+    ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
+    while (::waitpid(pid, nullptr, __WALL) < 0 && errno == EINTR) {
+    }
+    return nullptr;
+  }
+  auto* self = static_cast<ChildHandle*>(unwrapped);
   self->pid_ = pid;
   self->pidfd_ = std::move(pidfd);
-  self->on_exit_ = Napi::Persistent(on_exit);
+  self->die_with_parent_ = die_with_parent;
   self->env_ = env;
-  if (!self->Start(env)) return Napi::Object();
-  return obj;
+  napi_ref callback = nullptr;
+  if (napi_create_reference(env, on_exit, 1, &callback) != napi_ok) {
+    self->KillAndReap();
+    return nullptr;
+  }
+  self->on_exit_ = Napi::FunctionReference(env, callback);
+  if (!self->Start(env)) return nullptr;
+  return instance;
 }
 
 ChildHandle::ChildHandle(const Napi::CallbackInfo& info) : ObjectWrap<ChildHandle>(info) {}
@@ -66,12 +87,27 @@ ChildHandle::~ChildHandle() {
   StopWatching();
 }
 
+void ChildHandle::KillAndReap() {
+  if (reaped_ || !pidfd_) return;
+  ::syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
+  while (::waitpid(pid_, nullptr, __WALL) < 0 && errno == EINTR) {
+  }
+  reaped_ = true;
+}
+
 bool ChildHandle::Start(Napi::Env env) {
   uv_loop_t* loop = nullptr;
-  napi_get_uv_event_loop(env, &loop);
-  poll_ = new uv_poll_t;
-  poll_->data = this;
-  int rc = uv_poll_init(loop, poll_, pidfd_.get());
+  int rc = napi_get_uv_event_loop(env, &loop) == napi_ok && loop ? 0 : UV_EINVAL;
+  if (rc == 0) {
+    poll_ = new uv_poll_t;
+    poll_->data = this;
+    rc = uv_poll_init(loop, poll_, pidfd_.get());
+    if (rc != 0) {
+      // Not initialised: not a handle uv_close may be given.
+      delete poll_;
+      poll_ = nullptr;
+    }
+  }
   if (rc == 0) {
     rc = uv_poll_start(poll_, UV_READABLE, [](uv_poll_t* handle, int, int) {
       static_cast<ChildHandle*>(handle->data)->OnReadable();
@@ -80,10 +116,7 @@ bool ChildHandle::Start(Napi::Env env) {
   if (rc != 0) {
     // Cannot watch it: do not leave a child nobody will reap.
     StopWatching();
-    ::syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
-    while (::waitpid(pid_, nullptr, __WALL) < 0 && errno == EINTR) {
-    }
-    reaped_ = true;
+    KillAndReap();
     Napi::Error::New(env, std::string("spawnIsolated: uv_poll on pidfd failed: ") + uv_strerror(rc))
         .ThrowAsJavaScriptException();
     return false;
@@ -126,15 +159,19 @@ void ChildHandle::OnReadable() {
   ReportCallbackException(env);
 }
 
-// The environment (main thread or a worker) is going away: its sandboxes go with it.
+// The environment (main thread or a worker) is going away: its sandboxes go with it, except
+// those started with dieWithParent: false, which are left running and handed to the orphan
+// reaper (teardown.h) so that their exit is still reaped.
 void ChildHandle::OnEnvCleanup(void* arg) {
   auto* self = static_cast<ChildHandle*>(arg);
   if (self->reaped_) return;
-  ::syscall(SYS_pidfd_send_signal, self->pidfd_.get(), SIGKILL, nullptr, 0);
-  while (::waitpid(self->pid_, nullptr, __WALL) < 0 && errno == EINTR) {
-  }
-  self->reaped_ = true;
   self->StopWatching();
+  if (self->die_with_parent_) {
+    self->KillAndReap();
+  } else {
+    self->reaped_ = true;  // from here the reaper's
+    AdoptOrphan(self->pid_, std::move(self->pidfd_));
+  }
   self->pidfd_.reset();
 }
 

@@ -13,8 +13,12 @@ namespace nsjail {
 class ChildHandle : public Napi::ObjectWrap<ChildHandle> {
  public:
   static Napi::Function DefineClass(Napi::Env env);
-  // Starts watching `pidfd`; `on_exit` is called once with the exit status object.
-  static Napi::Object Create(Napi::Env env, pid_t pid, UniqueFd pidfd, Napi::Function on_exit);
+  // Starts watching `pidfd`; `on_exit` is called once with the exit status object. Returns
+  // null when no handle could be made (the environment is going away, or uv_poll failed:
+  // then with an exception pending); the child is then killed and reaped.
+  // `die_with_parent`: the child is killed with the environment (else handed to the orphan
+  // reaper, teardown.h).
+  static napi_value Create(Napi::Env env, pid_t pid, UniqueFd pidfd, Napi::Function on_exit, bool die_with_parent);
 
   explicit ChildHandle(const Napi::CallbackInfo& info);
   ~ChildHandle() override;
@@ -26,6 +30,7 @@ class ChildHandle : public Napi::ObjectWrap<ChildHandle> {
   Napi::Value GetPid(const Napi::CallbackInfo& info);
 
   bool Start(Napi::Env env);
+  void KillAndReap();
   void OnReadable();
   void StopWatching();
   static void OnEnvCleanup(void* arg);
@@ -36,6 +41,7 @@ class ChildHandle : public Napi::ObjectWrap<ChildHandle> {
   Napi::FunctionReference on_exit_;
   napi_env env_ = nullptr;
   bool reaped_ = false;
+  bool die_with_parent_ = true;
 };
 
 }  // namespace nsjail

@@ -184,25 +184,27 @@ CloneResult TryLegacyClone(const CloneRequest& req, char* stack_low, size_t stac
 }
 
 // Blocks every signal on this thread for the lifetime of the guard: a handler must never run
-// in a child that shares the parent's memory before it has reset its dispositions. On a
-// spawner thread they are blocked for good already.
+// in a child that shares the parent's memory before it has reset its dispositions. Through
+// the raw system call, as glibc's posix_spawn does: pthread_sigmask leaves glibc's own
+// SIGCANCEL (32) and SIGSETXID (33) open, and their handlers would run in the child on the
+// parent's stack and thread state (the legacy clone path has no CLONE_CLEAR_SIGHAND). Spawner
+// threads keep those two open too (blocking SIGSETXID for good would hang setuid()), so the
+// guard is needed on every thread; a setuid() meanwhile only waits for this clone.
 class SignalBlock {
  public:
-  SignalBlock() : active_(!ThreadSignalsBlocked()) {
-    if (!active_) return;
-    sigset_t all;
-    sigfillset(&all);
-    ::pthread_sigmask(SIG_SETMASK, &all, &saved_);
+  SignalBlock() {
+    uint64_t all = ~0ULL;
+    active_ = ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &saved_, sizeof saved_) == 0;
   }
   ~SignalBlock() {
-    if (active_) ::pthread_sigmask(SIG_SETMASK, &saved_, nullptr);
+    if (active_) ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &saved_, nullptr, sizeof saved_);
   }
   SignalBlock(const SignalBlock&) = delete;
   SignalBlock& operator=(const SignalBlock&) = delete;
 
  private:
   bool active_;
-  sigset_t saved_;
+  uint64_t saved_ = 0;  // the kernel's sigset: 64 signals on x86_64 and arm64
 };
 
 }  // namespace

@@ -6,6 +6,7 @@
 //     made here because idmapping a mount needs CAP_SYS_ADMIN over the file system's user
 //     namespace, which the child (inside its own user namespace) never has.
 #include "hostids.h"
+#include "teardown.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -69,7 +70,9 @@ Napi::Value LockHostId(const Napi::CallbackInfo& info) {
   // Per open file description: two opens in this process exclude each other too, and the
   // kernel drops the lock when the last descriptor of it closes (this process exiting).
   if (::flock(fd.get(), LOCK_EX | LOCK_NB) < 0) return Napi::Number::New(env, -errno);
-  return Napi::Number::New(env, fd.release());
+  int lock = fd.release();
+  TrackFd(env, lock);  // closed by binding.closeFd, or with the environment
+  return Napi::Number::New(env, lock);
 }
 
 // The helper process of IdmapUserns: it only waits to be killed. It shares our memory
@@ -125,7 +128,9 @@ Napi::Value IdmapUserns(const Napi::CallbackInfo& info) {
   }
   ::munmap(stack, kStack);  // only once the helper is gone
   if (err) return Errno(env, err, failed);
-  return Napi::Number::New(env, ns.release());
+  int userns = ns.release();
+  TrackFd(env, userns);
+  return Napi::Number::New(env, userns);
 }
 
 // idmapTree(source, recursive, attrs, usernsFd) -> { fd, idmapped } | { errno, syscall }:
@@ -151,7 +156,9 @@ Napi::Value IdmapTree(const Napi::CallbackInfo& info) {
     return Errno(env, errno, "mount_setattr");
   }
   Napi::Object result = Napi::Object::New(env);
-  result.Set("fd", tree.release());
+  int fd = tree.release();
+  TrackFd(env, fd);
+  result.Set("fd", fd);
   result.Set("idmapped", idmap);
   return result;
 }

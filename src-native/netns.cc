@@ -30,6 +30,7 @@
 #include "addon.h"
 #include "child_steps.h"
 #include "netlink.h"
+#include "teardown.h"
 #include "unique_fd.h"
 
 namespace nsjail {
@@ -118,7 +119,7 @@ Napi::Value NetnsCreate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string dir = StringArg(info[0]);
   std::string path = StringArg(info[1]);
-  bool loopback = info[2].ToBoolean();
+  bool loopback = info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();  // not ToBoolean: see plan.cc GetFlag
 
   if (::mkdir(dir.c_str(), 0755) < 0 && errno != EEXIST) return Error(env, "netns-dir", "mkdir", errno);
   // The directory must be a shared mount point, so that a namespace unmounted here is also
@@ -177,6 +178,7 @@ Napi::Value NsOpen(const Napi::CallbackInfo& info) {
   if (nstype < 0) return Error(env, "open", "ioctl", errno);  // ENOTTY: not a namespace file
   int high = DupHigh(&fd);
   if (high < 0) return Error(env, "open", "fcntl", -high);
+  TrackFd(env, high);  // closed with closeFd (teardown.h)
   Napi::Object result = Napi::Object::New(env);
   result.Set("fd", high);
   result.Set("nstype", nstype);
@@ -232,7 +234,8 @@ Napi::Value VethCreate(const Napi::CallbackInfo& info) {
   }
 
   NetnsJob job;
-  job.loopback_up = cfg.Get("loopback").ToBoolean();
+  Napi::Value loopback = cfg.Get("loopback");  // empty if the environment is going away
+  job.loopback_up = loopback.IsBoolean() && loopback.As<Napi::Boolean>().Value();
   job.want_fds = true;
   RunInNewNetns(&job);
   UniqueFd ns(job.ns_fd);
@@ -272,6 +275,9 @@ Napi::Value VethCreate(const Napi::CallbackInfo& info) {
   }
   int high = DupHigh(&ns);
   if (high < 0) return undo("veth-netns", "fcntl", -high, "");
+  // Closed with closeFd; if the environment goes first, closing it ends the namespace and
+  // with it the veth pair.
+  TrackFd(env, high);
   Napi::Object result = Napi::Object::New(env);
   result.Set("netnsFd", high);
   return result;

@@ -19,8 +19,6 @@
 
 #include "unique_fd.h"
 
-extern char** environ;
-
 namespace nsjail {
 namespace {
 
@@ -58,8 +56,12 @@ int RunHelper(pid_t pid, const ParentStep& step, std::string* syscall, int* stat
   sigemptyset(&none);
   ::posix_spawnattr_setsigmask(&attr, &none);
   ::posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  // An empty environment, not environ: this may run on a spawner thread while JavaScript
+  // changes process.env on the main thread (setenv may move environ's array under us), and
+  // the helpers, setuid programs that take everything from their arguments, need none.
+  static char* const kNoEnvironment[] = {nullptr};
   pid_t helper;
-  int err = ::posix_spawn(&helper, argv[0], &actions, &attr, argv.data(), environ);
+  int err = ::posix_spawn(&helper, argv[0], &actions, &attr, argv.data(), kNoEnvironment);
   ::posix_spawnattr_destroy(&attr);
   ::posix_spawn_file_actions_destroy(&actions);
   if (err) return err;

@@ -54,6 +54,13 @@ bool GetBytes(const Napi::Object& obj, const char* key, std::string* out, bool* 
   return false;
 }
 
+// A boolean field. Not ToBoolean(): a Get that failed (the environment going away) yields an
+// empty value, on which ToBoolean is a fatal error.
+bool GetFlag(const Napi::Object& obj, const char* key) {
+  Napi::Value v = obj.Get(key);
+  return v.IsBoolean() && v.As<Napi::Boolean>().Value();
+}
+
 double GetNumber(const Napi::Object& obj, const char* key, double fallback) {
   Napi::Value v = obj.Get(key);
   return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
@@ -276,11 +283,11 @@ bool PlanStorage::Parse(const Napi::Object& plan, std::string* error) {
   child.envp = envp_.data();
   child.exec_candidates = candidates_.data();
   child.exec_candidate_count = candidates_.size() - 1;
-  child.die_with_parent = plan.Get("dieWithParent").ToBoolean();
+  child.die_with_parent = GetFlag(plan, "dieWithParent");
   child.parent_pidfd = -1;  // spawn.cc: a pidfd of this process, with die_with_parent
   // lib/plan.ts knows whether the child starts in another PID namespace (new or joined).
   child.parent_pid = static_cast<int>(GetNumber(plan, "parentPid", (clone_flags & CLONE_NEWPID) ? 0 : ::getpid()));
-  child.new_session = plan.Get("newSession").ToBoolean();
+  child.new_session = GetFlag(plan, "newSession");
   child.stdio[0] = child.stdio[1] = child.stdio[2] = -1;
   child.error_slot = nullptr;
   child.error_fd = -1;

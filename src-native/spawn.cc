@@ -29,6 +29,7 @@
 #include "parent_setup.h"
 #include "plan.h"
 #include "spawner.h"
+#include "teardown.h"
 #include "unique_fd.h"
 
 #include <memory>
@@ -111,6 +112,11 @@ class SpawnJob {
       Napi::TypeError::New(env, "spawnIsolated: malformed native plan: " + reason).ThrowAsJavaScriptException();
       return false;
     }
+    // A worker being terminated makes every later property read fail, and Parse would read
+    // such a field as absent (a step's flags as 0): a plan parsed while the environment could
+    // no longer run JavaScript is not to be trusted. The flag only ever goes one way, so if
+    // JavaScript can still run now, every read above succeeded.
+    if (!CanCallIntoJs(env)) return false;
     for (int i = 0; i < 3 && !failure_.where; i++) PrepareStdio(i);
     if (failure_.where) return true;
     if (plan_.child.die_with_parent) plan_.child.parent_pidfd = SelfPidfd();
@@ -131,6 +137,11 @@ class SpawnJob {
     }
     // init writes the program's wait status here before it exits (lib/init.ts reads it).
     if (plan_.child.init_fd >= 0) {
+      // Our own copy of init's fd: lib/init.ts's is fs's, which a worker's exit closes (Node
+      // closes the fds a worker opened through fs) perhaps while a spawner thread still clones
+      // with it, and its number could by then name another file.
+      if (int err = DupHigh(plan_.child.init_fd, &init_)) return Fail("parent", "fcntl", err);
+      plan_.child.init_fd = init_.get();
       if (int err = MakePipe(&status_)) return Fail("parent", "pipe2", err);
       if (::fcntl(status_.read.get(), F_SETFL, O_NONBLOCK) < 0) return Fail("parent", "fcntl", errno);
       plan_.child.status_fd = status_.write.get();
@@ -211,15 +222,23 @@ class SpawnJob {
       return result;
     }
     handed_off_ = true;  // from here the watcher (or Create, if it fails) owns the child
-    Napi::Object child = ChildHandle::Create(env, pid_, std::move(pidfd_), on_exit);
-    if (env.IsExceptionPending()) return env.Null();
+    napi_value child = ChildHandle::Create(env, pid_, std::move(pidfd_), on_exit, plan_.child.die_with_parent);
+    if (!child) return env.Null();  // an exception pending, or the environment going away
+    // Our fds go to JavaScript through the environment's registry (teardown.h): if it is torn
+    // down before they reach their owners (a net.Socket, lib/init.ts), they are closed then.
     Napi::Array stdio = Napi::Array::New(env, 3);
-    for (uint32_t i = 0; i < 3; i++) stdio.Set(i, parent_end_[i].release());
+    for (uint32_t i = 0; i < 3; i++) {
+      int fd = parent_end_[i].release();
+      TrackFd(env, fd);
+      stdio.Set(i, fd);
+    }
+    int status_fd = status_.read ? status_.read.release() : -1;
+    TrackFd(env, status_fd);
     Napi::Object result = Napi::Object::New(env);
     result.Set("pid", pid_);
     result.Set("stdio", stdio);
     result.Set("child", child);
-    result.Set("statusFd", status_.read ? status_.read.release() : -1);
+    result.Set("statusFd", status_fd);
     return result;
   }
 
@@ -287,7 +306,7 @@ class SpawnJob {
 
   PlanStorage plan_;
   // The child's ends (closed after clone) and ours (handed to JavaScript).
-  UniqueFd child_end_[3], parent_end_[3];
+  UniqueFd child_end_[3], parent_end_[3], init_;
   UniqueFd null_in_, null_out_;  // the child's ends for 'ignore' (closed after clone)
   Pipe errors_, sync_, status_;
   ChildError verdict_{kStepNone, 0, -1};  // the child's error_slot (CLONE_VM spawns)

@@ -8,7 +8,14 @@
 // one spawner thread on 2 cores halved the loop's lag p99 against the pool's 4 threads, for
 // ~5% less throughput. There are max(1, min(8, CPUs / 2)) threads, started on demand; they
 // never exit, since a sandbox's PR_SET_PDEATHSIG belongs to the thread that cloned it. Every
-// signal is blocked on them for good.
+// signal glibc lets a thread block is blocked on them for good.
+//
+// A new thread starts in the namespaces of the thread that creates it, and a Node thread may
+// have left the process's own (a worker's unshare(['net']) or withNetns moves that thread
+// only). So spawner threads are never created by the thread that submits work: a factory
+// thread, started when the addon is first loaded in the process (before this library's raw
+// layer can have moved the loading thread anywhere), creates them, and does nothing else. setns back to saved namespaces would not do: user
+// and mount namespaces cannot be re-entered by a thread of a multithreaded process.
 #pragma once
 
 #include <vector>
@@ -34,15 +41,16 @@ class SpawnerTask {
   const void* owner_;
 };
 
-// Queues a task for a spawner thread. If no spawner thread can be started at all, runs it
-// on the calling thread.
+// Starts the factory thread: the first call in the process tries, later calls do nothing.
+void StartSpawnerFactory();
+
+// Queues a task for a spawner thread. Without a factory thread (it could not be started),
+// runs it on the calling thread; if the factory cannot start any spawner thread, it runs the
+// queue itself.
 void SubmitToSpawner(SpawnerTask* task);
 
 // Takes back the owner's tasks that no thread has started (the caller deletes them) and
 // waits until none of its tasks is running any more.
 std::vector<SpawnerTask*> CancelSpawnerTasks(const void* owner);
-
-// True on a spawner thread (every signal blocked there already).
-bool ThreadSignalsBlocked();
 
 }  // namespace nsjail

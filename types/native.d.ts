@@ -150,6 +150,27 @@ export interface NativeBinding {
    * regular file, MOUNT_ATTR_IDMAP with `usernsFd`: a detached mount's fd (CLOEXEC).
    */
   idmapTree(source: string, recursive: boolean, attrs: number, usernsFd: number): { fd: number; idmapped: boolean } | { errno: number; syscall: string };
+  /**
+   * Closes an fd the addon handed out (nsOpen, vethCreate, a spawn's statusFd): 0 or an errno
+   * (EBADF for an fd it did not hand out). Such fds are closed anyway when the environment goes
+   * away (src-native/teardown.h).
+   */
+  closeFd(fd: number): number;
+  /** The addon hands these fds (a spawn's stdio) over to JavaScript for good: no longer closed with the environment. */
+  releaseFds(fds: readonly number[]): void;
+  /** A process-wide sequence (1, 2, ...), shared by all threads: unique names. */
+  nextSequence(): number;
+  /**
+   * Records a sandbox cgroup (its directories and the parents to remove after it) so that the
+   * addon removes it if the environment goes away first, killing what is in it unless `keep`
+   * (dieWithParent: false). Returns the record's id for {@link cgroupUntrack}; with `id`, that
+   * record is replaced (one call: no moment without a record).
+   */
+  cgroupTrack(dirs: string[], parents: string[], keep: boolean, id?: number): number;
+  /** The cgroup was released by JavaScript. */
+  cgroupUntrack(id: number): void;
+  /** Removes the cgroups of dieWithParent: false sandboxes of gone environments that are empty by now. */
+  cgroupSweepOrphans(): void;
   unshare(flags: number): number;
   setns(target: string | number, nstype: number): number;
   chroot(path: string): number;
