@@ -1,14 +1,17 @@
 // nsjail_node_init: the sandbox's PID 1 with `init: true` (lib/init.ts builds its argv).
 //
 //   argv: nsjail-node-init <seccomp filter as hex, or -> <n> <candidate 1> .. <candidate n> <program argv...>
-//   fds:  0-2 the program's stdio, 3 the spawn's error pipe, 4 the exit-status pipe
+//   fds:  0-2 the program's stdio, 3 the spawn's error pipe, 4 the status pipe
 //   env:  the program's
 //
 // Linked statically and executed by the sandbox's first process through an fd the parent
 // opened (execveat), so it needs nothing inside the sandbox's root. It forks the program,
 // forwards every signal it can catch to it, reaps whatever becomes its child (orphans of the
-// PID namespace; as a subreaper without one), and once the program has ended writes its wait
-// status to fd 4 and ends the same way: the exit code, or the same signal re-raised. PID 1 of
+// PID namespace; as a subreaper without one). Right after the fork it writes the program's
+// pid (as init sees it) to fd 4, before the spawn can return, and keeps the program's zombie
+// until the parent has read it (so the parent finds the program's host pid among init's
+// children: lib/init.ts); once the program has ended it writes its wait status to fd 4 and
+// ends the same way: the exit code, or the same signal re-raised. PID 1 of
 // a namespace cannot die of a signal it sends itself, so there it exits with 128+signal and
 // lib/init.ts takes the exact status from fd 4.
 //
@@ -28,10 +31,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 enum { kErrorFd = 3, kStatusFd = 4 };
@@ -101,6 +106,17 @@ static void RunProgram(pid_t init_pid, const sigset_t* mask, const struct sock_f
   _exit(127);
 }
 
+// The parent reads the program's pid from the status pipe when it makes the handle, right
+// after the spawn returns; the program's zombie is kept until then (at most ~10 s).
+static void WaitPidRead(void) {
+  for (int i = 0; i < 10000; i++) {
+    int unread = 0;
+    if (ioctl(kStatusFd, FIONREAD, &unread) < 0 || unread == 0) return;
+    struct timespec ms = {0, 1000000};
+    nanosleep(&ms, NULL);
+  }
+}
+
 int main(int argc, char** argv) {
   sigset_t all, original;
   sigfillset(&all);
@@ -124,6 +140,9 @@ int main(int argc, char** argv) {
     return 127;
   }
   if (program == 0) RunProgram(self, &original, &prog, argv + 3, n, argv + 3 + n);
+  int32_t reported = program;
+  ssize_t written = write(kStatusFd, &reported, sizeof reported);
+  (void)written;
   close(kErrorFd);  // the spawn's read sees EOF once the program has exec'd
 
   int status = 0;
@@ -137,9 +156,13 @@ int main(int argc, char** argv) {
     }
     int done = 0;
     for (;;) {
+      siginfo_t ended;
+      memset(&ended, 0, sizeof ended);
+      // Look before reaping: the program's zombie waits until its pid has been read.
+      if (waitid(P_ALL, 0, &ended, WEXITED | WNOHANG | WNOWAIT) < 0 || ended.si_pid == 0) break;
+      if (ended.si_pid == program) WaitPidRead();
       int st;
-      pid_t pid = waitpid(-1, &st, WNOHANG);
-      if (pid <= 0) break;
+      pid_t pid = waitpid(ended.si_pid, &st, 0);
       if (pid == program) {
         status = st;
         done = 1;
