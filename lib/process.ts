@@ -31,7 +31,8 @@ export interface CloseStatus extends ExitStatus {
 
 /**
  * The events of an {@link IsolatedProcess}, with their arguments, as child_process's:
- * - `spawn`: the program runs (emitted on the next tick after the handle is made);
+ * - `spawn`: the program runs (emitted on a setImmediate after the handle is made, so that
+ *   a handle from spawnIsolatedAsync gets it too; always before `exit`);
  * - `exit` (code, signal): the program has been reaped (its streams may still hold data);
  * - `close` (code, signal): after `exit` and the end of stdout and stderr;
  * - `error`: kill() failed with an errno other than ESRCH.
@@ -115,6 +116,7 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> impleme
   #closeStatus: CloseStatus | null = null;
   #resolveClosed!: (status: CloseStatus) => void;
   #openStreams = 0;
+  #spawnEmitted = false;
   #exitEmitted = false;
   #ended = false;
   #outputIncomplete = false;
@@ -148,7 +150,9 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> impleme
     live.set(native.pid, this);
     control.onEnd = (reason, afterExit) => this.#onEnd(reason, afterExit);
     control.attach(native);
-    process.nextTick(() => this.emit('spawn'));
+    // Later than child_process's next tick, so that a handle spawnIsolatedAsync delivered
+    // through a promise gets its listeners first; never after 'exit' (see #emitExit).
+    setImmediate(() => this.#emitSpawn());
     this.exited = exited.then(async (raw) => {
       live.delete(this.pid);
       live.delete(native.pid);
@@ -171,7 +175,14 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> impleme
     });
   }
 
+  #emitSpawn(): void {
+    if (this.#spawnEmitted) return;
+    this.#spawnEmitted = true;
+    this.emit('spawn');
+  }
+
   #emitExit(status: ExitStatus): void {
+    this.#emitSpawn();
     this.#exitEmitted = true;
     for (const stream of [this.stdout, this.stderr]) {
       if (stream !== null && untouched(stream)) stream.resume();
