@@ -27,6 +27,7 @@
 #include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -74,14 +75,23 @@ static int DecodeFilter(const char* hex, struct sock_fprog* prog) {
 
 // In the forked child: the program's own setup, then execve with execvp's rules over the
 // candidates (the same as child.cc's Exec).
+// A failure before exec also writes a byte to `failed_fd` (close-on-exec): init then need
+// not keep the program's zombie for the parent, which reads no pid after a failed spawn.
+static void Failed(int failed_fd) {
+  char byte = 1;
+  ssize_t ignored = write(failed_fd, &byte, 1);
+  (void)ignored;
+  _exit(127);
+}
+
 static void RunProgram(pid_t init_pid, const sigset_t* mask, const struct sock_fprog* prog, char** candidates,
-                       int n, char** argv) {
+                       int n, char** argv, int failed_fd) {
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != init_pid) _exit(127);
   sigprocmask(SIG_SETMASK, mask, NULL);
   if (prog->len > 0 && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, prog) < 0 &&
       (errno != ENOSYS || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, prog, 0, 0) < 0)) {
     Report(kStepInitSeccomp, errno, -1);
-    _exit(127);
+    Failed(failed_fd);
   }
   int eacces = -1, last_err = ENOENT, last = 0;
   for (int i = 0; i < n; i++) {
@@ -103,7 +113,7 @@ static void RunProgram(pid_t init_pid, const sigset_t* mask, const struct sock_f
   } else {
     Report(kStepExec, last_err, last);
   }
-  _exit(127);
+  Failed(failed_fd);
 }
 
 // The parent reads the program's pid from the status pipe when it makes the handle, right
@@ -112,6 +122,8 @@ static void WaitPidRead(void) {
   for (int i = 0; i < 10000; i++) {
     int unread = 0;
     if (ioctl(kStatusFd, FIONREAD, &unread) < 0 || unread == 0) return;
+    struct pollfd out = {kStatusFd, POLLOUT, 0};
+    if (poll(&out, 1, 0) == 1 && (out.revents & POLLERR) != 0) return;  // no reader is left
     struct timespec ms = {0, 1000000};
     nanosleep(&ms, NULL);
   }
@@ -134,16 +146,30 @@ int main(int argc, char** argv) {
   fcntl(kStatusFd, F_SETFD, FD_CLOEXEC);
 
   pid_t self = getpid();
+  int exec_pipe[2];
+  if (pipe2(exec_pipe, O_CLOEXEC) < 0) {
+    Report(kStepInitFork, errno, -1);
+    return 127;
+  }
   pid_t program = fork();
   if (program < 0) {
     Report(kStepInitFork, errno, -1);
     return 127;
   }
-  if (program == 0) RunProgram(self, &original, &prog, argv + 3, n, argv + 3 + n);
+  if (program == 0) RunProgram(self, &original, &prog, argv + 3, n, argv + 3 + n, exec_pipe[1]);
+  close(exec_pipe[1]);
   int32_t reported = program;
   ssize_t written = write(kStatusFd, &reported, sizeof reported);
   (void)written;
   close(kErrorFd);  // the spawn's read sees EOF once the program has exec'd
+  // EOF: the program exec'd (or died), and the parent will read its pid; a byte: it failed.
+  char failed = 0;
+  ssize_t got;
+  do {
+    got = read(exec_pipe[0], &failed, 1);
+  } while (got < 0 && errno == EINTR);
+  int hold_zombie = got <= 0;
+  close(exec_pipe[0]);
 
   int status = 0;
   for (;;) {
@@ -160,7 +186,7 @@ int main(int argc, char** argv) {
       memset(&ended, 0, sizeof ended);
       // Look before reaping: the program's zombie waits until its pid has been read.
       if (waitid(P_ALL, 0, &ended, WEXITED | WNOHANG | WNOWAIT) < 0 || ended.si_pid == 0) break;
-      if (ended.si_pid == program) WaitPidRead();
+      if (ended.si_pid == program && hold_zombie) WaitPidRead();
       int st;
       pid_t pid = waitpid(ended.si_pid, &st, 0);
       if (pid == program) {

@@ -4,9 +4,16 @@
  */
 import * as fs from 'node:fs';
 import { spawnIsolated, spawnIsolatedAsync, type IsolatedProcess } from '../lib';
-import { killMarked, marker } from './limits-helpers';
+import { killMarked, marker, waitFor } from './limits-helpers';
 
 jest.setTimeout(30_000);
+
+/** /proc/PID/cmdline's words, once exec has set them up (the spawn returns a moment before). */
+async function cmdline(pid: number): Promise<string[]> {
+  const read = (): string => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  await waitFor(() => read() !== '', `the cmdline of ${pid}`);
+  return read().split('\0');
+}
 
 /** Records the child_process events of a handle, with their arguments, in order. */
 function record(child: IsolatedProcess): unknown[][] {
@@ -100,8 +107,8 @@ describe('pid with init: true', () => {
     try {
       expect(child.initPid).not.toBeNull();
       expect(child.pid).not.toBe(child.initPid);
-      expect(fs.readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0')).toEqual(['sleep', '1000', mark, '']);
-      expect(fs.readFileSync(`/proc/${child.initPid}/cmdline`, 'utf8').split('\0')[0]).toBe('nsjail-node-init');
+      expect(await cmdline(child.pid)).toEqual(['sleep', '1000', mark, '']);
+      expect((await cmdline(child.initPid!))[0]).toBe('nsjail-node-init');
       // The program is init's child.
       const stat = fs.readFileSync(`/proc/${child.pid}/stat`, 'utf8');
       expect(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])).toBe(child.initPid);
@@ -119,10 +126,18 @@ describe('pid with init: true', () => {
     }
   });
 
+  // Init keeps the program's zombie only when the program exec'd: after a failed exec nobody
+  // reads its pid, and holding it (up to 10 s each) would make this test exceed its timeout.
+  test('an exec failure under init is reported without waiting for a pid read', () => {
+    for (let i = 0; i < 3; i++) {
+      expect(() => spawnIsolated({ command: `/nonexistent-${mark}`, init: true, pid: true })).toThrow(/execve .*ENOENT/);
+    }
+  }, 15_000);
+
   test('control: without init, initPid is null and pid is the program', async () => {
     const child = spawnIsolated({ command: 'sleep', args: ['1000', mark], pid: true, stdio: 'ignore' });
     expect(child.initPid).toBeNull();
-    expect(fs.readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0')[0]).toBe('sleep');
+    expect((await cmdline(child.pid))[0]).toBe('sleep');
     child.kill();
     await child;
   });
