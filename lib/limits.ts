@@ -60,7 +60,10 @@ export interface Limits {
    * soft + 1) backs it up per process. Ends with `status: 'timeout'`, `killedBy: 'cpuTime'`.
    */
   cpuTime?: number;
-  /** Wall-clock time in milliseconds, enforced by the parent: SIGKILL to the whole sandbox. */
+  /**
+   * Wall-clock time in milliseconds, enforced by the parent: SIGKILL to the whole sandbox.
+   * Like `timeout` it bounds the wait for the output too (see `forceKillAfter`).
+   */
   wallTime?: number;
   /** setrlimit(2) limits applied by the child before exec; a number sets soft and hard. */
   rlimits?: Partial<Record<RlimitName, LimitValue | RlimitRange>>;
@@ -85,7 +88,7 @@ export interface LimitOptions {
   /**
    * Milliseconds after which `killSignal` is sent, as in child_process (0: none). It bounds
    * the whole wait: a timeout after the program's exit destroys the streams an escaped
-   * process still holds (see {@link IsolatedProcess.outputIncomplete}).
+   * process still holds (the handle then says `outputIncomplete: true`).
    */
   timeout?: number;
   /**
