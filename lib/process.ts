@@ -69,9 +69,12 @@ export function liveProcess(pid: number): IsolatedProcess | undefined {
   return live.get(pid);
 }
 
-/** A readable the user never touched: child_process drains those at exit, so 'close' can follow. */
-function untouched(stream: Readable): boolean {
-  return stream.readableFlowing === null && stream.listenerCount('readable') === 0 && stream.listenerCount('data') === 0;
+/**
+ * child_process resumes every stdout/stderr without a 'readable' listener at exit (paused
+ * ones too), so that 'close' can follow; data no 'data' listener takes is dropped.
+ */
+function drainAtExit(stream: Readable): boolean {
+  return stream.listenerCount('readable') === 0;
 }
 
 /**
@@ -85,8 +88,9 @@ function untouched(stream: Readable): boolean {
  *
  * Like child_process, it keeps the event loop alive until the program exits (see
  * {@link IsolatedProcess.unref}), and the exit is reported whether or not the handle is kept.
- * Streams the caller never read are drained at exit, as child_process does, so that `close`
- * follows.
+ * At exit stdout and stderr are resumed (paused ones too) unless they have a 'readable'
+ * listener, as child_process does, so that `close` follows: read what you need before the
+ * exit, or with 'data'/'readable' listeners.
  */
 export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> implements PromiseLike<CloseStatus> {
   /**
@@ -110,7 +114,10 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> impleme
   exitCode: number | null = null;
   /** The signal that ended the program, once it has, else null (as ChildProcess.signalCode). */
   signalCode: NodeJS.Signals | null = null;
-  /** true once kill() has delivered a signal (as ChildProcess.killed: not whether the program died of it). */
+  /**
+   * true once a signal was delivered by kill(), `timeout`, `limits.wallTime`, abort or
+   * maxBuffer (as ChildProcess.killed: not whether the program died of it).
+   */
   killed = false;
   #status: ExitStatus | null = null;
   #closeStatus: CloseStatus | null = null;
@@ -185,7 +192,7 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> impleme
     this.#emitSpawn();
     this.#exitEmitted = true;
     for (const stream of [this.stdout, this.stderr]) {
-      if (stream !== null && untouched(stream)) stream.resume();
+      if (stream !== null && drainAtExit(stream)) stream.resume();
     }
     if (this.#ended) this.#armStreamDeadline();
     try {
@@ -198,6 +205,8 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> impleme
   /** The library ended the sandbox (timeout, wallTime, abort, maxBuffer): bound the wait for the streams. */
   #onEnd(_reason: KillReason, afterExit: boolean): void {
     this.#ended = true;
+    // As child_process, whose timeout and abort go through kill().
+    if (!afterExit && this.control.killedBy !== null) this.killed = true;
     if (afterExit) this.#destroyStreams(); // nothing is left in the sandbox to signal: only escaped holders
     else if (this.#exitEmitted) this.#armStreamDeadline();
   }

@@ -65,6 +65,15 @@ describe('awaiting the handle waits for the output, not only the exit', () => {
     expect(await child).toMatchObject({ exitCode: 0, outputIncomplete: false });
     expect(child.stdout!.readableEnded).toBe(true);
   });
+
+  test('a stream read once and paused is resumed at exit, as child_process does', async () => {
+    const child = spawnIsolated({ command: 'sh', args: ['-c', 'echo first; read x; echo second'], stdio: ['pipe', 'pipe', 'ignore'] });
+    const first = await new Promise<string>((resolve) => child.stdout!.once('data', (d: Buffer) => resolve(d.toString())));
+    child.stdout!.pause();
+    expect(first).toBe('first\n');
+    child.stdin!.end('\n');
+    expect(await child).toMatchObject({ exitCode: 0, outputIncomplete: false });
+  });
 });
 
 describe('ChildProcess fields', () => {

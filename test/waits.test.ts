@@ -82,6 +82,7 @@ describe('killSignal other than SIGKILL escalates after forceKillAfter', () => {
     const child = spawnIsolated({ command: 'sleep', args: ['1000', mark], pid: true, stdio: 'ignore', signal: ac.signal, killSignal: 'SIGTERM', forceKillAfter: 300 });
     setTimeout(() => ac.abort(), 100);
     expect(await child).toMatchObject({ status: 'signal', killedBy: 'abort', signal: 'SIGKILL' });
+    expect(child.killed).toBe(true);
   });
 
   test.each([
