@@ -12,8 +12,9 @@ export interface RunOptions extends Omit<SpawnOptions, 'stdio'> {
    * on either ends the whole sandbox (as kill() does, also when the extra byte arrives in a
    * later read, or after the program's exit) and the result says `killedBy: 'maxBuffer'`,
    * `status: 'signal'`, with the output cut at `maxBuffer`; exactly `maxBuffer` bytes and
-   * then the end is fine. Default 1 MiB, as execFile; a positive integer, or Infinity for no
-   * limit.
+   * then the end is fine (but exactly `maxBuffer` bytes on a stream that an escaped process
+   * held open until the library destroyed it count as more: its end was never seen).
+   * Default 1 MiB, as execFile; a positive integer, or Infinity for no limit.
    */
   maxBuffer?: number;
   /**
@@ -47,12 +48,17 @@ function isReadable(value: unknown): value is Readable {
   return typeof r === 'object' && r !== null && typeof r.pipe === 'function' && typeof r.on === 'function' && r.readable !== undefined;
 }
 
-/** Keeps at most maxBuffer bytes; any byte beyond (in this chunk or a later one) overflows. */
+/**
+ * Keeps at most maxBuffer bytes; any byte beyond (in this chunk or a later one) overflows.
+ * A stream that holds exactly maxBuffer bytes and is destroyed before its end (an escaped
+ * process held it) overflows too: nothing says that no more would have come.
+ */
 function collect(stream: Readable, maxBuffer: number, onOverflow: () => void): Promise<Buffer> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
     let overflowed = false;
+    let ended = false;
     stream.on('data', (chunk: Buffer) => {
       if (overflowed || chunk.length === 0) return;
       const room = maxBuffer - size;
@@ -69,7 +75,11 @@ function collect(stream: Readable, maxBuffer: number, onOverflow: () => void): P
     });
     // 'close' follows both the end of the stream and destroy(); an error cannot lose the output.
     stream.on('error', () => undefined);
-    stream.on('close', () => resolve(Buffer.concat(chunks)));
+    stream.on('end', () => (ended = true));
+    stream.on('close', () => {
+      if (!ended && !overflowed && size === maxBuffer) onOverflow();
+      resolve(Buffer.concat(chunks));
+    });
   });
 }
 

@@ -1,6 +1,7 @@
 /** runIsolated: maxBuffer counted to the byte, endless output always ends, input as a stream. */
 import { Readable } from 'node:stream';
 import { runIsolated } from '../lib';
+import { killMarked, marker } from './limits-helpers';
 
 jest.setTimeout(30_000);
 
@@ -33,6 +34,22 @@ describe('maxBuffer is exact', () => {
     const control = await runIsolated({ ...zeros(65_537), maxBuffer: 65_537, encoding: 'buffer' });
     expect(control).toMatchObject({ status: 'ok', killedBy: null });
     expect(control.stdout.length).toBe(65_537);
+  });
+
+  test('exactly maxBuffer bytes on a stream destroyed before its end (held by an escaped process) count as more', async () => {
+    const mark = marker();
+    try {
+      const script = `head -c 65536 /dev/zero; setsid sleep 1000 ${mark} &`;
+      const r = await runIsolated({ command: 'sh', args: ['-c', script], maxBuffer: 65_536, timeout: 300, forceKillAfter: 200, encoding: 'buffer' });
+      expect(r).toMatchObject({ status: 'signal', killedBy: 'maxBuffer', outputIncomplete: true });
+      expect(r.stdout.length).toBe(65_536);
+      // Control: with room for one byte more, nothing says the limit was passed.
+      const control = await runIsolated({ command: 'sh', args: ['-c', script], maxBuffer: 65_537, timeout: 300, forceKillAfter: 200, encoding: 'buffer' });
+      expect(control).toMatchObject({ status: 'ok', killedBy: null, outputIncomplete: true });
+      expect(control.stdout.length).toBe(65_536);
+    } finally {
+      killMarked(mark);
+    }
   });
 
   test('stderr is counted on its own', async () => {
