@@ -89,7 +89,7 @@ describe('ChildProcess fields', () => {
   test('kill(): killed is true, signalCode says the signal, events in order', async () => {
     const child = spawnIsolated({ command: 'sleep', args: ['1000', mark], stdio: 'ignore' });
     const events = record(child);
-    await new Promise((resolve) => child.once('spawn', resolve));
+    await new Promise<void>((resolve) => child.once('spawn', () => resolve()));
     expect(child.kill()).toBe(true);
     expect(child.killed).toBe(true);
     await child;
