@@ -73,8 +73,6 @@ static int DecodeFilter(const char* hex, struct sock_fprog* prog) {
   return 0;
 }
 
-// In the forked child: the program's own setup, then execve with execvp's rules over the
-// candidates (the same as child.cc's Exec).
 // A failure before exec also writes a byte to `failed_fd` (close-on-exec): init then need
 // not keep the program's zombie for the parent, which reads no pid after a failed spawn.
 static void Failed(int failed_fd) {
@@ -84,6 +82,8 @@ static void Failed(int failed_fd) {
   _exit(127);
 }
 
+// In the forked child: the program's own setup, then execve with execvp's rules over the
+// candidates (the same as child.cc's Exec).
 static void RunProgram(pid_t init_pid, const sigset_t* mask, const struct sock_fprog* prog, char** candidates,
                        int n, char** argv, int failed_fd) {
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != init_pid) _exit(127);
