@@ -75,20 +75,23 @@ function innermostPid(pid: string): number | null {
 
 /**
  * The program's host pid, right after the spawn: init wrote the pid it got from fork() to the
- * status pipe before the spawn returned, and keeps the program's zombie until this read has
- * emptied the pipe, so the program is among init's children, found by its NSpid (the pid
- * init saw). null when it cannot be found.
+ * status pipe before the spawn returned, and keeps the program's zombie until that pipe has
+ * been emptied. So init's children (`/proc/PID/task/PID/children`) and their NSpid are read
+ * first, then the pipe (which lets init reap the program), and the child whose innermost pid
+ * is the one init saw is the program. null when it cannot be found.
  */
 export function initProgramPid(statusFd: number, initPid: number): number | null {
-  const inner = readInt(statusFd);
-  if (inner === null || inner <= 0) return null;
+  let children: { pid: number; inner: number | null }[] = [];
   try {
-    const children = fs.readFileSync(`/proc/${initPid}/task/${initPid}/children`, 'utf8').trim().split(/\s+/);
-    const found = children.find((c) => c !== '' && innermostPid(c) === inner);
-    if (found !== undefined) return Number(found);
+    children = fs.readFileSync(`/proc/${initPid}/task/${initPid}/children`, 'utf8').trim().split(/\s+/)
+      .filter((c) => c !== '').map((c) => ({ pid: Number(c), inner: innermostPid(c) }));
   } catch {
     // a kernel without /proc/PID/task/TID/children (CONFIG_PROC_CHILDREN)
   }
+  const inner = readInt(statusFd);
+  if (inner === null || inner <= 0) return null;
+  const found = children.find((c) => c.inner === inner);
+  if (found !== undefined) return found.pid;
   // init in this process's PID namespace: the pid it saw is the host's.
   return innermostPid(String(initPid)) === initPid ? inner : null;
 }
