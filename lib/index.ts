@@ -4,12 +4,12 @@
  * @packageDocumentation
  */
 export { spawnIsolated, spawnIsolatedAsync, type Spawned } from './spawn';
-export { IsolatedProcess, type ExitStatus } from './process';
+export { IsolatedProcess, type ExitStatus, type CloseStatus, type IsolatedProcessEvents } from './process';
 export { IsolationError, type IsolationErrorDetails } from './errors';
 export { DEFAULT_PATH, type SpawnOptions, type StdioOption } from './options';
 export { runIsolated, type RunOptions, type RunResult } from './run';
 export {
-  RLIMIT_RESOURCES, type Limits, type LimitOptions, type LimitValue, type RlimitName, type RlimitRange,
+  RLIMIT_RESOURCES, DEFAULT_FORCE_KILL_AFTER, type Limits, type LimitOptions, type LimitValue, type RlimitName, type RlimitRange,
   type ExitAccounting, type ExitReason, type KillReason,
 } from './limits';
 export { DEFAULT_CGROUP_PARENT } from './cgroups';

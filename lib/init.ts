@@ -73,22 +73,64 @@ export function initArgv(parent: number | undefined, seccomp: readonly Buffer[],
   return ['nsjail-node-init', parent === undefined ? '-' : String(parent), filters, String(candidates.length), ...candidates, ...argv];
 }
 
+function readInt(fd: number): number | null {
+  const buffer = Buffer.alloc(4);
+  let n = 0;
+  try {
+    n = fs.readSync(fd, buffer, 0, 4, null);
+  } catch {
+    n = 0; // EAGAIN: nothing was written
+  }
+  if (n !== 4) return null;
+  return os.endianness() === 'LE' ? buffer.readInt32LE(0) : buffer.readInt32BE(0); // an int in host byte order
+}
+
+/** The last number of the `NSpid:` line of /proc/PID/status (the pid in its own namespace), or null. */
+function innermostPid(pid: string): number | null {
+  try {
+    const line = /^NSpid:\s*(.*)$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const ids = line?.[1].trim().split(/\s+/);
+    return ids ? Number(ids[ids.length - 1]) : null;
+  } catch {
+    return null; // gone
+  }
+}
+
+/**
+ * The program's host pid, right after the spawn: init wrote the pid it got from fork() to the
+ * status pipe before the spawn returned, and keeps the program's zombie until that pipe has
+ * been emptied. So init's children (`/proc/PID/task/PID/children`) and their NSpid are read
+ * first, then the pipe (which lets init reap the program), and the child whose innermost pid
+ * is the one init saw is the program. null when it cannot be found.
+ */
+export function initProgramPid(statusFd: number, initPid: number): number | null {
+  let children: { pid: number; inner: number | null }[] = [];
+  try {
+    children = fs.readFileSync(`/proc/${initPid}/task/${initPid}/children`, 'utf8').trim().split(/\s+/)
+      .filter((c) => c !== '').map((c) => ({ pid: Number(c), inner: innermostPid(c) }));
+  } catch {
+    // a kernel without /proc/PID/task/TID/children (CONFIG_PROC_CHILDREN)
+  }
+  const inner = readInt(statusFd);
+  if (inner === null || inner <= 0) return null;
+  const found = children.find((c) => c.inner === inner);
+  if (found !== undefined) return found.pid;
+  // init in this process's PID namespace: the pid it saw is the host's.
+  return innermostPid(String(initPid)) === initPid ? inner : null;
+}
+
 /**
  * The program's exit as init reported it on the status pipe (and closes the pipe). When init
  * itself was killed before it could report (SIGKILL to the sandbox), init's own status stands.
  */
 export function initExitStatus(statusFd: number, raw: NativeExitStatus | null): NativeExitStatus | null {
-  const buffer = Buffer.alloc(4);
-  let n = 0;
+  let status: number | null;
   try {
-    n = fs.readSync(statusFd, buffer, 0, 4, null);
-  } catch {
-    n = 0; // EAGAIN: nothing was written
+    status = readInt(statusFd);
   } finally {
     binding.closeFd(statusFd); // the addon's fd (src-native/teardown.h)
   }
-  if (n !== 4) return raw;
-  const status = os.endianness() === 'LE' ? buffer.readInt32LE(0) : buffer.readInt32BE(0); // an int in host byte order
+  if (status === null) return raw;
   const termsig = status & 0x7f;
   const rusage = raw?.rusage ?? { userMicros: 0, systemMicros: 0, maxRssKiB: 0 };
   if (termsig === 0) return { exitCode: (status >> 8) & 0xff, signal: null, coreDumped: false, rusage };

@@ -63,7 +63,10 @@ export interface Limits {
    * soft + 1) backs it up per process. Ends with `status: 'timeout'`, `killedBy: 'cpuTime'`.
    */
   cpuTime?: number;
-  /** Wall-clock time in milliseconds, enforced by the parent: SIGKILL to the whole sandbox. */
+  /**
+   * Wall-clock time in milliseconds, enforced by the parent: SIGKILL to the whole sandbox.
+   * Like `timeout` it bounds the wait for the output too (see `forceKillAfter`).
+   */
   wallTime?: number;
   /** setrlimit(2) limits applied by the child before exec; a number sets soft and hard. */
   rlimits?: Partial<Record<RlimitName, LimitValue | RlimitRange>>;
@@ -85,20 +88,37 @@ export interface LimitOptions {
    * controller the limits need, else v2. Giving it asks for a cgroup even without limits.
    */
   cgroupVersion?: 1 | 2 | 'auto';
-  /** Milliseconds after which `killSignal` is sent, as in child_process (0: none). */
+  /**
+   * Milliseconds after which `killSignal` is sent, as in child_process (0: none). It bounds
+   * the whole wait: a timeout after the program's exit destroys the streams an escaped
+   * process still holds (the handle then says `outputIncomplete: true`).
+   */
   timeout?: number;
   /**
    * The signal for `timeout` and `signal` (abort). Default 'SIGKILL' (child_process uses
    * SIGTERM, which a PID 1 without a handler ignores). SIGKILL ends the whole sandbox; any
-   * other signal goes to the program only.
+   * other signal goes to the program first, and `forceKillAfter` ms later SIGKILL ends the
+   * whole sandbox if the program is still running.
    */
   killSignal?: NodeJS.Signals | number;
-  /** Aborting it kills the sandbox with `killSignal`, as in child_process. */
+  /** Aborting it ends the sandbox as `timeout` does, as in child_process (reported as `killedBy: 'abort'`). */
   signal?: AbortSignal;
+  /**
+   * The grace in milliseconds (like execa's forceKillAfterDelay) after `timeout`, abort,
+   * `limits.wallTime` or runIsolated's `maxBuffer` has ended the sandbox: a program still
+   * running that long after a `killSignal` other than SIGKILL gets SIGKILL (the whole
+   * sandbox); stdout and stderr still open that long after the program's exit (held by a
+   * process that escaped the sandbox) are destroyed and the handle says
+   * `outputIncomplete: true`. Default 2000; an integer from 0 to 2147483647.
+   */
+  forceKillAfter?: number;
 }
 
+/** The default of {@link LimitOptions.forceKillAfter}, milliseconds. */
+export const DEFAULT_FORCE_KILL_AFTER = 2000;
+
 /** The option names this file owns. */
-export const LIMIT_OPTION_KEYS = ['limits', 'cgroupParent', 'cgroupVersion', 'timeout', 'killSignal', 'signal'] as const;
+export const LIMIT_OPTION_KEYS = ['limits', 'cgroupParent', 'cgroupVersion', 'timeout', 'killSignal', 'signal', 'forceKillAfter'] as const;
 
 const LIMITS_KEYS = ['memory', 'memorySwap', 'pids', 'cpu', 'cpuTime', 'wallTime', 'rlimits'] as const;
 
@@ -119,6 +139,7 @@ export interface ValidatedLimits {
   timeoutMs: number | undefined;
   killSignal: number;
   signal: AbortSignal | undefined;
+  forceKillAfterMs: number;
   /** Set at spawn time ({@link prepareSandbox}): the cgroup.procs files the child joins. */
   cgroupProcs: readonly string[];
 }
@@ -234,6 +255,13 @@ export function validateLimits(options: LimitOptions): ValidatedLimits {
   }
   const killSignal = options.killSignal === undefined ? SIGKILL : checkSignal('killSignal', options.killSignal);
   const signal = options.signal === undefined ? undefined : checkAbortSignal(options.signal);
+  let forceKillAfterMs = DEFAULT_FORCE_KILL_AFTER;
+  if (options.forceKillAfter !== undefined) {
+    const v: unknown = options.forceKillAfter;
+    if (typeof v !== 'number') fail('forceKillAfter', `must be a number of milliseconds, got ${describe(v)}`);
+    if (!Number.isSafeInteger(v) || v < 0) fail('forceKillAfter', `must be an integer >= 0 (milliseconds), got ${v}`, 'range');
+    forceKillAfterMs = checkTimer('forceKillAfter', v);
+  }
 
   const parent = options.cgroupParent === undefined ? undefined : checkCgroupParent(options.cgroupParent);
   const version = options.cgroupVersion;
@@ -260,6 +288,7 @@ export function validateLimits(options: LimitOptions): ValidatedLimits {
     timeoutMs,
     killSignal,
     signal,
+    forceKillAfterMs,
     cgroupProcs: [],
   };
 }
@@ -299,7 +328,8 @@ export type KillReason = 'kill' | 'abort' | 'timeout' | 'wallTime' | 'cpuTime' |
  * How a sandbox ended, isolate-style:
  * - `ok`: exit code 0 (isolate OK);
  * - `exit`: a non-zero exit code (isolate RE);
- * - `signal`: killed by a signal (isolate SG), including kill(), abort and maxBuffer;
+ * - `signal`: killed by a signal (isolate SG), including kill() and abort; and always after
+ *   runIsolated's maxBuffer (the output was cut, even when the program exited first);
  * - `timeout`: `timeout`, `limits.wallTime` or `limits.cpuTime` (isolate TO);
  * - `memory`: the kernel OOM-killed a process of the sandbox's memory cgroup and the program
  *   did not exit 0 (isolate reports SG with cg-oom-killed);
@@ -344,6 +374,8 @@ const TIME_LIMITS: readonly (KillReason | null)[] = ['timeout', 'wallTime', 'cpu
 export function exitReason(exitCode: number | null, signal: number | null, killedBy: KillReason | null, oomKilled: boolean, collected: boolean): ExitReason {
   if (!collected) return 'internal';
   if (TIME_LIMITS.includes(killedBy)) return 'timeout';
+  // Also when the program exited before the kill reached it: the output was cut all the same.
+  if (killedBy === 'maxBuffer') return 'signal';
   if (oomKilled && exitCode !== 0) return 'memory';
   if (signal !== null) return 'signal';
   return exitCode === 0 ? 'ok' : 'exit';
@@ -353,8 +385,19 @@ const SIGXCPU = os.constants.signals.SIGXCPU;
 const supervisors = new Map<number, SandboxControl>();
 
 /**
+ * Called when the library ends a sandbox (timeout, wallTime, abort, maxBuffer): `afterExit`
+ * when the program had already exited (then only streams held by escaped processes are left).
+ */
+export type EndListener = (reason: KillReason, afterExit: boolean) => void;
+
+/**
  * The parent's side of one sandbox beyond its pidfd: its cgroup, timers, abort listener,
  * how to kill all of it, and the accounting at the end. Created by {@link prepareSandbox}.
+ *
+ * Lifetime: {@link attach} at spawn; {@link finish} when the program has been reaped (stops
+ * the CPU poll and the SIGKILL escalation, ends the cgroup); {@link close} when the handle
+ * has closed (stops `timeout`, `wallTime` and the abort listener, which bound the wait for
+ * the output too).
  */
 export class SandboxControl {
   #native: NativeChild | null = null;
@@ -364,9 +407,14 @@ export class SandboxControl {
   #killedBy: KillReason | null = null;
   #killedWith = 0;
   #timers: NodeJS.Timeout[] = [];
+  #poll: NodeJS.Timeout | null = null;
+  #escalation: NodeJS.Timeout | null = null;
   #onAbort: (() => void) | null = null;
   #finished = false;
   #releases: (() => void)[] = [];
+  #closed = false;
+  /** Set by the handle before {@link attach}. */
+  onEnd: EndListener | null = null;
 
   /** @internal */
   constructor(
@@ -382,7 +430,12 @@ export class SandboxControl {
     return new SandboxControl(validateLimits({}), null, false, false);
   }
 
-  /** Right after a successful spawn: starts the clocks. */
+  /** The grace before SIGKILL and before open streams are destroyed (forceKillAfter), ms. */
+  get graceMs(): number {
+    return this.limits.forceKillAfterMs;
+  }
+
+  /** Right after a successful spawn: starts the clocks. An abort meanwhile ends the sandbox now. */
   attach(native: NativeChild): void {
     this.#native = native;
     this.#pid = native.pid;
@@ -391,8 +444,10 @@ export class SandboxControl {
     this.#nodeMaxRssKiB = process.resourceUsage().maxRSS;
     supervisors.set(this.#pid, this);
     const { wallTimeMs, timeoutMs, cpuTimeMs, signal, killSignal } = this.limits;
-    if (wallTimeMs !== undefined) this.#timers.push(setTimeout(() => this.kill(SIGKILL, 'wallTime'), wallTimeMs));
-    if (timeoutMs !== undefined) this.#timers.push(setTimeout(() => this.kill(killSignal, 'timeout'), timeoutMs));
+    if (wallTimeMs !== undefined) this.#timers.push(setTimeout(() => this.terminate('wallTime', SIGKILL), wallTimeMs));
+    if (timeoutMs !== undefined) this.#timers.push(setTimeout(() => this.terminate('timeout', killSignal), timeoutMs));
+    // Timers never keep the event loop alive: the sandbox's pidfd and streams do, while ref'd.
+    for (const t of this.#timers) t.unref();
     if (cpuTimeMs !== undefined && this.cgroup !== null) {
       const limitMicros = cpuTimeMs * 1000;
       const poll = (): void => {
@@ -401,14 +456,38 @@ export class SandboxControl {
         if (used != null && used >= limitMicros) this.kill(SIGKILL, 'cpuTime');
       };
       // Often enough to stop close to the limit, rarely enough to cost nothing.
-      this.#timers.push(setInterval(poll, Math.min(100, Math.max(10, cpuTimeMs / 20))));
+      this.#poll = setInterval(poll, Math.min(100, Math.max(10, cpuTimeMs / 20)));
+      this.#poll.unref();
     }
-    // Timers never keep the event loop alive: the sandbox's pidfd does, while it is ref'd.
-    for (const t of this.#timers) t.unref();
     if (signal !== undefined) {
-      this.#onAbort = () => this.kill(killSignal, 'abort');
-      signal.addEventListener('abort', this.#onAbort, { once: true });
+      this.#onAbort = () => this.terminate('abort', killSignal);
+      // Aborted while spawnIsolatedAsync was under way: 'abort' has fired already.
+      if (signal.aborted) this.#onAbort();
+      else signal.addEventListener('abort', this.#onAbort, { once: true });
     }
+  }
+
+  /**
+   * Ends the sandbox for a bounded wait: `sig` now, SIGKILL to the whole sandbox
+   * forceKillAfter ms later if the program still runs; tells {@link onEnd}.
+   */
+  terminate(reason: KillReason, sig: number): void {
+    if (this.#closed) return;
+    if (this.#finished) {
+      this.onEnd?.(reason, true);
+      return;
+    }
+    const err = this.kill(sig, reason);
+    if (err === 0 && sig !== SIGKILL && this.#escalation === null) {
+      this.#escalation = setTimeout(() => this.kill(SIGKILL, reason), this.limits.forceKillAfterMs);
+      this.#escalation.unref();
+    }
+    this.onEnd?.(reason, false);
+  }
+
+  /** Why the library ended the sandbox so far, or null. */
+  get killedBy(): KillReason | null {
+    return this.#killedBy;
   }
 
   /**
@@ -426,15 +505,7 @@ export class SandboxControl {
     }
     if (sig === SIGKILL) {
       this.cgroup?.killSync();
-      if (!this.pidNamespace && this.ownProcessGroup) {
-        // The program is unreaped, so its pid is still its process group's id (setsid made it
-        // a session leader, which cannot change group): its pipeline and helpers go too.
-        try {
-          process.kill(-this.#pid, 'SIGKILL');
-        } catch {
-          // ESRCH: nothing else in the group.
-        }
-      }
+      if (!this.pidNamespace && this.ownProcessGroup) this.#killGroup();
     }
     return 0;
   }
@@ -448,9 +519,33 @@ export class SandboxControl {
     for (const release of this.#releases.splice(0)) release();
   }
 
+  /**
+   * SIGKILL to the program's process group. While the program is unreaped, or any member of
+   * the group lives, its pid is still the group's id (setsid made it a session leader, which
+   * cannot change group) and cannot be reused: its pipeline and helpers go too.
+   */
+  #killGroup(): void {
+    try {
+      process.kill(-this.#pid, 'SIGKILL');
+    } catch {
+      // ESRCH: nothing else in the group.
+    }
+  }
+
+  /** After the handle has closed (or could not be made): stops every timer and the abort listener. */
+  close(): void {
+    this.#closed = true;
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers = [];
+    if (this.#onAbort !== null) this.limits.signal?.removeEventListener('abort', this.#onAbort);
+    this.#onAbort = null;
+    if (supervisors.get(this.#pid) === this) supervisors.delete(this.#pid);
+  }
+
   /** A spawn that failed before exec: nothing ran; remove the cgroup. */
   abandon(): void {
     this.#finished = true;
+    this.close();
     this.cgroup?.releaseSync();
     this.#runReleases();
   }
@@ -458,10 +553,14 @@ export class SandboxControl {
   /** After the program has been reaped: stops supervision, ends the cgroup, computes the accounting. */
   async finish(raw: NativeExitStatus | null): Promise<ExitAccounting> {
     const wallTimeMs = performance.now() - this.#started;
+    // A program ended by a killSignal other than SIGKILL may leave its process group behind
+    // (no PID namespace, no cgroup): the group goes now, as SIGKILL would have taken it.
+    if (this.#killedBy !== null && this.#killedBy !== 'kill' && this.#killedWith !== SIGKILL && !this.pidNamespace && this.ownProcessGroup && this.cgroup === null) {
+      this.#killGroup();
+    }
     this.#finished = true;
-    for (const t of this.#timers) clearTimeout(t);
-    if (this.#onAbort !== null) this.limits.signal?.removeEventListener('abort', this.#onAbort);
-    supervisors.delete(this.#pid);
+    if (this.#poll !== null) clearInterval(this.#poll);
+    if (this.#escalation !== null) clearTimeout(this.#escalation);
     let acct: CgroupAccounting;
     try {
       acct = this.cgroup === null ? {} : await this.cgroup.release();

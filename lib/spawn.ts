@@ -5,7 +5,7 @@ import { describeErrno, IsolationError } from './errors';
 import { explainExecFailure } from './exec-diagnosis';
 import { validateOptions, type SpawnOptions, type ValidatedOptions } from './options';
 import { compilePlan, type SpawnPlan } from './plan';
-import { initExitStatus } from './init';
+import { initExitStatus, initProgramPid } from './init';
 import { IsolatedProcess } from './process';
 import { prepareSandbox, type SandboxControl } from './limits';
 import { allocateHostId, closePrepared, prepareIdmappedTrees, type PreparedTrees } from './hostids';
@@ -118,12 +118,14 @@ function handleFor(l: Launch, plan: SpawnPlan, result: NativeSpawned | { error: 
     l.control.abandon();
     throw toError(result.error, plan);
   }
-  // With init, the program's exact status comes from init's status pipe (lib/init.ts).
+  // With init, the program's pid and exact status come from init's status pipe (lib/init.ts);
+  // the pid is read now, before init may reap the program.
   const statusFd = result.statusFd;
+  const programPid = statusFd >= 0 ? initProgramPid(statusFd, result.child.pid) : undefined;
   const programExited = statusFd >= 0 ? l.exited.then((raw) => initExitStatus(statusFd, raw)) : l.exited;
   // The stdio fds pass from the addon to their sockets here (statusFd stays the addon's: lib/init.ts).
   binding.releaseFds(result.stdio);
-  return new IsolatedProcess(result.child, result.stdio, programExited, l.control);
+  return new IsolatedProcess(result.child, result.stdio, programExited, l.control, programPid);
 }
 
 /** Compiles the plan; on a failure here the cgroup made for the sandbox is removed again. */
@@ -197,6 +199,9 @@ export interface Spawned {
  * program has been exec'd; rejects with the same errors.
  * Sandboxes that join existing namespaces or get a veth link are still set up on the
  * calling thread (the namespaces they use are held by it), as by spawnIsolated.
+ * An `options.signal` aborted while the spawn is under way ends the sandbox as soon as the
+ * spawn completes: the promise resolves with a handle whose status says `killedBy: 'abort'`
+ * (one aborted before the call rejects with AbortError and starts nothing).
  *
  * @example
  * const { child } = await spawnIsolatedAsync({ command: '/bin/true', pid: true, net: true });

@@ -3,15 +3,19 @@
 //   argv: nsjail-node-init <parent> <seccomp filters as hex joined by ',', or -> <n> <candidate 1> .. <candidate n> <program argv...>
 //         <parent>: '-', or the pid getppid() returns while the spawning process lives (0 in
 //         a new PID namespace): init then dies with it (dieWithParent)
-//   fds:  0-2 the program's stdio, 3 the spawn's error pipe, 4 the exit-status pipe,
+//   fds:  0-2 the program's stdio, 3 the spawn's error pipe, 4 the status pipe (the program's
+//         pid, then its wait status),
 //         5 with <parent> and where the kernel has pidfds: a pidfd of the spawning process
 //   env:  the program's
 //
 // Linked statically and executed by the sandbox's first process through an fd the parent
 // opened (execveat), so it needs nothing inside the sandbox's root. It forks the program,
 // forwards every signal it can catch to it, reaps whatever becomes its child (orphans of the
-// PID namespace; as a subreaper without one), and once the program has ended writes its wait
-// status to fd 4 and ends the same way: the exit code, or the same signal re-raised. PID 1 of
+// PID namespace; as a subreaper without one). Right after the fork it writes the program's
+// pid (as init sees it) to fd 4, before the spawn can return, and keeps the program's zombie
+// until the parent has read it (so the parent finds the program's host pid among init's
+// children: lib/init.ts); once the program has ended it writes its wait status to fd 4 and
+// ends the same way: the exit code, or the same signal re-raised. PID 1 of
 // a namespace cannot die of a signal it sends itself, so there it exits with 128+signal and
 // lib/init.ts takes the exact status from fd 4.
 //
@@ -26,16 +30,18 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/filter.h>
-#include <poll.h>
 #include <linux/seccomp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 enum { kErrorFd = 3, kStatusFd = 4, kParentFd = 5 };
@@ -110,16 +116,25 @@ static int ArmDeathSignal(pid_t expected) {
   return !gone && getppid() == expected;
 }
 
+// A failure before exec also writes a byte to `failed_fd` (close-on-exec): init then need
+// not keep the program's zombie for the parent, which reads no pid after a failed spawn.
+static void Failed(int failed_fd) {
+  char byte = 1;
+  ssize_t ignored = write(failed_fd, &byte, 1);
+  (void)ignored;
+  _exit(127);
+}
+
 // In the forked child: the program's own setup, then execve with execvp's rules over the
 // candidates (the same as child.cc's Exec).
 static void RunProgram(pid_t init_pid, const sigset_t* mask, const char* filters, char** candidates, int n,
-                       char** argv) {
+                       char** argv, int failed_fd) {
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != init_pid) _exit(127);
   sigprocmask(SIG_SETMASK, mask, NULL);
   int err = Filters(filters, 1);
   if (err != 0) {
     Report(kStepInitSeccomp, err, -1);
-    _exit(127);
+    Failed(failed_fd);
   }
   int eacces = -1, last_err = ENOENT, last = 0;
   for (int i = 0; i < n; i++) {
@@ -141,7 +156,20 @@ static void RunProgram(pid_t init_pid, const sigset_t* mask, const char* filters
   } else {
     Report(kStepExec, last_err, last);
   }
-  _exit(127);
+  Failed(failed_fd);
+}
+
+// The parent reads the program's pid from the status pipe when it makes the handle, right
+// after the spawn returns; the program's zombie is kept until then (at most ~10 s).
+static void WaitPidRead(void) {
+  for (int i = 0; i < 10000; i++) {
+    int unread = 0;
+    if (ioctl(kStatusFd, FIONREAD, &unread) < 0 || unread == 0) return;
+    struct pollfd out = {kStatusFd, POLLOUT, 0};
+    if (poll(&out, 1, 0) == 1 && (out.revents & POLLERR) != 0) return;  // no reader is left
+    struct timespec ms = {0, 1000000};
+    nanosleep(&ms, NULL);
+  }
 }
 
 int main(int argc, char** argv) {
@@ -167,13 +195,30 @@ int main(int argc, char** argv) {
   fcntl(kStatusFd, F_SETFD, FD_CLOEXEC);
 
   pid_t self = getpid();
+  int exec_pipe[2];
+  if (pipe2(exec_pipe, O_CLOEXEC) < 0) {
+    Report(kStepInitFork, errno, -1);
+    return 127;
+  }
   pid_t program = fork();
   if (program < 0) {
     Report(kStepInitFork, errno, -1);
     return 127;
   }
-  if (program == 0) RunProgram(self, &original, argv[2], argv + 4, n, argv + 4 + n);
+  if (program == 0) RunProgram(self, &original, argv[2], argv + 4, n, argv + 4 + n, exec_pipe[1]);
+  close(exec_pipe[1]);
+  int32_t reported = program;
+  ssize_t written = write(kStatusFd, &reported, sizeof reported);
+  (void)written;
   close(kErrorFd);  // the spawn's read sees EOF once the program has exec'd
+  // EOF: the program exec'd (or died), and the parent will read its pid; a byte: it failed.
+  char failed = 0;
+  ssize_t got;
+  do {
+    got = read(exec_pipe[0], &failed, 1);
+  } while (got < 0 && errno == EINTR);
+  int hold_zombie = got <= 0;
+  close(exec_pipe[0]);
 
   int status = 0;
   for (;;) {
@@ -186,9 +231,13 @@ int main(int argc, char** argv) {
     }
     int done = 0;
     for (;;) {
+      siginfo_t ended;
+      memset(&ended, 0, sizeof ended);
+      // Look before reaping: the program's zombie waits until its pid has been read.
+      if (waitid(P_ALL, 0, &ended, WEXITED | WNOHANG | WNOWAIT) < 0 || ended.si_pid == 0) break;
+      if (ended.si_pid == program && hold_zombie) WaitPidRead();
       int st;
-      pid_t pid = waitpid(-1, &st, WNOHANG);
-      if (pid <= 0) break;
+      pid_t pid = waitpid(ended.si_pid, &st, 0);
       if (pid == program) {
         status = st;
         done = 1;

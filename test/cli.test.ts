@@ -33,7 +33,8 @@ async function newNamespaces(flags: string[]): Promise<string[]> {
 const MEASURED = /(Ms|Bytes|KiB)$/;
 
 async function apiStatus(options: SpawnOptions): Promise<ExitStatus> {
-  return spawnIsolated({ stdio: 'ignore', ...options });
+  // The CLI reports the ExitStatus (`exited`); awaiting the handle adds outputIncomplete.
+  return spawnIsolated({ stdio: 'ignore', ...options }).exited;
 }
 
 describe('exit status', () => {

@@ -1,6 +1,7 @@
 // Type tests: compiled with `tsc --noEmit` by test/packaging.test.ts. Each @ts-expect-error
 // line must be an error; everything else must compile.
-import { spawnIsolated, IsolationError, type ExitStatus, type IsolatedProcess, type SpawnOptions } from 'nsjail-node';
+import { runIsolated, spawnIsolated, IsolationError, type CloseStatus, type ExitStatus, type IsolatedProcess, type SpawnOptions } from 'nsjail-node';
+import { Readable } from 'node:stream';
 import { unshare, setns, waitpid, type NamespaceKind } from 'nsjail-node/syscalls';
 import { buildRootfs, type RootfsManifest } from 'nsjail-node/rootfs';
 
@@ -15,6 +16,23 @@ export async function usage(): Promise<void> {
   child.stdout?.on('data', (chunk: Buffer) => chunk.length);
   const status: ExitStatus = await waitpid(child.pid);
   void status;
+
+  // child_process's events and fields.
+  child.on('exit', (c: number | null, s: NodeJS.Signals | null) => void [c, s]);
+  child.once('close', (c: number | null, s: NodeJS.Signals | null) => void [c, s]);
+  child.on('spawn', () => undefined);
+  child.on('error', (e: Error) => e.message);
+  // @ts-expect-error 'exit' gives a code and a signal, not a string
+  child.on('exit', (c: string) => c);
+  const fields: [number | null, NodeJS.Signals | null, boolean, number | null] = [child.exitCode, child.signalCode, child.killed, child.initPid];
+  void fields;
+  const closed: CloseStatus = await child.closed;
+  const incomplete: boolean = closed.outputIncomplete;
+  const exitedOnly: ExitStatus = await child.exited;
+  void [incomplete, exitedOnly];
+  const run = await runIsolated({ command: 'cat', input: Readable.from(['x']), forceKillAfter: 500, encoding: 'buffer' });
+  const out: Buffer = run.stdout;
+  void [out, run.outputIncomplete];
 
   const options: SpawnOptions = { command: 'sh', args: ['-c', 'true'], stdio: ['pipe', 'inherit', 2], env: { A: '1' } };
   void options;
