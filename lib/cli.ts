@@ -237,6 +237,8 @@ const FORWARDED: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SI
  * the program may run (and be signalled by whoever waits for its output) before spawnIsolated
  * has returned, and a signal caught meanwhile is handled on the next loop turn.
  */
+function ignoreLateSignal(): void {}
+
 function forwardSignals(target: () => IsolatedProcess | undefined): () => void {
   let interrupts = 0;
   const handlers = FORWARDED.map((signal) => {
@@ -251,7 +253,13 @@ function forwardSignals(target: () => IsolatedProcess | undefined): () => void {
     return [signal, handler] as const;
   });
   return () => {
-    for (const [signal, handler] of handlers) process.off(signal, handler);
+    // The program has ended and nsjail-node is about to exit with its status: a signal that
+    // arrives now (a second Ctrl-C racing the exit) is dropped, not allowed to kill
+    // nsjail-node and replace that status with its own death by signal.
+    for (const [signal, handler] of handlers) {
+      process.off(signal, handler);
+      process.on(signal, ignoreLateSignal);
+    }
   };
 }
 

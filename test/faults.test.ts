@@ -146,7 +146,7 @@ async function attempt(name, mode, headroom) {
 `;
 
 describe('EMFILE: out of file descriptors at every step', () => {
-  const MAX_HEADROOM = 8;
+  const MAX_HEADROOM = 10;
   let report: {
     first: Outcome; warmup: Outcome[]; baseline: number; results: Outcome[];
     rootfs: { headroom: number; error?: Outcome['error']; entries: string[]; fds: number }[];

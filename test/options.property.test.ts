@@ -177,9 +177,12 @@ describe('options, property-based', () => {
   const started: string[] = [];
 
   beforeAll(async () => {
-    // Opened once and kept, so opened before counting: the init helper's fd, and what the
-    // first spawnIsolatedAsync sets up (libuv's async wakeup, the spawner threads).
+    // Opened once and kept, so opened before counting: the init helper's fd, the host ids'
+    // lock directory and the /proc that lock-mounts writes maps through (user: true as root,
+    // with CAP_SYS_ADMIN kept), and what the first spawnIsolatedAsync sets up (libuv's async
+    // wakeup, the spawner threads).
     await settle(spawnIsolated({ command: '/bin/true', pid: true, init: true, stdio: 'ignore' }));
+    await settle(spawnIsolated({ command: '/bin/true', user: true, mount: true, capabilities: ['CAP_SYS_ADMIN'], stdio: 'ignore' }));
     await settle((await spawnIsolatedAsync({ command: '/bin/true', stdio: 'ignore' })).child);
     fdsBefore = openFdCount();
   });

@@ -124,7 +124,7 @@ describe('what a terminated worker leaves', () => {
       const { parentPort } = require('node:worker_threads');
       const { spawnIsolated } = require(${JSON.stringify(DIST)});
       const c = spawnIsolated({ command: '/bin/sleep', args: ['1000'], stdio: 'ignore', pid: true, init: true, env: { NSJ_MARKER: ${JSON.stringify(marker)} } });
-      parentPort.postMessage(c.pid);`;
+      parentPort.postMessage(c.initPid);`;
     const worker = new Worker(script, { eval: true });
     try {
       const pid = await new Promise<number>((resolve, reject) => {

@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnIsolated } from '../../lib';
 import { collect, openFdCount } from '../helpers';
-import { buildProbe, inodeState, PROBE, recommended, runAsNobody, runProbe, type Outcome } from './handedin-helpers';
+import { buildProbe, inodeState, PROBE, recommended, runAsNobody, runProbe, type Outcome, type SandboxOptions } from './handedin-helpers';
 
 const NODES = ['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom', '/dev/tty'];
 const OLD = new Date('2001-01-01T00:00:00Z');
@@ -89,9 +89,15 @@ describe('the dev entry binds the host device nodes read-only', () => {
 });
 
 describe('stdin without input and stdio ignore are pipes, not the host /dev/null', () => {
+  // The sandbox's root as host root (an explicit map): the owner of what root owns, so fchmod
+  // and futimens succeed, on the pipe's own inode; on a host id they fail with EPERM anyway.
+  const asHostRoot = (): SandboxOptions => ({
+    ...recommended(probe.dir), uidMap: [{ inside: 0, outside: 0, count: 1 }], gidMap: [{ inside: 0, outside: 0, count: 1 }],
+  });
+
   test('as root, runIsolated without input: fd 0 is an empty pipe; fchmod and futimens on it leave the host /dev/null unchanged', async () => {
     const before = hostNodes();
-    const options = recommended(probe.dir);
+    const options = asHostRoot();
     expect(out(await runProbe({ args: ['fdlink', '0'], options }))).toMatch(/^pipe:\[\d+\]$/);
     expect(out(await runProbe({ args: ['readstdin'], options }))).toBe('read 0'); // end of file at once, as /dev/null
     expect(out(await runProbe({ args: ['fchmod', '0', modeOf('/dev/null')], options }))).toBe('ok'); // the pipe's own inode
@@ -101,7 +107,7 @@ describe('stdin without input and stdio ignore are pipes, not the host /dev/null
 
   test("as root, stdio 'ignore': fds 0 and 1 are pipes; fchmod and futimens on them leave the host /dev/null unchanged", async () => {
     const before = hostNodes();
-    const options = recommended(probe.dir);
+    const options = asHostRoot();
     expect(out(await runProbe({ args: ['fdlink', '0'], options, ignore: true }))).toMatch(/^pipe:\[\d+\]$/);
     expect(out(await runProbe({ args: ['fdlink', '1'], options, ignore: true }))).toMatch(/^pipe:\[\d+\]$/);
     expect(out(await runProbe({ args: ['fchmod', '1', modeOf('/dev/null')], options, ignore: true }))).toBe('ok');

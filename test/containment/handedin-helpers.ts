@@ -30,7 +30,7 @@ export function buildProbe(): { dir: string; cleanup: () => void } {
   return { dir, cleanup };
 }
 
-type SandboxOptions = Omit<SpawnOptions, 'command' | 'args' | 'stdio'>;
+export type SandboxOptions = Omit<SpawnOptions, 'command' | 'args' | 'stdio'>;
 
 /**
  * README's "A sandbox for untrusted code", with the probe's dir bound read-only at /probe.
