@@ -353,6 +353,25 @@ int StepBindMount(const Step& s) noexcept {
   return MoveMount(tree.fd, target.fd);
 }
 
+namespace {
+
+// The end of every fsopen-based step: create the superblock, mount it detached, and attach it
+// at the step's target, resolved inside the new root.
+int CreateAndAttach(int fs_fd, const Step& s) noexcept {
+  if (::syscall(SYS_fsconfig, fs_fd, kFsconfigCmdCreate, nullptr, nullptr, 0) < 0) return errno;
+  Fd mnt(::syscall(SYS_fsmount, fs_fd, kFsmountCloexec, s.flags & kAttrMask));
+  if (mnt.bad()) return errno;
+  Fd root(OpenTargetRoot(s));
+  if (root.bad()) return errno;
+  Fd target(ResolveTarget(root.fd, s.path, Create::kDir, 0755));
+  if (target.bad()) return -target.fd;
+  // A filesystem's root is a directory: an existing file there is ENOTDIR, not move_mount's EINVAL.
+  if (int err = CheckTargetKind(target.fd, true)) return err;
+  return MoveMount(mnt.fd, target.fd);
+}
+
+}  // namespace
+
 int StepMountFs(const Step& s) noexcept {
   Fd fs(::syscall(SYS_fsopen, s.fstype, kFsopenCloexec));
   if (fs.bad()) return errno;
@@ -369,16 +388,7 @@ int StepMountFs(const Step& s) noexcept {
                      : ::syscall(SYS_fsconfig, fs.fd, kFsconfigSetFlag, key, nullptr, 0);
     if (rc < 0) return errno;
   }
-  if (::syscall(SYS_fsconfig, fs.fd, kFsconfigCmdCreate, nullptr, nullptr, 0) < 0) return errno;
-  Fd mnt(::syscall(SYS_fsmount, fs.fd, kFsmountCloexec, s.flags & kAttrMask));
-  if (mnt.bad()) return errno;
-  Fd root(OpenTargetRoot(s));
-  if (root.bad()) return errno;
-  Fd target(ResolveTarget(root.fd, s.path, Create::kDir, 0755));
-  if (target.bad()) return -target.fd;
-  // A filesystem's root is a directory: an existing file there is ENOTDIR, not move_mount's EINVAL.
-  if (int err = CheckTargetKind(target.fd, true)) return err;
-  return MoveMount(mnt.fd, target.fd);
+  return CreateAndAttach(fs.fd, s);
 }
 
 int StepMountSetattr(const Step& s) noexcept {
@@ -524,16 +534,7 @@ int StepMountOverlay(const Step& s, int32_t* part) noexcept {
   }
   *part = -1;
   if (joined_len > 0 && ::syscall(SYS_fsconfig, fs.fd, kFsconfigSetString, "lowerdir", joined, 0) < 0) return errno;
-  if (::syscall(SYS_fsconfig, fs.fd, kFsconfigCmdCreate, nullptr, nullptr, 0) < 0) return errno;
-  Fd mnt(::syscall(SYS_fsmount, fs.fd, kFsmountCloexec, s.flags & kAttrMask));
-  if (mnt.bad()) return errno;
-  Fd root(OpenTargetRoot(s));
-  if (root.bad()) return errno;
-  Fd target(ResolveTarget(root.fd, s.path, Create::kDir, 0755));
-  if (target.bad()) return -target.fd;
-  // An overlay's root is a directory: an existing file there is ENOTDIR, not move_mount's EINVAL.
-  if (int err = CheckTargetKind(target.fd, true)) return err;
-  return MoveMount(mnt.fd, target.fd);
+  return CreateAndAttach(fs.fd, s);
 }
 
 }  // namespace nsjail
