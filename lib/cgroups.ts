@@ -420,6 +420,8 @@ function installExitHook(): void {
   // Not those of dieWithParent: false sandboxes, which outlive the process.
   process.on('exit', () => {
     for (const cgroup of live) if (!cgroup.keep) cgroup.releaseSync();
+    // And those a terminated worker's teardown had to leave (still busy then), if empty by now.
+    binding.cgroupSweepOrphans();
   });
 }
 

@@ -297,10 +297,14 @@ void OnEnvCleanup(void* arg) {
   for (int fd : l->fds) ::close(fd);
   for (auto& entry : l->cgroups) {
     TrackedCgroup& cg = entry.second;
+    bool removed = false;
     if (!cg.keep) {
       KillCgroup(cg);
-      for (int i = 0; i < 50 && !RemoveCgroup(cg); i++) SleepMillis(5);
-    } else if (!RemoveCgroup(cg)) {
+      // Killed processes leave their cgroup only once they have exited and been reaped, which
+      // a busy machine can take a while to do: wait up to 2 s, then leave it to the sweep.
+      for (int i = 0; i < 400 && !(removed = RemoveCgroup(cg)); i++) SleepMillis(5);
+    }
+    if (!removed && !RemoveCgroup(cg)) {
       OrphanCgroups& o = TheOrphanCgroups();
       std::lock_guard<std::mutex> lock(o.mutex);
       o.list.push_back(std::move(cg));
