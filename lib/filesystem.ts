@@ -539,11 +539,10 @@ function entrySteps(m: ValidatedMount, index: number, fsv: ValidatedFilesystem):
   const label = (syscall: string): StepLabel => ({ step: name, syscall, path: m.target });
   switch (m.type) {
     case 'bind': {
-      // On a host id a writable bind is an idmapped tree from the parent (absent: try and missing).
-      if (fsv.prepared && !m.readonly) {
-        const fd = fsv.prepared.binds.get(index);
-        return fd === undefined ? [] : [preparedStep(name, fd, m.target)];
-      }
+      // On a host id a writable bind of a source no root owns is an idmapped tree from the
+      // parent (lib/hostids.ts); the others are bound here as they are.
+      const fd = m.readonly ? undefined : fsv.prepared?.binds.get(index);
+      if (fd !== undefined) return [preparedStep(name, fd, m.target)];
       return bindSteps(name, m.source, m.target, attrs(m) | (m.recursive ? FS_RECURSIVE : 0) | (m.try ? FS_TRY : 0), !m.try);
     }
     case 'tmpfs':

@@ -212,30 +212,51 @@ export interface PreparedTrees {
   root: number | undefined;
 }
 
+// MOUNT_ATTR_* (linux/mount.h)
+const MOUNT_ATTR_NOSUID = 0x2;
+const MOUNT_ATTR_NODEV = 0x4;
+const MOUNT_ATTR_NOEXEC = 0x8;
+
 const IDMAP_HINT = 'this file system cannot be idmapped (tmpfs needs Linux 6.3; network and some FUSE file systems never can): ' +
   'bind it readonly, or map the sandbox to your own ids with uidMap/gidMap (docs/identity.md)';
 
 /**
  * For a sandbox running as host id `id`: a detached copy of each writable bind's source (and
- * of `root`), made and resolved here as the caller, idmapped so that the caller's own files
- * appear as the sandbox's (`caller` inside the idmapping is `id` outside) and writes land as
- * the caller's ids. Read-only binds are left to the child: the sandbox reads them as an
+ * of `root`) whose owner is not root, made and resolved here as the caller, idmapped so that
+ * the owner's files appear as the sandbox's (the owner's uid and gid inside the idmapping are
+ * `id` outside) and writes land as the owner's ids. Never root's: through a tree idmapped
+ * from root, what the sandbox creates would be host root's on disk, setuid files included,
+ * and every device node in it the sandbox's; a root-owned source is bound as it is and is
+ * writable to the sandbox only where its modes let others write. Idmapped trees are also
+ * nosuid and nodev. Read-only binds are left to the child: the sandbox reads them as an
  * unprivileged user would. The fds are for the child to attach (src-native/child_fs.cc) and
  * are closed by the caller of this once the spawn has returned.
  */
-export function prepareIdmappedTrees(
-  mounts: readonly ValidatedMount[] | undefined, root: string | undefined, id: number, caller: { uid: number; gid: number },
-): PreparedTrees {
+export function prepareIdmappedTrees(mounts: readonly ValidatedMount[] | undefined, root: string | undefined, id: number): PreparedTrees {
   const prepared: PreparedTrees = { binds: new Map(), root: undefined };
   const wanted = (mounts ?? []).map((m, i) => [m, i] as const).filter(([m]) => m.type === 'bind' && !m.readonly);
   if (wanted.length === 0 && root === undefined) return prepared;
-  const userns = binding.idmapUserns(`${caller.uid} ${id} 1\n`, `${caller.gid} ${id} 1\n`);
-  if (typeof userns !== 'number') {
-    throw new IsolationError({ errno: userns.errno, step: 'host-ids idmap', syscall: userns.syscall, hint: 'a user namespace for idmapped mounts could not be made' });
-  }
+  const usernsByOwner = new Map<string, number>();
   try {
     const tree = (source: string, recursive: boolean, attrs: number, step: string, optional: boolean): number | undefined => {
-      const r = binding.idmapTree(source, recursive, attrs, userns);
+      let owner: fs.Stats;
+      try {
+        owner = fs.statSync(source);
+      } catch {
+        return undefined; // the child binds the source itself, and names the error
+      }
+      if (owner.uid === 0 || owner.gid === 0) return undefined;
+      const key = `${owner.uid}:${owner.gid}`;
+      let userns = usernsByOwner.get(key);
+      if (userns === undefined) {
+        const made = binding.idmapUserns(`${owner.uid} ${id} 1\n`, `${owner.gid} ${id} 1\n`);
+        if (typeof made !== 'number') {
+          throw new IsolationError({ errno: made.errno, step: 'host-ids idmap', syscall: made.syscall, hint: 'a user namespace for idmapped mounts could not be made' });
+        }
+        usernsByOwner.set(key, made);
+        userns = made;
+      }
+      const r = binding.idmapTree(source, recursive, attrs | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, userns);
       if ('fd' in r) return r.fd;
       if (optional && r.errno === os.constants.errno.ENOENT) return undefined;
       const hint = r.syscall === 'mount_setattr' && r.errno === os.constants.errno.EINVAL ? IDMAP_HINT : undefined;
@@ -244,7 +265,7 @@ export function prepareIdmappedTrees(
     if (root !== undefined) prepared.root = tree(root, true, 0, 'bind-root', false);
     for (const [m, i] of wanted) {
       if (m.type !== 'bind') continue;
-      const attrs = (m.nosuid ? 2 : 0) | (m.nodev ? 4 : 0) | (m.noexec ? 8 : 0); // MOUNT_ATTR_*
+      const attrs = m.noexec ? MOUNT_ATTR_NOEXEC : 0;
       const fd = tree(m.source, m.recursive, attrs, `mounts[${i}] bind`, m.try);
       if (fd !== undefined) prepared.binds.set(i, fd);
     }
@@ -252,7 +273,7 @@ export function prepareIdmappedTrees(
     closePrepared(prepared);
     throw e;
   } finally {
-    binding.closeFd(userns);
+    for (const userns of usernsByOwner.values()) binding.closeFd(userns);
   }
   return prepared;
 }

@@ -300,7 +300,13 @@ export function validateIdentity(options: IdentityOptions, userNamespace: boolea
 export function withHostId(identity: ValidatedIdentity, id: number): ValidatedIdentity {
   const uid = identity.uid ?? 0;
   const gid = identity.gid ?? 0;
-  return { ...identity, hostId: id, uidMap: [{ inside: uid, outside: id, count: 1 }], gidMap: [{ inside: gid, outside: id, count: 1 }] };
+  // The parent writes the maps (a fork-like clone): the child, created with only the
+  // effective ids switched (src-native/hostids.cc), has a non-dumpable copy of this process's
+  // memory that it could not write its own /proc/self/*_map in, and that must stay so.
+  return {
+    ...identity, hostId: id, mapWriter: 'parent', groups: identity.groups ?? [],
+    uidMap: [{ inside: uid, outside: id, count: 1 }], gidMap: [{ inside: gid, outside: id, count: 1 }],
+  };
 }
 
 function mapText(map: IdMapRange[]): string {

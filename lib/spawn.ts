@@ -9,7 +9,7 @@ import { initExitStatus, initProgramPid } from './init';
 import { IsolatedProcess } from './process';
 import { prepareSandbox, type SandboxControl } from './limits';
 import { allocateHostId, closePrepared, prepareIdmappedTrees, type PreparedTrees } from './hostids';
-import { callerIds, withHostId } from './identity';
+import { withHostId } from './identity';
 import { withNetwork } from './network';
 import type { StepLabel } from './steps';
 
@@ -91,7 +91,7 @@ function onHostId(v: ValidatedOptions, control: SandboxControl): { validated: Va
   control.onRelease(() => lease.release());
   const fsv = v.filesystem;
   const prepared = fsv.mountNamespace && (fsv.mounts !== undefined || fsv.root !== undefined)
-    ? prepareIdmappedTrees(fsv.mounts, fsv.root, lease.id, callerIds())
+    ? prepareIdmappedTrees(fsv.mounts, fsv.root, lease.id)
     : undefined;
   return { validated: { ...v, identity: withHostId(v.identity, lease.id), filesystem: { ...fsv, prepared } }, prepared };
 }

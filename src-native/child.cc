@@ -254,7 +254,10 @@ int RunChild(void* arg) noexcept {
   for (size_t i = 0; i < plan->step_count; i++) {
     const Step& s = plan->steps[i];
     // The seccomp filter (the last step) may forbid prctl and poll: arm for the last time first.
-    if (die && s.op == StepOp::kSeccomp && !armed_last) ArmDeathSignal(plan);
+    if (die && s.op == StepOp::kSeccomp && !armed_last) {
+      ArmDeathSignal(plan);
+      armed_last = true;  // and nothing after the filter may need prctl or ppoll again
+    }
     int32_t part = -1;
     if (int err = RunStep(s, &part)) Fail(plan, static_cast<int32_t>(i), err, part);
     if (die && ChangesCredentials(s.op)) {

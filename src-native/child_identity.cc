@@ -160,8 +160,14 @@ size_t IdentityMapLine(char* buf, unsigned long id) noexcept {
 // write for itself); supplementary groups are kept but can no longer change (setgroups deny).
 int StepLockMounts(const Step& s) noexcept {
   const int proc_fd = static_cast<int>(s.values[0]);
-  const unsigned long uid = static_cast<unsigned long>(::syscall(SYS_getuid));
-  const unsigned long gid = static_cast<unsigned long>(::syscall(SYS_getgid));
+  // A process may map only its effective ids onto themselves.
+  const unsigned long uid = static_cast<unsigned long>(::syscall(SYS_geteuid));
+  const unsigned long gid = static_cast<unsigned long>(::syscall(SYS_getegid));
+  // A child cloned fork-like from a process whose ids changed (a host id: hostids.cc) has a
+  // non-dumpable copy of its memory, whose /proc/self files belong to host root, so it could
+  // not write its new maps. Its ids are already the sandbox's own here (no host root left to
+  // protect in this copy but its memory: documented in docs/identity.md).
+  if (::prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 0) ::prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
   if (::unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0) return errno;
   char line[48];
   if (int err = WriteProcSelf(proc_fd, "self/uid_map", line, IdentityMapLine(line, uid))) return err;

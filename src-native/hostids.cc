@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <mutex>
 #include <string>
 
 #include "addon.h"
@@ -165,8 +166,16 @@ Napi::Value IdmapTree(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+namespace {
+// One host-id clone at a time: the dumpable flag is the whole process's, and another thread's
+// switch back must not make it dumpable while a child's copy of the address space is made.
+std::mutex g_host_id_clone;
+}  // namespace
+
 CloneAsHostId::CloneAsHostId(long id) : active_(id >= 0) {
-  if (active_) Switch(id);
+  if (!active_) return;
+  lock_ = std::unique_lock<std::mutex>(g_host_id_clone);
+  Switch(id);
 }
 
 void CloneAsHostId::Switch(long id) {
@@ -188,14 +197,15 @@ void CloneAsHostId::Switch(long id) {
   // No supplementary group of ours (root's) is inherited: with setgroups denied in the
   // sandbox it could never drop them.
   if (::syscall(SYS_setgroups, 0, nullptr) < 0) return Fail(errno, "setgroups");
-  // Real and effective ids become the host id (the new user namespace's owner is the
-  // effective uid, and the child writes its own one-line map of it); the saved ones stay
-  // ours, so that the destructor can switch back.
-  if (SetResGid(id, id, -1) < 0) return Fail(errno, "setresgid");
-  if (SetResUid(id, id, -1) < 0) return Fail(errno, "setresuid");
-  // A credential change makes the process non-dumpable (suid_dumpable), which would make
-  // the child's /proc/self/uid_map root's and unwritable for it.
-  ::prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+  // Only the effective ids become the host id: the new user namespace's owner is the
+  // effective uid. The real and saved ids stay ours, so that no process running as the host
+  // id may signal this thread (or the child, before its own setresuid) meanwhile, and the
+  // destructor can switch back. The euid change makes the address space non-dumpable
+  // (suid_dumpable): the child's copy of it stays so, out of ptrace's reach of that id
+  // (which owns the child's user namespace) until execve. The parent writes the child's maps
+  // (lib/identity.ts: a host id implies parent-written maps and a fork-like clone).
+  if (SetResGid(-1, id, -1) < 0) return Fail(errno, "setresgid");
+  if (SetResUid(-1, id, -1) < 0) return Fail(errno, "setresuid");
 }
 
 void CloneAsHostId::Fail(int err, const char* syscall) {

@@ -3,6 +3,7 @@
 #include <napi.h>
 #include <sys/types.h>
 
+#include <mutex>
 #include <vector>
 
 namespace nsjail {
@@ -34,6 +35,7 @@ class CloneAsHostId {
   gid_t rgid_ = 0, egid_ = 0, sgid_ = 0;
   std::vector<gid_t> groups_;
   int securebits_ = -1, dumpable_ = -1;
+  std::unique_lock<std::mutex> lock_;  // released after the destructor has switched back
 };
 
 void InitHostIds(Napi::Env env, Napi::Object exports);

@@ -13,6 +13,7 @@
  *
  * A block that runs must say what it prints (`<!-- stdout -->` with nothing in it for none).
  */
+import * as child_process from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -73,4 +74,93 @@ export function extractExamples(file: string, root: string): DocExample[] {
     examples.push(example);
   }
   return examples;
+}
+
+/** A fresh project with nsjail-node installed, holding the examples compiled. */
+export interface ExampleProject {
+  dir: string;
+  /** Type errors per example (`where`), from one strict compiler run over all of them. */
+  typeErrors: Map<string, string[]>;
+  /** Runs example `i` in a directory of its own, as the document says (root or uid 65534). */
+  run(i: number): { status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string };
+  /** Why example `i` did not print what the document shows, or undefined if it did. */
+  mismatch(i: number): string | undefined;
+  cleanup(): void;
+}
+
+const NOBODY = 65534;
+const ROOT = path.join(__dirname, '..');
+
+/**
+ * Makes `dir` a project that has installed the package at `packageDir` (this checkout, or a
+ * packed tarball installed elsewhere) and @types/node, and compiles the examples there.
+ */
+export function prepareExampleProject(dir: string, examples: readonly DocExample[], packageDir: string): ExampleProject {
+  fs.mkdirSync(dir, { recursive: true });
+  fs.chmodSync(dir, 0o755);
+  fs.writeFileSync(path.join(dir, 'package.json'), '{ "name": "docs-examples", "private": true, "type": "module" }\n');
+  fs.mkdirSync(path.join(dir, 'node_modules', '@types'), { recursive: true });
+  fs.symlinkSync(packageDir, path.join(dir, 'node_modules', 'nsjail-node'));
+  fs.symlinkSync(path.join(ROOT, 'node_modules', '@types', 'node'), path.join(dir, 'node_modules', '@types', 'node'));
+  fs.mkdirSync(path.join(dir, 'bin'));
+  fs.symlinkSync(path.join(packageDir, 'bin', 'nsjail-node'), path.join(dir, 'bin', 'nsjail-node'));
+  fs.writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify({
+    compilerOptions: { strict: true, module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', types: ['node'], outDir: 'out', skipLibCheck: false },
+    include: ['*.mts'],
+  }));
+  const fileOf = (i: number, ext: string): string => path.join(dir, `example-${i}.${ext}`);
+  examples.forEach((e, i) => {
+    if (e.lang === 'ts') fs.writeFileSync(fileOf(i, 'mts'), e.code);
+    if (e.lang === 'js') fs.writeFileSync(fileOf(i, 'mjs'), e.code);
+  });
+  // One compiler run for all of them; its errors are sorted out per example.
+  const typeErrors = new Map<string, string[]>();
+  const tsc = child_process.spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', dir], { cwd: dir, encoding: 'utf8' });
+  for (const line of tsc.stdout.split('\n')) {
+    const m = /^example-(\d+)\.mts\((\d+),\d+\): (.*)$/.exec(line);
+    if (!m) continue;
+    const where = examples[Number(m[1])].where;
+    typeErrors.set(where, [...(typeErrors.get(where) ?? []), `line ${m[2]} of the example: ${m[3]}`]);
+  }
+  if (tsc.status !== 0 && typeErrors.size === 0) throw new Error(`tsc failed without per-example errors:\n${tsc.stdout}${tsc.stderr}`);
+  for (const sub of ['out', '.']) {
+    if (!fs.existsSync(path.join(dir, sub))) continue;
+    for (const f of fs.readdirSync(path.join(dir, sub))) fs.chmodSync(path.join(dir, sub, f), 0o755);
+  }
+
+  const run: ExampleProject['run'] = (i) => {
+    const e = examples[i];
+    const cwd = fs.mkdtempSync(path.join(dir, 'cwd-'));
+    fs.chmodSync(cwd, 0o777);
+    const [command, args] =
+      e.lang === 'sh' ? ['/bin/sh', ['-e', '-c', e.code]]
+      : e.lang === 'js' ? [process.execPath, [fileOf(i, 'mjs')]]
+      : [process.execPath, [path.join(dir, 'out', `example-${i}.mjs`)]];
+    const [file, argv] = e.nobody ? ['setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--', command, ...args]] : [command, args];
+    const r = child_process.spawnSync(file, argv, {
+      cwd,
+      encoding: 'utf8',
+      timeout: 60_000,
+      // A secret in the caller's environment: an example that passed it on would print it.
+      env: { PATH: `${path.join(dir, 'bin')}:${path.dirname(process.execPath)}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin`, HOME: cwd, SECRET_TOKEN: 'host-secret' },
+    });
+    return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+  };
+  return {
+    dir,
+    typeErrors,
+    run,
+    mismatch(i) {
+      const e = examples[i];
+      const r = run(i);
+      const context = `${e.where}: exit ${r.status}${r.signal ? ` (${r.signal})` : ''}\n--- stderr\n${r.stderr}\n--- stdout\n${r.stdout}`;
+      if (r.status !== 0) return context;
+      const out = r.stdout.trimEnd();
+      const ok = e.stdout instanceof RegExp ? e.stdout.test(out) : out === (e.stdout ?? '').trimEnd();
+      return ok ? undefined : `${context}\n--- expected\n${String(e.stdout)}`;
+    },
+    cleanup() {
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

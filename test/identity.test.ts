@@ -75,13 +75,15 @@ describe('ids', () => {
     expect((await status({ uid: 1, gid: 1 })).Groups).toBe('');
   });
 
-  test('in a user namespace: the chosen uid/gid inside map to the sandbox\'s host id, written by the child itself', async () => {
-    const r = await sh(`id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups`, { user: true, uid: 1000, gid: 2000 });
-    const [uid, gid, uidMap, gidMap, setgroups] = r.stdout.trim().split('\n').map((l) => l.trim().split(/\s+/).join(' '));
+  test('in a user namespace: the chosen uid/gid inside map to the sandbox\'s host id, written by the parent, with no supplementary group', async () => {
+    const r = await sh(`id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups; id -G`, { user: true, uid: 1000, gid: 2000 });
+    const [uid, gid, uidMap, gidMap, setgroups, groups] = r.stdout.trim().split('\n').map((l) => l.trim().split(/\s+/).join(' '));
     const hostId = uidMap.split(' ')[1];
     const { base, count } = hostIdRange();
     expect(Number(hostId) >= base && Number(hostId) < base + count).toBe(true);
-    expect({ uid, gid, uidMap, gidMap, setgroups }).toEqual({ uid: '1000', gid: '2000', uidMap: `1000 ${hostId} 1`, gidMap: `2000 ${hostId} 1`, setgroups: 'deny' });
+    // Parent-written (the child's memory stays non-dumpable: src-native/hostids.cc), so
+    // setgroups stays allowed, over the one mapped gid only: root's groups were never inherited.
+    expect({ uid, gid, uidMap, gidMap, setgroups, groups }).toEqual({ uid: '1000', gid: '2000', uidMap: `1000 ${hostId} 1`, gidMap: `2000 ${hostId} 1`, setgroups: 'allow', groups: '2000' });
   });
 
   test('an explicit one-line map of host root is honoured (written by the parent)', async () => {

@@ -121,4 +121,14 @@ describe('seccomp in the kernel', () => {
     const r = await probeRun(['mount', 'getpid'], { user: true, mount: true, pid: true, seccomp: seccompPresets.sandboxDefault });
     expect(r.results).toEqual({ mount: errnoOf('EPERM'), getpid: 'ok' });
   });
+
+  // The death signal is armed for the last time before the filter, never after it: a policy
+  // may deny prctl or poll to the program without breaking its spawn.
+  test.each([
+    ['prctl denied (EPERM)', { syscalls: ['prctl'], action: { errno: 'EPERM' } }],
+    ['ppoll killing the process', { syscalls: ['ppoll'], action: 'kill' }],
+  ] as const)('a policy with %s: the program still starts (dieWithParent on)', async (_what, rule) => {
+    const r = await run({ command: '/bin/sh', args: ['-c', 'echo started'], pid: true, dieWithParent: true, seccomp: { defaultAction: 'allow', rules: [rule] } });
+    expect(r).toMatchObject({ exitCode: 0, stdout: 'started\n' });
+  });
 });

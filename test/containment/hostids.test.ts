@@ -225,6 +225,7 @@ describe('attacks on host root\'s objects (control: an explicit host-root map)',
 
   beforeEach(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nsjail-node-hostids-attack-'));
+    fs.chmodSync(dir, 0o755); // the sandbox's host id binds it: it must reach it
     node = path.join(dir, 'null');
     // A device node of the test's own (the host's /dev/null's numbers), 0666 and root's.
     execFileSync('mknod', ['-m', '0666', node, 'c', '1', '3']);
@@ -328,24 +329,59 @@ describe('per-user kernel counts: inotify instances (control: an explicit host-r
   });
 });
 
-describe('writable binds are idmapped', () => {
-  test('sandbox root writes into a caller-owned 0700 dir bound writable; on the host the files are the caller\'s', async () => {
+describe('writable binds are idmapped from their owner, never from root', () => {
+  const OWNER = 12345; // an unprivileged owner the test gives its directory
+  const SCRIPT = 'stat -c "%u %g %a" /data /data/old; echo new > /data/new && mkdir /data/sub && echo ok; ' +
+    'touch /data/suid && chmod 4755 /data/suid && echo chmod-suid; cat /proc/self/uid_map';
+
+  test("sandbox root writes into a 0700 dir of an unprivileged owner bound writable; on the host the files are that owner's", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nsjail-node-hostids-rw-'));
     try {
       fs.writeFileSync(path.join(dir, 'old'), 'x');
-      const r = await run({
-        command: '/bin/sh',
-        args: ['-c', 'stat -c "%u %g %a" /data /data/old; echo new > /data/new && mkdir /data/sub && echo ok; cat /proc/self/uid_map'],
-        ...recommended([{ type: 'bind', source: dir, target: '/data' }]),
-      });
+      fs.chownSync(dir, OWNER, OWNER);
+      fs.chownSync(path.join(dir, 'old'), OWNER, OWNER);
+      const r = await run({ command: '/bin/sh', args: ['-c', SCRIPT], ...recommended([{ type: 'bind', source: dir, target: '/data' }]) });
       const lines = r.stdout.trim().split('\n');
-      expect(lines.slice(0, 3)).toEqual(['0 0 700', '0 0 644', 'ok']);
-      expect(inRange(Number(lines[3].trim().split(/\s+/)[1]))).toBe(true); // really on a host id
-      for (const p of ['new', 'sub']) {
+      expect(lines.slice(0, 4)).toEqual(['0 0 700', '0 0 644', 'ok', 'chmod-suid']);
+      expect(inRange(Number(lines[4].trim().split(/\s+/)[1]))).toBe(true); // really on a host id
+      for (const p of ['new', 'sub', 'suid']) {
         const st = fs.statSync(path.join(dir, p));
-        expect([st.uid, st.gid]).toEqual([0, 0]);
+        expect([st.uid, st.gid]).toEqual([OWNER, OWNER]);
       }
       expect(fs.readFileSync(path.join(dir, 'new'), 'utf8')).toBe('new\n');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  // Idmapped from root, what the sandbox creates would be root's on the host, and a setuid
+  // file there a root shell for any host user who can reach it.
+  test("a root-owned writable dir is not idmapped: the sandbox creates files only where its modes let others, as its host id, and its setuid file is not root's", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nsjail-node-hostids-rootrw-'));
+    try {
+      fs.writeFileSync(path.join(dir, 'old'), 'x');
+      fs.chmodSync(dir, 0o1777);
+      const r = await run({ command: '/bin/sh', args: ['-c', SCRIPT], ...recommended([{ type: 'bind', source: dir, target: '/data' }]) });
+      const lines = r.stdout.trim().split('\n');
+      expect(lines.slice(0, 4)).toEqual(['65534 65534 1777', '65534 65534 644', 'ok', 'chmod-suid']);
+      const hostId = Number(lines[4].trim().split(/\s+/)[1]);
+      expect(inRange(hostId)).toBe(true);
+      for (const p of ['new', 'sub', 'suid']) {
+        const st = fs.statSync(path.join(dir, p));
+        expect([st.uid, st.gid]).toEqual([hostId, hostId]);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('control: with an explicit host-root map the same program makes a setuid file of root in that dir', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nsjail-node-hostids-rootrw-'));
+    try {
+      fs.writeFileSync(path.join(dir, 'old'), 'x');
+      await run({ command: '/bin/sh', args: ['-c', SCRIPT], ...recommended([{ type: 'bind', source: dir, target: '/data' }], ROOT_MAP) });
+      const st = fs.statSync(path.join(dir, 'suid'));
+      expect([st.uid, st.mode & 0o7777]).toEqual([0, 0o4755]);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
