@@ -127,6 +127,7 @@ const SET_IDS_GID = 2;
 const SET_IDS_UID = 4;
 const SET_IDS_KEEP_CAPS = 8;
 const CAPS_BOUNDING_BEST_EFFORT = 1;
+const WRITE_FILE_DUMPABLE = 1;
 
 /** The caller's effective ids, for the default user-namespace map. */
 export function callerIds(): { uid: number; gid: number } {
@@ -337,6 +338,10 @@ export function userNamespaceSteps(identity: ValidatedIdentity): PlannedStep[] {
     const { monotonic, boottime } = identity.time;
     if (monotonic[0] !== 0 || monotonic[1] !== 0 || boottime[0] !== 0 || boottime[1] !== 0) {
       const offsets = writeFileStep('/proc/self/timens_offsets', `monotonic ${monotonic[0]} ${monotonic[1]}\nboottime ${boottime[0]} ${boottime[1]}\n`, 'time-offsets');
+      // On a host id the child's copy of this process's memory is not dumpable, and so its
+      // /proc/self files are host root's (src-native/hostids.cc): it makes itself dumpable
+      // first (docs/identity.md: what that exposes, to whom).
+      if (identity.hostId !== undefined) offsets.native.flags = WRITE_FILE_DUMPABLE;
       offsets.label.hints = { ERANGE: 'an offset would make a clock negative', EINVAL: 'an offset is out of the kernel\'s range' };
       steps.push(offsets);
     }

@@ -1,12 +1,14 @@
 /**
  * The package as users meet it: the packed tarball installs without a compiler (prebuilds for
- * linux-x64 and linux-arm64), ESM and CommonJS load the same module, the public types hold,
+ * linux-x64 and linux-arm64), ESM and CommonJS load the same module, every example of the
+ * docs type-checks and runs against it as written, the public types hold,
  * and the cmake-js build of the same sources still compiles and runs.
  */
 import * as childProcess from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readElf, EM } from '../lib/elf';
+import { documentFiles, extractExamples, prepareExampleProject } from './docs-examples';
 import { makeTempDir } from './helpers';
 
 const project = path.join(__dirname, '..');
@@ -62,6 +64,13 @@ describe('packaging', () => {
       expect(fs.existsSync(path.join(app, 'node_modules', 'nsjail-node', 'build'))).toBe(false);
       expect(exec(process.execPath, ['-e', SPAWN_CHECK], app).split('\n').sort()).toEqual(['', 'cjs:1', 'init:9']);
       expect(exec(process.execPath, ['--input-type=module', '-e', ESM_CHECK], app)).toBe('esm:0\n');
+
+      // Every example of the docs, against this installed tarball, as a new user would copy it.
+      const examples = documentFiles(project).flatMap((file) => extractExamples(file, project));
+      const docs = prepareExampleProject(path.join(tmp.dir, 'docs'), examples, path.join(app, 'node_modules', 'nsjail-node'));
+      expect([...docs.typeErrors.entries()]).toEqual([]);
+      const failed = examples.map((e, i) => (e.notRun === undefined ? docs.mismatch(i) : undefined)).filter((m) => m !== undefined);
+      expect(failed).toEqual([]);
     } finally {
       tmp.cleanup();
     }
