@@ -67,6 +67,8 @@ describe('packaging', () => {
 
       // Every example of the docs, against this installed tarball, as a new user would copy it.
       const examples = documentFiles(project).flatMap((file) => extractExamples(file, project));
+      // Reachable by uid 65534 (the rootless examples) and by a sandbox's host id (binds).
+      fs.chmodSync(tmp.dir, 0o755);
       const docs = prepareExampleProject(path.join(tmp.dir, 'docs'), examples, path.join(app, 'node_modules', 'nsjail-node'));
       expect([...docs.typeErrors.entries()]).toEqual([]);
       const failed = examples.map((e, i) => (e.notRun === undefined ? docs.mismatch(i) : undefined)).filter((m) => m !== undefined);
