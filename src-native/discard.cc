@@ -19,13 +19,15 @@ int epoll_fd = -1;
 int null_fd = -1;  // this process's own /dev/null, never handed to a sandbox; -1: read instead
 int start_error = 0;
 
-// Drops what is in the pipe. True once it is empty and has no writer left (or is broken).
+// Drops one pipeful of what is in the pipe: a program that writes without pause must not keep
+// this thread from the other sandboxes' pipes (epoll reports this one again while it holds
+// data). True once it is empty and has no writer left (or is broken).
 bool Drain(int fd) {
   static char buffer[64 * 1024];  // only this thread reads into it
   for (;;) {
     ssize_t n = null_fd >= 0 ? ::splice(fd, nullptr, null_fd, nullptr, 1 << 20, SPLICE_F_NONBLOCK) : -1;
     if (n < 0 && (null_fd < 0 || errno == EINVAL)) n = ::read(fd, buffer, sizeof buffer);
-    if (n > 0) continue;
+    if (n > 0) return false;
     if (n == 0) return true;  // end of file: every writer is gone
     if (errno == EINTR) continue;
     return errno != EAGAIN;

@@ -100,9 +100,9 @@ static int Filters(const char* list, int install) {
 // on any such change of credentials), so init arms its own, then makes sure the spawning
 // process did not die before that: its pidfd is readable once it has exited, and where there
 // is no pidfd getppid() tells (outside a new PID namespace). The pidfd is closed here: it
-// must not reach the program. False: the parent is gone.
+// must not reach the program. 0, or the errno to report: ESRCH when the parent is gone.
 static int ArmDeathSignal(pid_t expected) {
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) return 0;
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) return errno;
   int gone = 0;
   if (fcntl(kParentFd, F_GETFD) >= 0) {
     struct pollfd p = {kParentFd, POLLIN, 0};
@@ -113,7 +113,7 @@ static int ArmDeathSignal(pid_t expected) {
     gone = n > 0 && (p.revents & (POLLIN | POLLHUP));
     close(kParentFd);
   }
-  return !gone && getppid() == expected;
+  return !gone && getppid() == expected ? 0 : ESRCH;
 }
 
 // A failure before exec also writes a byte to `failed_fd` (close-on-exec): init then need
@@ -185,8 +185,9 @@ int main(int argc, char** argv) {
     Report(kStepExec, EINVAL, -1);
     return 127;
   }
-  if (parent >= 0 && !ArmDeathSignal((pid_t)parent)) {
-    Report(kStepDieWithParent, ESRCH, -1);
+  int died = parent >= 0 ? ArmDeathSignal((pid_t)parent) : 0;
+  if (died != 0) {
+    Report(kStepDieWithParent, died, -1);
     return 127;
   }
   prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);  // without a PID namespace: orphans come here
