@@ -127,7 +127,6 @@ const SET_IDS_GID = 2;
 const SET_IDS_UID = 4;
 const SET_IDS_KEEP_CAPS = 8;
 const CAPS_BOUNDING_BEST_EFFORT = 1;
-const WRITE_FILE_DUMPABLE = 1;
 
 /** The caller's effective ids, for the default user-namespace map. */
 export function callerIds(): { uid: number; gid: number } {
@@ -338,10 +337,6 @@ export function userNamespaceSteps(identity: ValidatedIdentity): PlannedStep[] {
     const { monotonic, boottime } = identity.time;
     if (monotonic[0] !== 0 || monotonic[1] !== 0 || boottime[0] !== 0 || boottime[1] !== 0) {
       const offsets = writeFileStep('/proc/self/timens_offsets', `monotonic ${monotonic[0]} ${monotonic[1]}\nboottime ${boottime[0]} ${boottime[1]}\n`, 'time-offsets');
-      // On a host id the child's copy of this process's memory is not dumpable, and so its
-      // /proc/self files are host root's (src-native/hostids.cc): it makes itself dumpable
-      // first (docs/identity.md: what that exposes, to whom).
-      if (identity.hostId !== undefined) offsets.native.flags = WRITE_FILE_DUMPABLE;
       offsets.label.hints = { ERANGE: 'an offset would make a clock negative', EINVAL: 'an offset is out of the kernel\'s range' };
       steps.push(offsets);
     }
@@ -455,6 +450,10 @@ export function identityPlan(identity: ValidatedIdentity, candidates: readonly s
     }
   }
   if (identity.init) plan.native.init = { fd: initFd(), argv: initArgv(parent, identity.seccomp, candidates, argv) };
-  if (identity.hostId !== undefined) plan.native.hostId = identity.hostId;
+  // The host id owns the sandbox's user namespace (its per-user counts are its own), except
+  // with a time namespace: the child writes its clock offsets through /proc/self, which it
+  // could not in a copy of memory made non-dumpable by the ownership switch
+  // (src-native/hostids.cc); such a namespace is owned by this process, mapped the same.
+  if (identity.hostId !== undefined && identity.time === undefined) plan.native.hostId = identity.hostId;
   return plan;
 }

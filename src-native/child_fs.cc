@@ -15,7 +15,6 @@
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -270,9 +269,6 @@ struct FdList {
 }  // namespace
 
 int StepWriteFile(const Step& s) noexcept {
-  // A /proc/self file of a child whose copy of the parent's memory is not dumpable (a host id:
-  // src-native/hostids.cc) belongs to host root: the child cannot open it until it is.
-  if ((s.flags & kWriteFileDumpable) && ::prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 0) ::prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
   int fd = ::open(s.path, O_WRONLY | O_CLOEXEC);
   if (fd < 0) return errno;
   ssize_t n = ::write(fd, s.data, s.data_len);
