@@ -123,7 +123,14 @@ describe('stdin without input and stdio ignore are pipes, not the host /dev/null
       return child.exited;
     };
     await ignored(); // the first 'ignore' starts the draining thread (its epoll fd stays)
-    const fds = openFdCount();
+    // ... and closes that first pipe on its own time: count once nothing has changed for 200 ms.
+    let fds = openFdCount();
+    for (let steady = 0; steady < 4; ) {
+      await new Promise((r) => setTimeout(r, 50));
+      const now = openFdCount();
+      steady = now === fds ? steady + 1 : 0;
+      fds = now;
+    }
     for (let i = 0; i < 3; i++) expect(await ignored()).toMatchObject({ exitCode: 0, signal: null });
     // The draining thread closes each pipe when it sees end of file: wait for it (not a timing assertion).
     for (let i = 0; i < 100 && openFdCount() > fds; i++) await new Promise((r) => setTimeout(r, 50));
