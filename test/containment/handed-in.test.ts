@@ -125,7 +125,7 @@ describe('stdin without input and stdio ignore are pipes, not the host /dev/null
     await ignored(); // the first 'ignore' starts the draining thread (its epoll fd stays)
     // ... and closes that first pipe on its own time: count once nothing has changed for 200 ms.
     let fds = openFdCount();
-    for (let steady = 0; steady < 4; ) {
+    for (let steady = 0, i = 0; steady < 4 && i < 100; i++) {
       await new Promise((r) => setTimeout(r, 50));
       const now = openFdCount();
       steady = now === fds ? steady + 1 : 0;
