@@ -552,7 +552,9 @@ export class SandboxCgroup {
       this.killSync();
     }
     const acct = this.accounting();
-    for (let i = 0; i < 50; i++) {
+    // Killed processes leave the cgroup once they have exited and been reaped: on a busy
+    // machine that can take a while (2 s here, without blocking the loop).
+    for (let i = 0; i < 400; i++) {
       if (this.remove()) break;
       await sleep(5);
     }

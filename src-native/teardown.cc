@@ -129,12 +129,21 @@ OrphanCgroups& TheOrphanCgroups() {
   return *orphans;
 }
 
-void SweepOrphanCgroups() {
+// Removes the orphans that are empty by now; true if none but those of running
+// dieWithParent: false sandboxes (kept) is left.
+bool SweepOrphanCgroups() {
   OrphanCgroups& o = TheOrphanCgroups();
   std::lock_guard<std::mutex> lock(o.mutex);
+  bool only_kept = true;
   for (auto it = o.list.begin(); it != o.list.end();) {
-    it = RemoveCgroup(*it) ? o.list.erase(it) : it + 1;
+    if (RemoveCgroup(*it)) {
+      it = o.list.erase(it);
+    } else {
+      only_kept = only_kept && it->keep;
+      ++it;
+    }
   }
+  return only_kept;
 }
 
 // The orphan reaper: one thread, started with the first orphan, that waits on the orphans'
@@ -311,6 +320,9 @@ void OnEnvCleanup(void* arg) {
     }
   }
   delete l;
+  // Killed sandboxes' cgroups that were still busy, of this or an earlier environment: a
+  // process that ends (the last environment) must not leave them. Bounded: 2 s.
+  for (int i = 0; i < 400 && !SweepOrphanCgroups(); i++) SleepMillis(5);
 }
 
 }  // namespace
