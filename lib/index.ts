@@ -10,8 +10,8 @@ export { DEFAULT_PATH, type SpawnOptions, type StdioOption } from './options';
 export { runIsolated, type RunOptions, type RunResult } from './run';
 export {
   RLIMIT_RESOURCES, DEFAULT_FORCE_KILL_AFTER, type Limits, type LimitOptions, type LimitValue, type RlimitName, type RlimitRange,
-  type ExitAccounting, type ExitReason, type KillReason,
 } from './limits';
+export type { ExitAccounting, ExitReason, KillReason } from './supervision';
 export { DEFAULT_CGROUP_PARENT } from './cgroups';
 export type {
   MountEntry, MountFlagOptions, BindMountEntry, TmpfsMountEntry, ProcMountEntry, DevMountEntry, MqueueMountEntry,

@@ -5,9 +5,9 @@ import * as os from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import type { NativeChild, NativeExitStatus } from '../types/native';
 import { IsolationError } from './errors';
-import { SandboxControl, type ExitAccounting, type KillReason } from './limits';
+import { SandboxControl, type ExitAccounting, type KillReason } from './supervision';
 
-/** How a sandboxed program ended, and what it used (accounting: lib/limits.ts). */
+/** How a sandboxed program ended, and what it used (accounting: lib/supervision.ts). */
 export interface ExitStatus extends ExitAccounting {
   /** The program's PID on the host (it may be 1 inside its PID namespace); see {@link IsolatedProcess.pid}. */
   pid: number;

@@ -7,7 +7,7 @@ import { validateOptions, type SpawnOptions, type ValidatedOptions } from './opt
 import { compilePlan, type SpawnPlan } from './plan';
 import { initExitStatus, initProgramPid } from './init';
 import { IsolatedProcess } from './process';
-import { prepareSandbox, type SandboxControl } from './limits';
+import { prepareSandbox, type SandboxControl } from './supervision';
 import { allocateHostId, closePrepared, prepareIdmappedTrees, type PreparedTrees } from './hostids';
 import { withHostId } from './identity';
 import { withNetwork } from './network';

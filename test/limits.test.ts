@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { IsolationError, runIsolated, spawnIsolated, type SpawnOptions } from '../lib';
-import { exitReason } from '../lib/limits';
+import { exitReason } from '../lib/supervision';
 import { makeTempDir } from './helpers';
 import { buildHog, killMarked, leftoverCgroups, marker, markedPids, waitFor } from './limits-helpers';
 
