@@ -355,6 +355,19 @@ int StepBindMount(const Step& s) noexcept {
 
 namespace {
 
+// The next "key\0value\0" pair of a step's data at *p (before end), both NUL-terminated
+// within it; advances *p past it. False for a malformed pair.
+bool NextPair(const char** p, const char* end, const char** key, const char** value) noexcept {
+  const char* k_end = static_cast<const char*>(std::memchr(*p, '\0', static_cast<size_t>(end - *p)));
+  if (!k_end || k_end + 1 >= end) return false;
+  const char* v_end = static_cast<const char*>(std::memchr(k_end + 1, '\0', static_cast<size_t>(end - k_end - 1)));
+  if (!v_end) return false;
+  *key = *p;
+  *value = k_end + 1;
+  *p = v_end + 1;
+  return true;
+}
+
 // The end of every fsopen-based step: create the superblock, mount it detached, and attach it
 // at the step's target, resolved inside the new root.
 int CreateAndAttach(int fs_fd, const Step& s) noexcept {
@@ -378,12 +391,10 @@ int StepMountFs(const Step& s) noexcept {
   if (s.source && ::syscall(SYS_fsconfig, fs.fd, kFsconfigSetString, "source", s.source, 0) < 0) return errno;
   // s.data holds "key\0value\0" pairs; an empty value sets a flag (e.g. devpts newinstance).
   const char* end = s.data ? s.data + s.data_len : nullptr;
+  const char* key;
+  const char* value;
   for (const char* p = s.data; p && p < end;) {
-    const char* key = p;
-    p += std::strlen(key) + 1;
-    if (p >= end) return EINVAL;
-    const char* value = p;
-    p += std::strlen(value) + 1;
+    if (!NextPair(&p, end, &key, &value)) return EINVAL;
     long rc = *value ? ::syscall(SYS_fsconfig, fs.fd, kFsconfigSetString, key, value, 0)
                      : ::syscall(SYS_fsconfig, fs.fd, kFsconfigSetFlag, key, nullptr, 0);
     if (rc < 0) return errno;
@@ -493,12 +504,10 @@ int StepMountOverlay(const Step& s, int32_t* part) noexcept {
   size_t joined_len = 0;
   FdList layers;
   const char* end = s.data ? s.data + s.data_len : nullptr;
+  const char* key;
+  const char* value;
   for (const char* p = s.data; p && p < end;) {
-    const char* key = p;
-    p += std::strlen(key) + 1;
-    if (p >= end) return EINVAL;
-    const char* value = p;
-    p += std::strlen(value) + 1;
+    if (!NextPair(&p, end, &key, &value)) return EINVAL;
     bool lower = std::strcmp(key, "lowerdir+") == 0;
     if (!lower && std::strcmp(key, "upperdir") != 0 && std::strcmp(key, "workdir") != 0) {
       *part = -1;
