@@ -8,16 +8,9 @@ import { hostSystemMounts, IsolationError, spawnIsolated, type MountEntry, type 
 import { validateOptions } from '../lib/options';
 import { compilePlan } from '../lib/plan';
 import { buildRootfs } from '../lib/rootfs';
-import { catchError, childCount, hostMountinfo, lingeringZombies, makeTempDir, run } from './helpers';
+import { catchError, childCount, expectHostMountsUnchanged, makeTempDir, run } from './helpers';
 
-let mountinfoBefore = '';
-beforeEach(() => {
-  mountinfoBefore = hostMountinfo();
-});
-afterEach(async () => {
-  expect(hostMountinfo()).toBe(mountinfoBefore);
-  expect(await lingeringZombies()).toEqual([]);
-});
+expectHostMountsUnchanged();
 
 const system = (): MountEntry[] => [...hostSystemMounts(), { type: 'proc' }, { type: 'tmpfs', target: '/tmp' }];
 

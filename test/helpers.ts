@@ -126,3 +126,18 @@ export function stageLibraryForOtherUsers(): { dist: string; env: NodeJS.Process
   fs.chmodSync(stage, 0o755);
   return { dist: path.join(stage, 'dist', 'index.js'), env, cleanup: () => fs.rmSync(stage, { recursive: true, force: true }) };
 }
+
+/**
+ * Registers the checks of a test file whose sandboxes mount: after each test the host's mount
+ * table is as before it, and no zombie of this process is left.
+ */
+export function expectHostMountsUnchanged(): void {
+  let mountinfoBefore = '';
+  beforeEach(() => {
+    mountinfoBefore = hostMountinfo();
+  });
+  afterEach(async () => {
+    expect(hostMountinfo()).toBe(mountinfoBefore);
+    expect(await lingeringZombies()).toEqual([]);
+  });
+}

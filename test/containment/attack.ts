@@ -100,6 +100,29 @@ export function marker(prefix = 'nsjail-test'): string {
 }
 
 /**
+ * Host IPC objects the test makes (SysV shared memory and a message queue, mode 0644, and a
+ * POSIX message queue holding "host message"), given to `use` as the attack's arguments, and
+ * removed afterwards also when it fails.
+ */
+export async function withHostIpc(hostSetup: string, use: (args: string[]) => Promise<void>): Promise<void> {
+  const idOf = (out: string): string => /id: (\d+)/.exec(out)?.[1] ?? '';
+  const made: { shm?: string; msg?: string; mq?: string } = {};
+  try {
+    made.shm = idOf(execFileSync('ipcmk', ['-M', '4096', '-p', '0644'], { encoding: 'utf8' }));
+    made.msg = idOf(execFileSync('ipcmk', ['-Q', '-p', '0644'], { encoding: 'utf8' }));
+    const mq = `/${marker('nsjail-test')}`;
+    execFileSync(hostSetup, ['mq-create', mq, 'host message']);
+    made.mq = mq;
+    if (!/^\d+$/.test(made.shm) || !/^\d+$/.test(made.msg)) throw new Error(`ipcmk gave no ids: ${JSON.stringify(made)}`);
+    await use(['shm', made.shm, 'msg', made.msg, 'mq', mq]);
+  } finally {
+    if (made.shm) execFileSync('ipcrm', ['-m', made.shm]);
+    if (made.msg) execFileSync('ipcrm', ['-q', made.msg]);
+    if (made.mq) execFileSync(hostSetup, ['mq-unlink', made.mq]);
+  }
+}
+
+/**
  * A marked sleep: /bin/sleep with a unique fractional number of seconds (e.g. 600.123456),
  * which its command line shows, so that it can be found, and killed, by that number alone.
  */

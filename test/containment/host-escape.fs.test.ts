@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ATTACK, WORK, buildAttack, recommended, runAttack, tempDir, without } from './attack';
-import { hostMountinfo, lingeringZombies } from '../helpers';
+import { expectHostMountsUnchanged } from '../helpers';
 
 let built: ReturnType<typeof buildAttack>;
 beforeAll(() => {
@@ -15,14 +15,7 @@ beforeAll(() => {
 });
 afterAll(() => built?.cleanup());
 
-let mountinfoBefore = '';
-beforeEach(() => {
-  mountinfoBefore = hostMountinfo();
-});
-afterEach(async () => {
-  expect(hostMountinfo()).toBe(mountinfoBefore);
-  expect(await lingeringZombies()).toEqual([]);
-});
+expectHostMountsUnchanged();
 
 /** A host dir holding a sentinel file only the host should see. */
 function hostSentinel(): { dir: string; file: string; cleanup: () => void } {

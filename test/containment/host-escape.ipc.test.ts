@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { ATTACK, buildAttack, marker, recommended, runAttack, tempDir, without } from './attack';
+import { ATTACK, buildAttack, marker, recommended, runAttack, tempDir, withHostIpc, without } from './attack';
 
 let built: ReturnType<typeof buildAttack>;
 beforeAll(() => {
@@ -89,18 +89,7 @@ describe('host unix sockets and shared memory files', () => {
 
 describe('SysV and POSIX IPC', () => {
   test('a host SysV shared memory segment, message queue and POSIX message queue the test made are invisible inside ipc: true; CONTROL: without ipc, all three are reached', async () => {
-    const idOf = (out: string): string => /id: (\d+)/.exec(out)?.[1] ?? '';
-    const made: { shm?: string; msg?: string; mq?: string } = {};
-    try {
-      made.shm = idOf(execFileSync('ipcmk', ['-M', '4096', '-p', '0644'], { encoding: 'utf8' }));
-      made.msg = idOf(execFileSync('ipcmk', ['-Q', '-p', '0644'], { encoding: 'utf8' }));
-      const mq = `/${marker('nsjail-test')}`;
-      execFileSync(built.hostSetup, ['mq-create', mq, 'host message']);
-      made.mq = mq;
-      expect(made.shm).toMatch(/^\d+$/);
-      expect(made.msg).toMatch(/^\d+$/);
-
-      const args = ['shm', made.shm, 'msg', made.msg, 'mq', mq];
+    await withHostIpc(built.hostSetup, async (args) => {
       const r = await runAttack(recommended(built.work, ATTACK, args));
       expect(r).toMatchObject({ status: 'ok', stderr: '' });
       expect(r.results).toEqual({ shm: 'errno=EINVAL', msg: 'errno=EINVAL', mq: 'errno=ENOENT' });
@@ -108,11 +97,7 @@ describe('SysV and POSIX IPC', () => {
 
       const control = await runAttack(without(recommended(built.work, ATTACK, args), 'ipc'));
       expect(control.results).toEqual({ shm: 'ok', msg: 'ok', mq: 'host message' });
-    } finally {
-      if (made.shm) execFileSync('ipcrm', ['-m', made.shm]);
-      if (made.msg) execFileSync('ipcrm', ['-q', made.msg]);
-      if (made.mq) execFileSync(built.hostSetup, ['mq-unlink', made.mq]);
-    }
+    });
   });
 });
 

@@ -12,7 +12,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import type { RunOptions } from '../../lib';
 import {
-  ATTACK, NOBODY, WORK, buildAttack, killByMarker, markedSleepSeconds, marker, pidsWithMarker, recommended as rootRecommended,
+  ATTACK, NOBODY, WORK, buildAttack, killByMarker, withHostIpc, markedSleepSeconds, marker, pidsWithMarker, recommended as rootRecommended,
   results, runCases, startHostSleep, tempDir, without, type Case, type RootlessOutcome,
 } from './attack';
 
@@ -91,24 +91,12 @@ describe('as uid 65534', () => {
   });
 
   test('host SysV shared memory, a message queue and a POSIX message queue (mode 0644) are invisible in its ipc: true sandbox; CONTROL: without ipc, all three are reached', async () => {
-    const idOf = (out: string): string => /id: (\d+)/.exec(out)?.[1] ?? '';
-    const made: { shm?: string; msg?: string; mq?: string } = {};
-    try {
-      made.shm = idOf(execFileSync('ipcmk', ['-M', '4096', '-p', '0644'], { encoding: 'utf8' }));
-      made.msg = idOf(execFileSync('ipcmk', ['-Q', '-p', '0644'], { encoding: 'utf8' }));
-      const mq = `/${marker('nsjail-test')}`;
-      execFileSync(built.hostSetup, ['mq-create', mq, 'host message']);
-      made.mq = mq;
-      const args = ['shm', made.shm, 'msg', made.msg, 'mq', mq];
+    await withHostIpc(built.hostSetup, async (args) => {
       const r = await asNobody({ sandbox: recommended(args), control: without(recommended(args), 'ipc') });
       expect(r.sandbox).toMatchObject({ status: 'ok', stderr: '' });
       expect(r.sandbox.results).toEqual({ shm: 'errno=EINVAL', msg: 'errno=EINVAL', mq: 'errno=ENOENT' });
       expect(r.control.results).toEqual({ shm: 'ok', msg: 'ok', mq: 'host message' });
-    } finally {
-      if (made.shm) execFileSync('ipcrm', ['-m', made.shm]);
-      if (made.msg) execFileSync('ipcrm', ['-q', made.msg]);
-      if (made.mq) execFileSync(built.hostSetup, ['mq-unlink', made.mq]);
-    }
+    });
   });
 
   test("a key in uid 65534's own user keyring cannot be described, read or linked from its sandbox; CONTROL: the same user without a sandbox reads it", async () => {
