@@ -11,7 +11,7 @@ import type { SandboxView } from './exec-diagnosis';
 import { identityPlan, privilegeSteps, userNamespaceSteps } from './identity';
 import { cgroupJoinSteps, deferredCloneFlags, limitSteps } from './limits';
 import { joinSteps, networkSteps, withheldCloneFlags } from './network';
-import { DEFAULT_PATH, type StdioOption, type ValidatedOptions } from './options';
+import { DEFAULT_PATH, type EnvList, type StdioOption, type ValidatedOptions } from './options';
 import { step, type PlannedStep, type StepLabel } from './steps';
 
 const C = binding.constants;
@@ -41,11 +41,12 @@ export function packStrings(list: readonly string[]): Buffer {
   return list.length === 0 ? Buffer.alloc(0) : Buffer.from(`${list.join('\0')}\0`);
 }
 
-/** The environment packed as `key=value` strings (see {@link packStrings}). */
-export function packEnv(env: readonly (readonly [string, string])[]): Buffer {
-  let text = '';
-  for (const [key, value] of env) text += `${key}=${value}\0`;
-  return Buffer.from(text);
+/**
+ * The environment packed as keys and values in turn, each followed by a NUL: the addon turns
+ * each key's NUL into the '=' of `key=value` (src-native/plan.cc: GetPacked).
+ */
+export function packEnv(env: EnvList): Buffer {
+  return packStrings(env);
 }
 
 /** The clone engine: clone3 where the kernel has it, or forced (NSJAIL_NODE_CLONE=clone|clone3). */
@@ -77,15 +78,16 @@ export function stdioFor(option: StdioOption, fd: number): NativeStdio {
 }
 
 /** The PATH a bare command name is looked up on: the sandbox's own, else the default. */
-export function pathVariable(env: [string, string][]): string {
-  return env.find(([key]) => key === 'PATH')?.[1] ?? DEFAULT_PATH;
+export function pathVariable(env: EnvList): string {
+  for (let i = 0; i < env.length; i += 2) if (env[i] === 'PATH') return env[i + 1];
+  return DEFAULT_PATH;
 }
 
 /**
  * Where execve is tried, in order. A command with a slash is used as given; a bare name is
  * looked up on the sandbox's PATH, as execvp would, but inside the new root.
  */
-export function execCandidates(command: string, env: [string, string][]): string[] {
+export function execCandidates(command: string, env: EnvList): string[] {
   if (command.includes('/')) return [command];
   return pathVariable(env).split(':').map((dir) => (dir === '' ? command : path.posix.join(dir, command)));
 }

@@ -6,13 +6,13 @@ import type { NativePreparedPlan, NativeRun, NativeStdio } from '../types/native
 import { binding } from './binding';
 import { LIMIT_OPTION_KEYS, validateLimits, type Limits, type LimitOptions, type ValidatedLimits } from './limits';
 import {
-  CORE_OPTION_KEYS, DEFAULT_PATH, validateArgs, validateCwd, validateOptions, validateStdio,
-  type SpawnOptions, type StdioOption, type ValidatedOptions,
+  CORE_OPTION_KEYS, validateArgs, validateCwd, validateOptions, validateStdio,
+  type EnvList, type SpawnOptions, type StdioOption, type ValidatedOptions,
 } from './options';
 import { FILESYSTEM_OPTION_KEYS } from './filesystem';
 import { IDENTITY_OPTION_KEYS } from './identity';
 import { NETWORK_OPTION_KEYS } from './network';
-import { compilePlan, execCandidates, packEnv, packStrings, stdioFor, type SpawnPlan } from './plan';
+import { compilePlan, execCandidates, packEnv, packStrings, pathVariable, stdioFor, type SpawnPlan } from './plan';
 import type { IsolatedProcess } from './process';
 import { runToEnd, type RunOptions, type RunResult } from './run';
 import {
@@ -78,8 +78,8 @@ function asRunError(e: unknown, name: string): unknown {
 /** A run's differences, validated. */
 interface ResolvedRun {
   argv: string[];
-  /** The variables set for this run (checked), and those removed. */
-  envSet: [string, string][];
+  /** The variables set for this run (checked; keys and values in turn), and those removed. */
+  envSet: string[];
   envRemoved: string[];
   stdio: [StdioOption, StdioOption, StdioOption];
   cwd: string | undefined;
@@ -116,7 +116,7 @@ export class PreparedSandbox {
   constructor(options: ValidatedOptions) {
     this.#options = options;
     this.#envPacked = packEnv(options.env);
-    this.#envKeys = new Set(options.env.map(([key]) => key));
+    this.#envKeys = new Set(options.env.filter((_, i) => i % 2 === 0));
     const { identity, network } = options;
     // Plans that hold per-spawn resources other than the cgroup (a host id and its idmapped
     // trees, namespaces joined or a veth link made for each spawn) or whose init carries the
@@ -223,7 +223,7 @@ export class PreparedSandbox {
         const argv0 = run.argv0 === undefined ? o.argv[0] : checkCString('argv0', run.argv0, { allowEmpty: true });
         argv = [argv0, ...(run.args === undefined ? o.argv.slice(1) : validateArgs(run.args))];
       }
-      const envSet: [string, string][] = [];
+      const envSet: string[] = [];
       const envRemoved: string[] = [];
       if (run.env !== undefined) {
         const vars = checkObject('env', run.env) as Record<string, unknown>;
@@ -235,7 +235,7 @@ export class PreparedSandbox {
             envRemoved.push(key);
             continue;
           }
-          envSet.push([key, isCString(value, true) ? value : checkCString(`env.${key}`, value, { allowEmpty: true })]);
+          envSet.push(key, isCString(value, true) ? value : checkCString(`env.${key}`, value, { allowEmpty: true }));
         }
       }
       return {
@@ -273,17 +273,19 @@ export class PreparedSandbox {
     return { ...this.#options, argv: r.argv, stdio: r.stdio, cwd: r.cwd, limits: r.limits };
   }
 
-  /** The run's whole environment as pairs. */
-  #envPairs(r: ResolvedRun): [string, string][] {
+  /** The run's whole environment. */
+  #envList(r: ResolvedRun): EnvList {
     if (r.envSet.length === 0 && r.envRemoved.length === 0) return this.#options.env;
-    const vars = new Map(this.#options.env);
+    const vars = new Map<string, string>();
+    const env = this.#options.env;
+    for (let i = 0; i < env.length; i += 2) vars.set(env[i], env[i + 1]);
     for (const key of r.envRemoved) vars.delete(key);
-    for (const [key, value] of r.envSet) vars.set(key, value);
-    return [...vars];
+    for (let i = 0; i < r.envSet.length; i += 2) vars.set(r.envSet[i], r.envSet[i + 1]);
+    return [...vars].flat();
   }
 
   #withEnv(l: Launch, r: ResolvedRun): Launch {
-    l.validated = { ...l.validated, env: this.#envPairs(r) };
+    l.validated = { ...l.validated, env: this.#envList(r) };
     return l;
   }
 
@@ -318,9 +320,9 @@ export class PreparedSandbox {
     let path: string | undefined;
     if (r.envSet.length > 0 || r.envRemoved.length > 0) {
       // Only added variables: appended to the prepared ones as they are, without repacking them.
-      const replaces = r.envRemoved.length > 0 || r.envSet.some(([key]) => this.#envKeys.has(key));
-      envp = replaces ? packEnv(this.#envPairs(r)) : Buffer.concat([this.#envPacked, packEnv(r.envSet)]);
-      if (r.envSet.some(([key]) => key === 'PATH') || r.envRemoved.includes('PATH')) path = r.envSet.find(([key]) => key === 'PATH')?.[1] ?? DEFAULT_PATH;
+      const replaces = r.envRemoved.length > 0 || r.envSet.some((key, i) => i % 2 === 0 && this.#envKeys.has(key));
+      envp = replaces ? packEnv(this.#envList(r)) : Buffer.concat([this.#envPacked, packEnv(r.envSet)]);
+      if (r.envRemoved.includes('PATH') || r.envSet.some((key, i) => i % 2 === 0 && key === 'PATH')) path = pathVariable(this.#envList(r));
     }
     const run: NativeRun = {
       argv: r.argv === o.argv ? (compiled.argv ??= packStrings(o.argv)) : packStrings(r.argv),
@@ -328,7 +330,7 @@ export class PreparedSandbox {
       stdio: r.stdio.map((s, fd) => stdioFor(s, fd)) as [NativeStdio, NativeStdio, NativeStdio],
     };
     // A bare command is looked up on this run's PATH.
-    if (path !== undefined && !o.command.includes('/')) run.runCandidates = execCandidates(o.command, [['PATH', path]]);
+    if (path !== undefined && !o.command.includes('/')) run.runCandidates = execCandidates(o.command, ['PATH', path]);
     const stepPaths = l.validated.limits.cgroupProcs.map((file, index) => ({ index, path: file }));
     if (r.cwd !== o.cwd && r.cwd !== undefined) {
       if (compiled.plan.cwdStep.present) stepPaths.push({ index: compiled.plan.cwdStep.index, path: r.cwd });
@@ -344,7 +346,7 @@ export class PreparedSandbox {
     const labels: StepLabel[] = [...plan.labels];
     for (const { index, path } of run.stepPaths ?? []) labels[index] = { ...labels[index], path };
     if (run.chdirAt) labels.splice(run.chdirAt.index, 0, { step: 'chdir', syscall: 'chdir', path: run.chdirAt.path });
-    const pathVar = run.runCandidates ? this.#envPairs(r).find(([key]) => key === 'PATH')?.[1] ?? DEFAULT_PATH : plan.exec.pathVar;
+    const pathVar = run.runCandidates ? pathVariable(this.#envList(r)) : plan.exec.pathVar;
     return {
       labels,
       parentLabels: plan.parentLabels,

@@ -273,9 +273,10 @@ bool PlanStorage::Parse(const Napi::Object& plan, std::string* error) {
 namespace {
 
 // A packed list: one Buffer of strings each ended by a NUL (lib/plan.ts: packStrings), copied
-// once into `bytes`; `out` gets a pointer to each string and a final null. One pass over the
-// bytes, no per-string call into JavaScript.
-bool GetPacked(const Napi::Object& obj, const char* key, std::string* bytes, std::vector<char*>* out,
+// once into `bytes`; `out` gets a pointer to each string and a final null. With `pairs` the
+// strings are keys and values in turn (lib/plan.ts: packEnv), and each key's NUL becomes the
+// '=' of a "key=value" string. One pass over the bytes, no per-string call into JavaScript.
+bool GetPacked(const Napi::Object& obj, const char* key, bool pairs, std::string* bytes, std::vector<char*>* out,
                std::string* error) {
   Napi::Value v = obj.Get(key);
   if (!v.IsBuffer()) {
@@ -290,12 +291,23 @@ bool GetPacked(const Napi::Object& obj, const char* key, std::string* bytes, std
   bytes->assign(b.Data(), b.Length());
   char* p = bytes->data();
   char* end = p + bytes->size();
+  // Every string ends with a NUL, the last one at end - 1: memchr always finds one.
+  auto next = [end](char* from) { return static_cast<char*>(std::memchr(from, '\0', static_cast<size_t>(end - from))); };
   size_t count = 0;
-  for (char* q = p; q < end; q = static_cast<char*>(std::memchr(q, '\0', static_cast<size_t>(end - q))) + 1) count++;
-  out->reserve(count + 1);
+  for (char* q = p; q < end; q = next(q) + 1) count++;
+  if (pairs && count % 2 != 0) {
+    *error = std::string("plan.") + key + " must hold key and value pairs";
+    return false;
+  }
+  out->reserve((pairs ? count / 2 : count) + 1);
   while (p < end) {
     out->push_back(p);
-    p = static_cast<char*>(std::memchr(p, '\0', static_cast<size_t>(end - p))) + 1;
+    char* nul = next(p);
+    if (pairs) {
+      *nul = '=';
+      nul = next(nul + 1);
+    }
+    p = nul + 1;
   }
   out->push_back(nullptr);
   return true;
@@ -345,7 +357,7 @@ const char* RunStorage::Keep(std::string s) {
 }
 
 bool RunStorage::Parse(const Napi::Object& run, const PlanStorage& base, std::string* error) {
-  if (!GetPacked(run, "argv", &argv_bytes_, &argv_, error) || !GetPacked(run, "envp", &envp_bytes_, &envp_, error)) {
+  if (!GetPacked(run, "argv", false, &argv_bytes_, &argv_, error) || !GetPacked(run, "envp", true, &envp_bytes_, &envp_, error)) {
     return false;
   }
   if (argv_.size() < 2) {
