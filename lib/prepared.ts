@@ -11,7 +11,7 @@ import {
 } from './options';
 import { FILESYSTEM_OPTION_KEYS } from './filesystem';
 import { IDENTITY_OPTION_KEYS } from './identity';
-import { NETWORK_OPTION_KEYS } from './network';
+import { NETWORK_OPTION_KEYS, validateNetwork } from './network';
 import { compilePlan, execCandidates, packEnv, packStrings, pathVariable, stdioFor, type SpawnPlan } from './plan';
 import type { IsolatedProcess } from './process';
 import { runToEnd, type RunOptions, type RunResult } from './run';
@@ -70,7 +70,8 @@ const RUN_LIMIT_HINTS: Readonly<Record<string, string>> = Object.fromEntries(
 /** A validation error of a run, named as the run's option rather than spawnIsolated's. */
 function asRunError(e: unknown, name: string): unknown {
   if (!(e instanceof TypeError || e instanceof RangeError)) return e;
-  const message = e.message.replace(/^spawnIsolated: (unknown option )?options\./, `${name}: $1run.`);
+  if (!e.message.startsWith('spawnIsolated: ')) return e;
+  const message = `${name}: ${e.message.slice('spawnIsolated: '.length).replace(/\boptions\./g, 'run.')}`;
   if (message === e.message) return e;
   return e instanceof RangeError ? new RangeError(message) : new TypeError(message);
 }
@@ -112,9 +113,13 @@ export class PreparedSandbox {
   #compiled: Compiled | null = null;
   #closed = false;
 
+  /** The network options as given, when a veth link is made per spawn: checked against the host again each time. */
+  readonly #vethOptions: SpawnOptions | undefined;
+
   /** @internal Use {@link prepareSandbox}. */
-  constructor(options: ValidatedOptions) {
+  constructor(options: ValidatedOptions, given?: SpawnOptions) {
     this.#options = options;
+    this.#vethOptions = options.network.veth !== undefined && given !== undefined ? { ...given } : undefined;
     this.#envPacked = packEnv(options.env);
     this.#envKeys = new Set(options.env.filter((_, i) => i % 2 === 0));
     const { identity, network } = options;
@@ -270,7 +275,9 @@ export class PreparedSandbox {
 
   /** The options the run's supervision is armed with (its env is only needed on the slow path: #withEnv). */
   #launchOptions(r: ResolvedRun): ValidatedOptions {
-    return { ...this.#options, argv: r.argv, stdio: r.stdio, cwd: r.cwd, limits: r.limits };
+    // A veth link's addresses are checked against the host's interfaces as they are now.
+    const network = this.#vethOptions ? validateNetwork(this.#vethOptions, this.#options.namespaces) : this.#options.network;
+    return { ...this.#options, argv: r.argv, stdio: r.stdio, cwd: r.cwd, limits: r.limits, network };
   }
 
   /** The run's whole environment. */
@@ -369,5 +376,5 @@ export class PreparedSandbox {
  * for (const input of tests) console.log((await box.run({ input, timeout: 2000 })).stdout);
  */
 export function prepareSandbox(options: SpawnOptions): PreparedSandbox {
-  return new PreparedSandbox(validateOptions(options));
+  return new PreparedSandbox(validateOptions(options), options);
 }
