@@ -16,7 +16,16 @@ function evaluateTargets(results) {
   const b = row(results, 'latency', 'b');
   const floor = row(results, 'latency', 'h');
   const bwrap = row(results, 'latency', 'f');
+  const prepared = row(results, 'latency', 'i');
+  const setupFloor = row(results, 'latency', 'hp');
   add('spawnIsolated(b) p50 within 1.15x of the floor', b && floor, b && floor && b.p50 / floor.p50, b && floor && b.p50 / floor.p50 <= 1.15, b && floor && fmtRatio(b.p50 / floor.p50));
+  add(
+    "prepareSandbox(b).spawn() p50 within 1.05x of the floor with spawnIsolated's set-up",
+    prepared && setupFloor,
+    prepared && setupFloor && prepared.p50 / setupFloor.p50,
+    prepared && setupFloor && prepared.p50 / setupFloor.p50 <= 1.05,
+    prepared && setupFloor && fmtRatio(prepared.p50 / setupFloor.p50),
+  );
   add('spawnIsolated(b) >= 2.5x faster than bwrap (p50)', b && bwrap, b && bwrap && bwrap.p50 / b.p50, b && bwrap && bwrap.p50 / b.p50 >= 2.5, b && bwrap && fmtRatio(bwrap.p50 / b.p50));
 
   // Judged on spawnIsolated's growth over the C floor's (a separate process) at the same
@@ -33,6 +42,35 @@ function evaluateTargets(results) {
     flat,
     flat <= 1.2,
     flat !== undefined && (floorGrowth !== undefined ? `${fmtRatio(flat)} (raw ${fmtRatio(raw)}; the floor ${fmtRatio(floorGrowth)})` : `${fmtRatio(flat)} (no floor to compare)`),
+  );
+
+  // argv and env: spawnIsolated's growth from 0 to 10,000 over the C floor's with the same strings.
+  for (const kind of ['args', 'env']) {
+    const steps = results.scale && results.scale.argv && results.scale.argv[kind];
+    const first = steps && steps[0];
+    const last = steps && steps[steps.length - 1];
+    const ok = first && last && steps.length > 1 && first.iso && last.iso && first.floor && last.floor;
+    const isoGrowth = ok ? last.iso.p50 / first.iso.p50 : undefined;
+    const floorGrowth = ok ? last.floor.p50 / first.floor.p50 : undefined;
+    const prepGrowth = ok && first.prep && last.prep ? last.prep.p50 / first.prep.p50 : undefined;
+    add(
+      `spawnIsolated(b) growth from 0 to ${last ? last.count : 10000} ${kind} <= the floor's growth + 10% (p50)`,
+      ok,
+      ok && isoGrowth / floorGrowth,
+      ok && isoGrowth <= floorGrowth * 1.1,
+      ok && `${fmtRatio(isoGrowth)} vs the floor's ${fmtRatio(floorGrowth)}${prepGrowth !== undefined ? ` (prepareSandbox: ${fmtRatio(prepGrowth)})` : ''}`,
+    );
+  }
+
+  // Each extra read-only bind: spawnIsolated's cost over bwrap's (same system binds, 0 and 100 extra).
+  const perBind = results.scale && results.scale.mounts && results.scale.mounts.perBindUs;
+  const bindsMeasured = perBind && perBind.iso !== null && perBind.bwrap !== null;
+  add(
+    'each extra read-only bind costs spawnIsolated(b) no more than bwrap (p50 over 100 binds)',
+    bindsMeasured,
+    bindsMeasured && perBind.iso / perBind.bwrap,
+    bindsMeasured && perBind.iso <= perBind.bwrap,
+    bindsMeasured && `${perBind.iso.toFixed(1)} us vs bwrap's ${perBind.bwrap.toFixed(1)} us`,
   );
 
   const el = results.eventloop && results.eventloop.iso;

@@ -3,6 +3,7 @@ import type { NativeExitStatus, NativeFailure, NativeSpawned } from '../types/na
 import { binding } from './binding';
 import { describeErrno, IsolationError } from './errors';
 import { explainExecFailure } from './exec-diagnosis';
+import { deliverExit } from './exits';
 import { validateOptions, type SpawnOptions, type ValidatedOptions } from './options';
 import { compilePlan, type SpawnPlan } from './plan';
 import { initExitStatus, initProgramPid } from './init';
@@ -113,7 +114,8 @@ export function launch(validated: ValidatedOptions): Launch {
     throw e;
   }
   let onExit!: (status: NativeExitStatus | null) => void;
-  const exited = new Promise<NativeExitStatus | null>((resolve) => (onExit = resolve));
+  // One exit per loop iteration (lib/exits.ts): several at once would each start a spawn in it.
+  const exited = new Promise<NativeExitStatus | null>((resolve) => (onExit = (status) => deliverExit(() => resolve(status))));
   return { validated: hosted.validated, control, exited, onExit, prepared: hosted.prepared };
 }
 
