@@ -442,6 +442,9 @@ PreparedPlan::PreparedPlan(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Pr
     Napi::TypeError::New(info.Env(), "prepareSandbox: malformed native plan: " + reason).ThrowAsJavaScriptException();
     return;
   }
+  // Parsed while the environment was going away (a worker terminated): reads may have failed
+  // unseen; such a plan is never used (From refuses a PreparedPlan without storage).
+  if (!CanCallIntoJs(info.Env())) return;
   storage_ = std::move(storage);
 }
 

@@ -125,6 +125,11 @@ class SpawnJob {
       return false;
     }
     run_.Apply(*base_, &child_);
+    // A worker being terminated makes every later property read fail, and Parse would read
+    // such a field as absent (a step's flags as 0): a plan parsed while the environment could
+    // no longer run JavaScript is not to be trusted. The flag only ever goes one way, so if
+    // JavaScript can still run now, every read above succeeded (a prepared plan's were checked
+    // so when it was parsed).
     if (!CanCallIntoJs(env)) return false;
     for (int i = 0; i < 3 && !failure_.where; i++) PrepareStdio(i);
     if (failure_.where) return true;
