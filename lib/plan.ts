@@ -38,7 +38,12 @@ export interface SpawnPlan {
  * pass to find them there, however many there are). Validation has made sure none holds a NUL.
  */
 export function packStrings(list: readonly string[]): Buffer {
-  return list.length === 0 ? Buffer.alloc(0) : Buffer.from(`${list.join('\0')}\0`);
+  if (list.length === 0) return Buffer.alloc(0);
+  // The last NUL written on its own: `${joined}\0` would copy the whole string once more.
+  const joined = list.join('\0');
+  const packed = Buffer.allocUnsafe(Buffer.byteLength(joined) + 1);
+  packed[packed.write(joined)] = 0;
+  return packed;
 }
 
 /**
