@@ -304,8 +304,9 @@ export class PreparedSandbox {
     }
     if (!this.#compiledOnce) return null;
     try {
-      // With a cgroup, the first spawn's cgroup.procs files give the join steps' shape.
-      this.#compiled ??= this.#compile(l.validated);
+      // With a cgroup, the first spawn's cgroup.procs files give the join steps' shape (the
+      // rest is the prepared options', not this run's: its cwd is a run's difference).
+      this.#compiled ??= this.#compile({ ...this.#options, limits: { ...this.#options.limits, cgroupProcs: l.validated.limits.cgroupProcs } });
     } catch (e) {
       l.control.abandon();
       throw e;

@@ -194,6 +194,14 @@ describe('resources stay per spawn', () => {
       for (const dir of dirs) expect(fs.existsSync(dir)).toBe(false);
       // A third run after both cgroups are gone gets one of its own.
       expect(await box.run({ args: ['-c', 'echo ok'] })).toMatchObject({ status: 'ok', stdout: 'ok\n' });
+      // The plan is compiled at the first spawn of a box with a cgroup: of the prepared
+      // options, not of that run's differences.
+      const cwdBox = prepareSandbox({ command: SH, args: ['-c', 'pwd'], cwd: '/usr', limits: { pids: 16 } });
+      expect((await cwdBox.run({ cwd: '/tmp' })).stdout).toBe('/tmp\n');
+      expect((await cwdBox.run()).stdout).toBe('/usr\n');
+      const noCwdBox = prepareSandbox({ command: SH, args: ['-c', 'pwd'], mount: true, limits: { pids: 16 } });
+      expect((await noCwdBox.run({ cwd: '/tmp' })).stdout).toBe('/tmp\n');
+      expect((await noCwdBox.run()).stdout).toBe(`${process.cwd()}\n`);
     } finally {
       a.kill();
       b.kill();
