@@ -136,7 +136,11 @@ export class PreparedSandbox {
    * `run.args[2]`) and IsolationError as spawnIsolated does.
    */
   spawn(run: SandboxRun = {}): IsolatedProcess {
-    const r = this.#resolve(run, RUN_KEYS, 'PreparedSandbox.spawn');
+    return this.#spawn(run, 'PreparedSandbox.spawn');
+  }
+
+  #spawn(run: SandboxRun, name: string): IsolatedProcess {
+    const r = this.#resolve(run, RUN_KEYS, name);
     const l = launch(this.#launchOptions(r));
     const compiled = this.#compiledFor(l);
     if (compiled === null) return spawnOnThisThread(this.#withEnv(l, r));
@@ -195,7 +199,7 @@ export class PreparedSandbox {
   async run(run: SandboxRunToEnd = {}): Promise<RunResult<string | Buffer>> {
     const checked = this.#checkRun(run, RUN_TO_END_KEYS, 'PreparedSandbox.run');
     const { maxBuffer, input, encoding, ...rest } = checked as SandboxRunToEnd;
-    return runToEnd({ maxBuffer, input, encoding }, (stdio) => this.spawn({ ...rest, stdio }), 'PreparedSandbox.run');
+    return runToEnd({ maxBuffer, input, encoding }, (stdio) => this.#spawn({ ...rest, stdio }, 'PreparedSandbox.run'), 'PreparedSandbox.run');
   }
 
   /**

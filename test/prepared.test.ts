@@ -157,6 +157,7 @@ describe('a bad run is refused before anything starts, naming its option', () =>
     await expect(box.spawnAsync({ args: ['\0'] })).rejects.toThrow(/^PreparedSandbox\.spawnAsync: run\.args\[0\] must not contain NUL bytes$/);
     await expect(box.run({ maxBuffer: 0 })).rejects.toThrow(/^PreparedSandbox\.run: options\.maxBuffer must be a positive integer/);
     await expect(box.run({ stdio: 'pipe' } as never)).rejects.toThrow(/^PreparedSandbox\.run: unknown option run\.stdio/);
+    await expect(box.run({ args: ['\0'] })).rejects.toThrow(/^PreparedSandbox\.run: run\.args\[0\] must not contain NUL bytes$/);
   });
 
   test('a closed box refuses to spawn; a sandbox it started runs on; bad options are refused at prepare', async () => {
