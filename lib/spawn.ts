@@ -160,11 +160,6 @@ export function spawnIsolated(options: SpawnOptions): IsolatedProcess {
   return spawnOnThisThread(launch(validateOptions(options)));
 }
 
-/** spawnIsolated of options validated already (a prepared sandbox whose plan is per spawn). */
-export function spawnValidated(validated: ValidatedOptions): IsolatedProcess {
-  return spawnOnThisThread(launch(validated));
-}
-
 /** Clone on the calling thread, with the network's joins and veth prepared around it. */
 export function spawnOnThisThread(l: Launch): IsolatedProcess {
   let plan!: SpawnPlan;
