@@ -144,9 +144,10 @@ export class PreparedSandbox {
     const l = launch(this.#launchOptions(r));
     const compiled = this.#compiledFor(l);
     if (compiled === null) return spawnOnThisThread(this.#withEnv(l, r));
-    const native = this.#nativeRun(compiled, r, l);
+    let native!: NativeRun;
     let result: ReturnType<typeof binding.spawnPrepared>;
     try {
+      native = this.#nativeRun(compiled, r, l);
       result = binding.spawnPrepared(compiled.native, native, l.onExit);
     } catch (e) {
       l.control.abandon();
@@ -165,9 +166,9 @@ export class PreparedSandbox {
       const l = launch(this.#launchOptions(r));
       const compiled = this.#compiledFor(l);
       if (compiled === null) return spawnLaunchedAsync(this.#withEnv(l, r));
-      const native = this.#nativeRun(compiled, r, l);
       return new Promise((resolve, reject) => {
         try {
+          const native = this.#nativeRun(compiled, r, l);
           binding.spawnPreparedAsync(compiled.native, native, l.onExit, (result) => {
             try {
               if ('thrown' in result) {
