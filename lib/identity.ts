@@ -63,9 +63,12 @@ export interface IdentityOptions {
   noNewPrivs?: boolean;
   /**
    * A seccomp filter for the program: a typed policy (see {@link seccompPresets}) or a
-   * precompiled BPF program. Installed as the very last step before the program's execve.
+   * precompiled BPF program; or several, installed in this order (as bubblewrap's repeated
+   * --add-seccomp-fd), all of which apply: the kernel runs every filter and the most
+   * restrictive answer wins (between two errnos, the later filter's). Installed as the very
+   * last steps before the program's execve, so only the last may refuse prctl and seccomp.
    */
-  seccomp?: SeccompOption;
+  seccomp?: SeccompOption | readonly SeccompOption[];
   /**
    * A tiny init as PID 1 (with `pid: true`) that starts the program as its child, forwards
    * signals to it, reaps orphans, and exits with the program's status. Default false (the
@@ -259,7 +262,13 @@ export function validateIdentity(options: IdentityOptions, userNamespace: boolea
 
   const capabilities = options.capabilities === undefined ? 0n : capabilityMask('capabilities', options.capabilities);
   const noNewPrivs = checkBoolean('noNewPrivs', options.noNewPrivs, true);
-  const seccomp = options.seccomp === undefined ? [] : [seccompProgram('seccomp', options.seccomp)];
+  const seccomp = options.seccomp === undefined
+    ? []
+    : Array.isArray(options.seccomp)
+    ? checkArray('seccomp', options.seccomp, 'an array of seccomp policies or programs', (program, i) => seccompProgram(`seccomp[${i}]`, program))
+    : [seccompProgram('seccomp', options.seccomp)];
+  // The kernel's limit on all the filters of a process: 32768 instructions, 4 more for each.
+  if (seccomp.reduce((n, p) => n + p.length / 8 + 4, 0) > 32768) fail('seccomp', 'has more than 32768 BPF instructions in all (the kernel\'s limit, counting 4 more for each filter)', 'range');
   if (seccomp.length > 0 && !noNewPrivs && !(capabilities & (1n << BigInt(CAP_SYS_ADMIN)))) {
     fail('seccomp', 'needs noNewPrivs: true (or CAP_SYS_ADMIN kept in options.capabilities): the kernel installs a filter only under no_new_privs or with CAP_SYS_ADMIN', 'range');
   }

@@ -50,8 +50,10 @@ export interface JoinOptions {
   /** IPC namespace. */
   ipc?: NamespaceRef;
   /**
-   * User namespace, joined first. Excludes new namespaces of any kind and `user: true`:
-   * join the others too.
+   * User namespace, joined first. Excludes `user: true`. New mount, network, UTS and IPC
+   * namespaces are then made after the join (unshare), so they belong to the joined user
+   * namespace and the sandbox, root there, sets them up as bubblewrap's --userns does; new
+   * PID, cgroup and time namespaces cannot be combined with it (join those too).
    */
   user?: NamespaceRef;
   /** Cgroup namespace. */
@@ -121,6 +123,16 @@ export interface NetworkOptions {
 /** The option names this file owns. */
 export const NETWORK_OPTION_KEYS = ['loopback', 'join', 'veth', 'socketFamilyFilter'] as const;
 
+// setIds flags (src-native/child_steps.h).
+const SET_IDS_GID = 2;
+const SET_IDS_UID = 4;
+const SET_IDS_KEEP_CAPS = 8;
+
+// New namespaces that join.user allows: made with unshare once the user namespace is joined.
+const AFTER_JOIN_FLAGS: Readonly<Record<string, number>> = {
+  mount: C.CLONE_NEWNS, net: C.CLONE_NEWNET, uts: C.CLONE_NEWUTS, ipc: C.CLONE_NEWIPC,
+};
+
 // nsenter's order: the user namespace first (it grants the rights to join the others).
 const JOIN_KINDS: readonly JoinKind[] = ['user', 'cgroup', 'ipc', 'uts', 'net', 'pid', 'mnt', 'time'];
 
@@ -188,6 +200,8 @@ export interface ValidatedNetwork {
    * steps use.
    */
   prepared: ReadonlyMap<JoinKind | 'veth', number> | undefined;
+  /** With join.user: the clone flags of the new namespaces, unshared once the user namespace is joined. */
+  unshareAfterJoin: number;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -391,10 +405,18 @@ export function validateNetwork(options: NetworkOptions, namespaces: ValidatedOp
     if (join.length > 0 && namespaces.user) {
       fail('join', 'cannot be combined with user: true: the new user namespace has no privilege over existing namespaces (setns would fail with EPERM); join a user namespace with join.user instead', 'range');
     }
-    const made = Object.keys(isNew).filter((k) => isNew[k]);
+    // Made by unshare after the join, these belong to the joined user namespace; a PID or
+    // time namespace applies only to children, and a cgroup namespace is made after the
+    // cgroup join (lib/limits.ts), so those are refused.
+    const made = Object.keys(isNew).filter((k) => isNew[k] && !AFTER_JOIN_FLAGS[k]);
     if (join.some((t) => t.kind === 'user') && made.length > 0) {
       fail('join.user', `cannot be combined with new namespaces (${made.map((k) => `${k}: true`).join(', ')}): they would belong to this process's user namespace, where the joined program has no privilege; join those too, or leave out join.user`, 'range');
     }
+  }
+  let unshareAfterJoin = 0;
+  if (join.some((t) => t.kind === 'user')) {
+    for (const [key, flag] of Object.entries(AFTER_JOIN_FLAGS)) if (isNew[key]) unshareAfterJoin |= flag;
+    if (options.veth !== undefined) fail('veth', 'cannot be combined with join.user: the link\'s namespace belongs to this process\'s user namespace, which the joined sandbox cannot enter', 'range');
   }
 
   let veth: ValidatedVeth | undefined;
@@ -406,7 +428,7 @@ export function validateNetwork(options: NetworkOptions, namespaces: ValidatedOp
     }
   }
 
-  return { netNamespace: namespaces.net, loopback: namespaces.net && loopback && veth === undefined, join, veth, prepared: undefined };
+  return { netNamespace: namespaces.net, loopback: namespaces.net && loopback && veth === undefined, join, veth, prepared: undefined, unshareAfterJoin };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -431,6 +453,16 @@ export function joinSteps(network: ValidatedNetwork): PlannedStep[] {
       ? { op: 'setns' as const, path: target.path, flags: target.flag }
       : { op: 'setns' as const, flags: target.flag, values: [BigInt(fd)] };
     steps.push({ native, label: { step: `join-${target.kind}`, syscall: 'setns', path: target.path, hints: JOIN_HINTS } });
+  }
+  if (network.unshareAfterJoin !== 0) {
+    // The new namespaces, owned by the joined user namespace; then its root's ids, as this
+    // process's own are unmapped there and could not create a file in the mount plan (EOVERFLOW).
+    const hints = { EINVAL: 'the joined user namespace maps no uid/gid 0, which sets up its new namespaces' };
+    steps.push(
+      { native: { op: 'unshare', flags: network.unshareAfterJoin }, label: { step: 'namespaces-in-joined-user', syscall: 'unshare' } },
+      { native: { op: 'setIds', flags: SET_IDS_GID, values: [0n, 0n] }, label: { step: 'ids-in-joined-user', syscall: 'setresgid', hints } },
+      { native: { op: 'setIds', flags: SET_IDS_UID | SET_IDS_KEEP_CAPS, values: [0n] }, label: { step: 'ids-in-joined-user', syscall: 'setresuid', hints } },
+    );
   }
   if (network.veth !== undefined) {
     const fd = network.prepared?.get('veth');
@@ -458,7 +490,7 @@ export function withheldCloneFlags(network: ValidatedNetwork): number {
   let flags = 0;
   if (network.veth !== undefined) flags |= C.CLONE_NEWNET;
   if (network.join.some((t) => t.kind === 'time')) flags |= C.CLONE_VM;
-  return flags;
+  return flags | network.unshareAfterJoin;
 }
 
 // ---------------------------------------------------------------------------------------
