@@ -44,6 +44,7 @@ const MODIFIERS = new Set(['--perms', '--size']);
  * that the flag does not take, as bubblewrap does.
  */
 export function afterFlag(state: CliState, name: string | undefined): void {
+  if (name === undefined && state.options.disableUserNamespaces && !state.options.user) throw new UsageError('--disable-userns requires --unshare-user');
   const p = PENDING.get(state);
   if (!p) return;
   if (name === '--seccomp' && p.addedSeccomp) throw new UsageError('--seccomp cannot be combined with --add-seccomp-fd');
@@ -227,6 +228,22 @@ export const BWRAP_NAMESPACE_FLAGS: CliFlagFamily = {
       help: 'start the program in the PID namespace FD is open on (it must be below this one)',
       apply(s, [fd]) {
         s.options.join = { ...s.options.join, pid: namespaceFd('--pidns', fd) };
+      },
+    },
+    {
+      name: '--disable-userns',
+      values: [],
+      help: 'the program cannot create user namespaces (needs --unshare-user): user.max_user_namespaces = 1 in the sandbox\'s, used up by one more nested in it, where the program runs',
+      apply(s) {
+        s.options.disableUserNamespaces = true;
+      },
+    },
+    {
+      name: '--assert-userns-disabled',
+      values: [],
+      help: 'fail unless creating a user namespace is refused right before the program starts',
+      apply(s) {
+        s.options.assertUserNamespacesDisabled = true;
       },
     },
     {

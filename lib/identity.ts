@@ -83,11 +83,25 @@ export interface IdentityOptions {
    * not become negative.
    */
   timeOffsets?: { monotonic?: number; boottime?: number };
+  /**
+   * The program cannot create user namespaces (needs `user: true`), as bubblewrap's
+   * --disable-userns: the sandbox's user namespace gets user.max_user_namespaces = 1, and the
+   * program runs in one more user namespace nested in it, which uses that one up and cannot
+   * raise its parent's limit. Default false. Checked as `assertUserNamespacesDisabled` is.
+   */
+  disableUserNamespaces?: boolean;
+  /**
+   * Fail the spawn (IsolationError, step `assert-user-namespaces-disabled`, EEXIST) unless
+   * creating a user namespace is refused right before the program starts, as bubblewrap's
+   * --assert-userns-disabled. Default false.
+   */
+  assertUserNamespacesDisabled?: boolean;
 }
 
 /** The option names this file owns. */
 export const IDENTITY_OPTION_KEYS = [
   'uid', 'gid', 'groups', 'uidMap', 'gidMap', 'capabilities', 'noNewPrivs', 'seccomp', 'init', 'time', 'timeOffsets',
+  'disableUserNamespaces', 'assertUserNamespacesDisabled',
 ] as const;
 
 /** Identity options after validation. */
@@ -116,6 +130,8 @@ export interface ValidatedIdentity {
   init: boolean;
   /** With `time`: the offsets as [seconds, nanoseconds]. */
   time: { monotonic: [number, number]; boottime: [number, number] } | undefined;
+  disableUserNamespaces: boolean;
+  assertUserNamespacesDisabled: boolean;
 }
 
 // The kernel's limits: ids are 32-bit with (uid_t)-1 reserved, a map has at most 340 lines
@@ -130,6 +146,7 @@ const SET_IDS_GID = 2;
 const SET_IDS_UID = 4;
 const SET_IDS_KEEP_CAPS = 8;
 const CAPS_BOUNDING_BEST_EFFORT = 1;
+const UNSHARE_MUST_FAIL = 1;
 
 /** The caller's effective ids, for the default user-namespace map. */
 export function callerIds(): { uid: number; gid: number } {
@@ -286,7 +303,12 @@ export function validateIdentity(options: IdentityOptions, userNamespace: boolea
     time = { monotonic: [0, 0], boottime: [0, 0] };
   }
 
+  const disableUserNamespaces = checkBoolean('disableUserNamespaces', options.disableUserNamespaces, false);
+  if (disableUserNamespaces && !userNamespace) fail('disableUserNamespaces', 'needs user: true (the limit is set in the sandbox\'s own user namespace, never the host\'s)');
+
   return {
+    disableUserNamespaces,
+    assertUserNamespacesDisabled: checkBoolean('assertUserNamespacesDisabled', options.assertUserNamespacesDisabled, false) || disableUserNamespaces,
     userNamespace,
     uid,
     gid,
@@ -362,6 +384,13 @@ export function userNamespaceSteps(identity: ValidatedIdentity): PlannedStep[] {
       step({ op: 'setIds', flags: SET_IDS_UID, values: [early(identity.uidMap, identity.uid)] }, 'setup-ids', 'setresuid'),
     );
   }
+  if (identity.disableUserNamespaces) {
+    // While the host's /proc is still there and the sandbox holds every capability in its
+    // user namespace: the limit of that namespace (privilegeSteps nests one more in it).
+    const limit = writeFileStep('/proc/sys/user/max_user_namespaces', '1', 'disable-user-namespaces');
+    limit.label.hints = { EACCES: 'the sandbox\'s user namespace lacks CAP_SYS_RESOURCE to set its limit' };
+    steps.push(limit);
+  }
   return steps;
 }
 
@@ -397,14 +426,21 @@ export function privilegeSteps(identity: ValidatedIdentity, mountNamespace: bool
     steps.push(step({ op: 'setIds', flags: SET_IDS_UID | SET_IDS_KEEP_CAPS, values: [BigInt(identity.uid)] }, 'setresuid', 'setresuid'));
   }
   if (idHints) for (const s of steps.slice(ownIds)) s.label.hints = idHints;
-  if (identity.userNamespace && mountNamespace && (identity.capabilities & (1n << BigInt(CAP_SYS_ADMIN))) !== 0n) {
+  if (identity.disableUserNamespaces || (identity.userNamespace && mountNamespace && (identity.capabilities & (1n << BigInt(CAP_SYS_ADMIN))) !== 0n)) {
     // A kept CAP_SYS_ADMIN could remount the read-only binds made in this sandbox's own
     // namespaces, or uncover what they cover. One more user and mount namespace, entered now,
     // turns every mount into a locked copy (MNT_LOCKED and its read-only, nosuid, nodev,
     // noexec flags locked), as the kernel does for mounts handed to a less privileged namespace.
     const lock = step({ op: 'lockMounts' }, 'lock-mounts', 'unshare');
     lock.label.hints = { EPERM: 'the nested user namespace for locked mounts was refused (user.max_user_namespaces?)' };
+    // With disableUserNamespaces this nested namespace is also the one that uses up the limit
+    // of 1 set in the sandbox's own, which the program, inside it, cannot raise.
     steps.push(lock);
+  }
+  if (identity.assertUserNamespacesDisabled) {
+    const check = step({ op: 'unshare', flags: binding.constants.CLONE_NEWUSER, mode: UNSHARE_MUST_FAIL }, 'assert-user-namespaces-disabled', 'unshare');
+    check.label.hints = { EEXIST: 'a user namespace could still be created: user namespaces are not disabled here' };
+    steps.push(check);
   }
   const caps = step(
     { op: 'capabilities', flags: identity.boundingBestEffort ? CAPS_BOUNDING_BEST_EFFORT : 0, values: [identity.capabilities] },
