@@ -45,6 +45,7 @@ const MODIFIERS = new Set(['--perms', '--size']);
  */
 export function afterFlag(state: CliState, name: string | undefined): void {
   if (name === undefined && state.options.disableUserNamespaces && !state.options.user) throw new UsageError('--disable-userns requires --unshare-user');
+  if (name === undefined && state.asPid1 && (state.options.lockFiles ?? []).length > 0) throw new UsageError('Specifying --lock-file is not compatible with --as-pid-1');
   const p = PENDING.get(state);
   if (!p) return;
   if (name === '--seccomp' && p.addedSeccomp) throw new UsageError('--seccomp cannot be combined with --add-seccomp-fd');
@@ -228,6 +229,14 @@ export const BWRAP_NAMESPACE_FLAGS: CliFlagFamily = {
       help: 'start the program in the PID namespace FD is open on (it must be below this one)',
       apply(s, [fd]) {
         s.options.join = { ...s.options.join, pid: namespaceFd('--pidns', fd) };
+      },
+    },
+    {
+      name: '--lock-file',
+      values: ['DEST'],
+      help: 'hold a shared lock (fcntl F_RDLCK) on the file DEST of the sandbox while it runs (taken by its init, also without --unshare-pid); repeatable; not with --as-pid-1',
+      apply(s, [dest]) {
+        s.options.lockFiles = [...(s.options.lockFiles ?? []), sandboxPath('--lock-file', dest)];
       },
     },
     {

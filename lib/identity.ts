@@ -16,7 +16,7 @@ import { initArgv, initFd } from './init';
 import { seccompProgram, type SeccompOption } from './seccomp';
 import type { PlannedStep, StepLabel } from './steps';
 import { step, writeFileStep } from './steps';
-import { checkArray, checkBoolean, checkObject, describe, fail, rejectUnknownKeys } from './validate';
+import { checkAbsolutePath, checkArray, checkBoolean, checkObject, describe, fail, rejectUnknownKeys } from './validate';
 
 /** One range of an id map: `count` ids from `inside` (in the sandbox) are `outside` (in the caller's namespace). */
 export interface IdMapRange {
@@ -96,12 +96,20 @@ export interface IdentityOptions {
    * --assert-userns-disabled. Default false.
    */
   assertUserNamespacesDisabled?: boolean;
+  /**
+   * Absolute paths inside the sandbox that its init holds a shared lock on (fcntl F_RDLCK on
+   * the whole file) for as long as the sandbox runs, as bubblewrap's --lock-file: another
+   * process's write lock on one waits (or fails with F_SETLK) until the sandbox has ended.
+   * Each is opened read-only once the sandbox is set up; a missing one fails the spawn
+   * (IsolationError, step `lock-file`). Implies `init` (also without `pid: true`).
+   */
+  lockFiles?: readonly string[];
 }
 
 /** The option names this file owns. */
 export const IDENTITY_OPTION_KEYS = [
   'uid', 'gid', 'groups', 'uidMap', 'gidMap', 'capabilities', 'noNewPrivs', 'seccomp', 'init', 'time', 'timeOffsets',
-  'disableUserNamespaces', 'assertUserNamespacesDisabled',
+  'disableUserNamespaces', 'assertUserNamespacesDisabled', 'lockFiles',
 ] as const;
 
 /** Identity options after validation. */
@@ -132,6 +140,8 @@ export interface ValidatedIdentity {
   time: { monotonic: [number, number]; boottime: [number, number] } | undefined;
   disableUserNamespaces: boolean;
   assertUserNamespacesDisabled: boolean;
+  /** Paths in the sandbox init holds a read lock on. */
+  lockFiles: string[];
 }
 
 // The kernel's limits: ids are 32-bit with (uid_t)-1 reserved, a map has at most 340 lines
@@ -290,8 +300,10 @@ export function validateIdentity(options: IdentityOptions, userNamespace: boolea
     fail('seccomp', 'needs noNewPrivs: true (or CAP_SYS_ADMIN kept in options.capabilities): the kernel installs a filter only under no_new_privs or with CAP_SYS_ADMIN', 'range');
   }
 
+  const lockFiles = options.lockFiles === undefined ? [] : checkArray('lockFiles', options.lockFiles, 'an array of absolute paths', (p, i) => checkAbsolutePath(`lockFiles[${i}]`, p));
   const timeNamespace = checkBoolean('time', options.time, false);
-  const init = checkBoolean('init', options.init, timeNamespace);
+  const init = checkBoolean('init', options.init, timeNamespace || lockFiles.length > 0);
+  if (lockFiles.length > 0 && !init) fail('init', 'must not be false with lockFiles (init holds the locks for as long as the sandbox runs)', 'range');
   if (timeNamespace && !init) fail('init', 'must not be false with time: true (a time namespace applies only to processes started in it: init starts the program there)', 'range');
   let time: ValidatedIdentity['time'];
   if (options.timeOffsets !== undefined) {
@@ -308,6 +320,7 @@ export function validateIdentity(options: IdentityOptions, userNamespace: boolea
 
   return {
     disableUserNamespaces,
+    lockFiles,
     assertUserNamespacesDisabled: checkBoolean('assertUserNamespacesDisabled', options.assertUserNamespacesDisabled, false) || disableUserNamespaces,
     userNamespace,
     uid,
@@ -494,7 +507,7 @@ export function identityPlan(identity: ValidatedIdentity, candidates: readonly s
       plan.parentLabels.push(label);
     }
   }
-  if (identity.init) plan.native.init = { fd: initFd(), argv: initArgv(parent, identity.seccomp, candidates, argv) };
+  if (identity.init) plan.native.init = { fd: initFd(), argv: initArgv(parent, identity.seccomp, candidates, argv, identity.lockFiles) };
   // The host id owns the sandbox's user namespace (its per-user counts are its own), except
   // with a time namespace: the child writes its clock offsets through /proc/self, which it
   // could not in a copy of memory made non-dumpable by the ownership switch

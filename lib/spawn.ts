@@ -25,6 +25,7 @@ const FIXED_STEPS: Record<number, { step: string; syscall: string }> = {
   [-8]: { step: 'init', syscall: 'execveat' },
   [-9]: { step: 'seccomp', syscall: 'seccomp' }, // installed by init for the program
   [-10]: { step: 'init-fork', syscall: 'fork' },
+  [-11]: { step: 'lock-file', syscall: 'fcntl' }, // init taking options.lockFiles[candidate]
 };
 
 const HINTS: Record<string, string> = {
@@ -36,6 +37,12 @@ const HINTS: Record<string, string> = {
 const CLONE_EAGAIN_HINT =
   "no process could be created: this user's process limit (RLIMIT_NPROC, `ulimit -u`), the pids cgroup of this process, or the system's (kernel.threads-max, pid_max) is reached";
 
+/** Lock file `i` of a plan, as init's argv has it (lib/init.ts: after the filters, their count first). */
+function lockFileOf(plan: SpawnPlan, i: number): string | undefined {
+  const argv = plan.native.init?.argv;
+  return argv !== undefined && i >= 0 && i < Number(argv[3]) ? argv[4 + i] : undefined;
+}
+
 function toError(failure: NativeFailure, plan: SpawnPlan): IsolationError {
   const code = describeErrno(failure.errno).code;
   if (failure.where === 'child') {
@@ -46,7 +53,9 @@ function toError(failure: NativeFailure, plan: SpawnPlan): IsolationError {
       const named = explainExecFailure(view, command, candidates, pathVar, failed, code);
       return new IsolationError({ errno: failure.errno, step: 'execve', syscall: 'execve', ...named });
     }
-    const whole: StepLabel | undefined = failure.step >= 0 ? plan.labels[failure.step] : FIXED_STEPS[failure.step];
+    const whole: StepLabel | undefined = failure.step === -11
+      ? { ...FIXED_STEPS[-11], path: lockFileOf(plan, failure.candidate) }
+      : failure.step >= 0 ? plan.labels[failure.step] : FIXED_STEPS[failure.step];
     const label = whole?.parts?.[failure.candidate] ?? whole;
     const root = plan.exec.view.root;
     const inRoot = label?.step === 'chdir' && root !== undefined ? `the path is looked up inside the root ${root}` : undefined;
