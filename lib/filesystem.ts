@@ -628,7 +628,7 @@ function overlaySteps(name: string, m: Extract<ValidatedMount, { type: 'overlay'
 }
 
 function entrySteps(m: ValidatedMount, index: number, fsv: ValidatedFilesystem): PlannedStep[] {
-  const name = `mounts[${index}] ${m.type}`;
+  const name = `mounts[${index}] ${m.type === 'bindFd' ? 'bind' : m.type}`;
   const label = (syscall: string): StepLabel => ({ step: name, syscall, path: m.target });
   switch (m.type) {
     case 'bind': {
