@@ -224,6 +224,14 @@ export const BWRAP_NAMESPACE_FLAGS: CliFlagFamily = {
       },
     },
     {
+      name: '--userns2',
+      values: ['FD'],
+      help: 'once the sandbox is set up, enter the user namespace FD is open on (e.g. one nested in the sandbox\'s own) and start the program there',
+      apply(s, [fd]) {
+        s.options.join = { ...s.options.join, userAfterSetup: namespaceFd('--userns2', fd) };
+      },
+    },
+    {
       name: '--pidns',
       values: ['FD'],
       help: 'start the program in the PID namespace FD is open on (it must be below this one)',

@@ -59,6 +59,14 @@ export interface JoinOptions {
   /** Cgroup namespace. */
   cgroup?: NamespaceRef;
   /**
+   * A user namespace entered once the sandbox is set up, right before its ids, capabilities
+   * and seccomp filter are applied and the program starts (bubblewrap's --userns2): e.g. one
+   * nested in the sandbox's own (joined with `user`, or made with `user: true`), so that the
+   * program runs there while the sandbox's mounts were made with the outer one's rights. The
+   * ids the program gets (`uid`/`gid`, default 0) must be mapped in it.
+   */
+  userAfterSetup?: NamespaceRef;
+  /**
    * Time namespace. The kernel refuses it to a process that shares its memory, so this
    * sandbox is cloned without CLONE_VM (a copy-on-write fork: costs grow with this
    * process's memory).
@@ -199,9 +207,11 @@ export interface ValidatedNetwork {
    * process) of the namespaces to join and of the veth's namespace, which the child's setns
    * steps use.
    */
-  prepared: ReadonlyMap<JoinKind | 'veth', number> | undefined;
+  prepared: ReadonlyMap<JoinKind | 'veth' | 'userAfterSetup', number> | undefined;
   /** With join.user: the clone flags of the new namespaces, unshared once the user namespace is joined. */
   unshareAfterJoin: number;
+  /** join.userAfterSetup: entered right before the privilege steps. */
+  userAfterSetup: JoinTarget | undefined;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -332,8 +342,7 @@ function checkInterfaceName(option: string, value: unknown): string {
   return name;
 }
 
-function validateJoinTarget(kind: JoinKind, value: unknown): JoinTarget {
-  const option = `join.${kind}`;
+function validateJoinTarget(kind: JoinKind, value: unknown, option = `join.${kind}`): JoinTarget {
   const flag = JOIN_FLAGS[kind];
   let ref = value;
   if (ref !== null && typeof ref === 'object' && !Array.isArray(ref) && 'pid' in ref) ref = (ref as { pid: unknown }).pid;
@@ -394,7 +403,7 @@ export function validateNetwork(options: NetworkOptions, namespaces: ValidatedOp
   const join: JoinTarget[] = [];
   if (options.join !== undefined) {
     const o = checkObject('join', options.join);
-    rejectUnknownKeys(o, JOIN_KINDS, 'options.join.');
+    rejectUnknownKeys(o, [...JOIN_KINDS, 'userAfterSetup'], 'options.join.');
     for (const kind of JOIN_KINDS) {
       if (o[kind] === undefined) continue;
       if (isNew[NEW_NAMESPACE_OPTION[kind]]) {
@@ -413,6 +422,8 @@ export function validateNetwork(options: NetworkOptions, namespaces: ValidatedOp
       fail('join.user', `cannot be combined with new namespaces (${made.map((k) => `${k}: true`).join(', ')}): they would belong to this process's user namespace, where the joined program has no privilege; join those too, or leave out join.user`, 'range');
     }
   }
+  const joinOption = options.join as Record<string, unknown> | undefined;
+  const userAfterSetup = joinOption?.userAfterSetup === undefined ? undefined : validateJoinTarget('user', joinOption.userAfterSetup, 'join.userAfterSetup');
   let unshareAfterJoin = 0;
   if (join.some((t) => t.kind === 'user')) {
     for (const [key, flag] of Object.entries(AFTER_JOIN_FLAGS)) if (isNew[key]) unshareAfterJoin |= flag;
@@ -428,7 +439,7 @@ export function validateNetwork(options: NetworkOptions, namespaces: ValidatedOp
     }
   }
 
-  return { netNamespace: namespaces.net, loopback: namespaces.net && loopback && veth === undefined, join, veth, prepared: undefined, unshareAfterJoin };
+  return { netNamespace: namespaces.net, loopback: namespaces.net && loopback && veth === undefined, join, veth, prepared: undefined, unshareAfterJoin, userAfterSetup };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -473,6 +484,17 @@ export function joinSteps(network: ValidatedNetwork): PlannedStep[] {
     });
   }
   return steps;
+}
+
+/** join.userAfterSetup: the user namespace entered once the sandbox is set up. */
+export function userAfterSetupSteps(network: ValidatedNetwork): PlannedStep[] {
+  const target = network.userAfterSetup;
+  if (target === undefined) return [];
+  const fd = network.prepared?.get('userAfterSetup');
+  const native = fd === undefined
+    ? { op: 'setns' as const, path: target.path, flags: target.flag }
+    : { op: 'setns' as const, flags: target.flag, values: [BigInt(fd)] };
+  return [{ native, label: { step: 'join-user-after-setup', syscall: 'setns', path: target.path, hints: JOIN_HINTS } }];
 }
 
 /** Inside the new network namespace: `lo` up. */
@@ -610,11 +632,15 @@ function removeLink(name: string): void {
  * (throws or returns `{ error }`).
  */
 export function withNetwork<R extends object>(network: ValidatedNetwork, exited: Promise<unknown>, spawn: () => R): R {
-  if (network.join.length === 0 && network.veth === undefined) return spawn();
-  const fds = new Map<JoinKind | 'veth', number>();
+  if (network.join.length === 0 && network.veth === undefined && network.userAfterSetup === undefined) return spawn();
+  const fds = new Map<JoinKind | 'veth' | 'userAfterSetup', number>();
   let link: string | undefined;
   try {
     for (const target of network.join) fds.set(target.kind, openJoinTarget(target));
+    if (network.userAfterSetup !== undefined) {
+      const target = network.userAfterSetup;
+      fds.set('userAfterSetup', openNamespaceFd('spawnIsolated', 'join-user-after-setup', target.path, target.flag, JOIN_NAMES.user));
+    }
     if (network.veth !== undefined) {
       const made = createVeth(network.veth);
       link = made.hostName;

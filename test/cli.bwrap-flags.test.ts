@@ -133,6 +133,27 @@ describe('--userns, --pidns, --disable-userns, --assert-userns-disabled, --lock-
     }
   });
 
+  test('--userns2 starts the program in the user namespace FD is open on, after the sandbox is set up', async () => {
+    const outer = spawnIsolated({
+      command: '/bin/sh', args: ['-c', 'unshare --user --map-root-user sleep 60 & sleep 0.2; echo up; wait'],
+      user: true, capabilities: ['CAP_SETFCAP'], stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    try {
+      await new Promise<void>((resolve) => outer.stdout?.once('data', () => resolve()));
+      const inner = Number(fs.readFileSync(`/proc/${outer.pid}/task/${outer.pid}/children`, 'utf8').trim().split(/\s+/)[0]);
+      const fds = [fs.openSync(`/proc/${outer.pid}/ns/user`, 'r'), fs.openSync(`/proc/${inner}/ns/user`, 'r')];
+      try {
+        const r = await cli(['--ro-bind', '/', '/', '--tmpfs', '/tmp', '--userns', '4', '--userns2', '5', 'readlink', '/proc/self/ns/user'], { fds });
+        expect(r).toMatchObject({ code: 0, stderr: '', stdout: `${fs.readlinkSync(`/proc/${inner}/ns/user`)}\n` });
+      } finally {
+        for (const fd of fds) fs.closeSync(fd);
+      }
+    } finally {
+      outer.kill('SIGKILL');
+      await outer.exited;
+    }
+  });
+
   test('--disable-userns: no user namespace inside; control: without it one can be made; --assert-userns-disabled fails where they can', async () => {
     expect((await cliSh(['--unshare-user', '--dev-bind', '/', '/'], 'unshare --user true && echo made')).stdout).toBe('made\n');
     const r = await cliSh(['--unshare-user', '--disable-userns', '--dev-bind', '/', '/'], 'unshare --user true 2>/dev/null || echo refused');

@@ -64,3 +64,28 @@ test('the plan: the user namespace joined, then the new namespaces unshared and 
   // What cannot be made after the join is still refused by name.
   expect(() => spawnIsolated({ command: '/bin/true', cgroup: true, join: { user: 1 } })).toThrow(/options.join.user cannot be combined with new namespaces \(cgroup: true\)/);
 });
+
+test('join.userAfterSetup: the program starts in a user namespace nested in the joined one, entered after the mounts; control: without it, the joined one', async () => {
+  // A sandbox whose shell stays in its user namespace while a child runs in a nested one
+  // (mapping root there needs CAP_SETFCAP in the parent namespace: Linux 5.12+).
+  const outer = spawnIsolated({
+    command: '/bin/sh', args: ['-c', 'unshare --user --map-root-user sleep 60 & sleep 0.2; echo ready; wait'],
+    user: true, capabilities: ['CAP_SETFCAP'], stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  try {
+    await new Promise<void>((resolve) => outer.stdout?.once('data', () => resolve()));
+    const inner = Number(fs.readFileSync(`/proc/${outer.pid}/task/${outer.pid}/children`, 'utf8').trim().split(/\s+/)[0]);
+    const nested = fs.readlinkSync(`/proc/${inner}/ns/user`);
+    expect(nested).not.toBe(fs.readlinkSync(`/proc/${outer.pid}/ns/user`));
+    const options = { mount: true, mounts: [{ type: 'bind' as const, source: '/', target: '/', readonly: true }, { type: 'tmpfs' as const, target: '/tmp' }] };
+    const r = await sh('readlink /proc/self/ns/user; id -u; test -d /tmp && echo mounted', { ...options, join: { user: outer.pid, userAfterSetup: `/proc/${inner}/ns/user` } });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe(`${nested}\n0\nmounted\n`);
+    const control = await sh('readlink /proc/self/ns/user', { ...options, join: { user: outer.pid } });
+    expect(control.stdout).toBe(`${fs.readlinkSync(`/proc/${outer.pid}/ns/user`)}\n`);
+    expect(() => spawnIsolated({ command: '/bin/true', join: { userAfterSetup: 'relative' } })).toThrow(/options\.join\.userAfterSetup must be a pid or a path/);
+  } finally {
+    outer.kill('SIGKILL');
+    await outer.exited;
+  }
+});
