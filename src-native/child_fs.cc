@@ -91,6 +91,10 @@ constexpr unsigned long kParentMode = 1UL << 14;      // values[1]: mode of miss
 constexpr unsigned long kSourceInStaging = 1UL << 15; // bind source is in the staging root (a data file)
 constexpr unsigned long kSourceFd = 1UL << 16;        // values[0]: an fd of the parent the source must be
 
+// A file made as a mount point (a bind of a file onto a missing target): empty and read-only
+// to all, as bubblewrap makes it; what is bound over it is what the sandbox sees.
+constexpr unsigned kMountPointFileMode = 0444;
+
 // The staging layout after StepStageRoot (lib/filesystem.ts: NEW_ROOT, OLD_ROOT).
 constexpr const char* kNewRoot = "/newroot";
 constexpr const char* kOldRoot = "/oldroot";
@@ -330,7 +334,7 @@ int AttachPrepared(const Step& s) noexcept {
   Fd root(OpenTargetRoot(s));
   if (root.bad()) return errno;
   bool dir = S_ISDIR(st.st_mode);
-  Fd target(ResolveTarget(root.fd, s.path, dir ? Create::kDir : Create::kFile, dir ? 0755 : 0644));
+  Fd target(ResolveTarget(root.fd, s.path, dir ? Create::kDir : Create::kFile, dir ? 0755 : kMountPointFileMode));
   if (target.bad()) return -target.fd;
   return MoveMount(tree, target.fd);
 }
@@ -366,7 +370,7 @@ int StepBindMount(const Step& s) noexcept {
   Fd root(OpenTargetRoot(s));
   if (root.bad()) return errno;
   bool dir = S_ISDIR(st.st_mode);
-  Fd target(ResolveTarget(root.fd, s.path, dir ? Create::kDir : Create::kFile, dir ? 0755 : 0644, ParentMode(s)));
+  Fd target(ResolveTarget(root.fd, s.path, dir ? Create::kDir : Create::kFile, dir ? 0755 : kMountPointFileMode, ParentMode(s)));
   if (target.bad()) return -target.fd;
   // An existing target of the other kind: move_mount would say only EINVAL.
   if (int err = CheckTargetKind(target.fd, dir)) return err;

@@ -60,6 +60,21 @@ describe('data entries (--bind-data)', () => {
   });
 });
 
+test('a file bound onto a missing target gets a mount point of mode 0444 (bubblewrap\'s), seen in a host root', async () => {
+  const { dir, cleanup } = makeTempDir();
+  try {
+    const root = path.join(dir, 'root');
+    fs.mkdirSync(root);
+    fs.writeFileSync(path.join(dir, 'some-file'), 'x');
+    const r = await sh('cat /new-file-mountpoint', { mount: true, root, mounts: [...hostSystemMounts(), { type: 'bind', source: path.join(dir, 'some-file'), target: '/new-file-mountpoint' }] });
+    expect(r.stdout).toBe('x');
+    expect((fs.statSync(path.join(root, 'new-file-mountpoint')).mode & 0o7777).toString(8)).toBe('444');
+    expect(fs.statSync(path.join(root, 'new-file-mountpoint')).size).toBe(0);
+  } finally {
+    cleanup();
+  }
+});
+
 describe('binds by sourceFd (--bind-fd)', () => {
   test('what the fd is open on is bound, read-only with readonly', async () => {
     const { dir, cleanup } = makeTempDir();
