@@ -11,7 +11,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { parseArgs } from 'node:util';
-import { FLAG_FAMILIES, keptCapabilities, UsageError, type CliFlag, type CliState } from './cli-flags';
+import { FLAG_FAMILIES, keptCapabilities, UsageError, type CliFlag, type CliFlagFamily, type CliState } from './cli-flags';
+import { afterFlag, BWRAP_FILESYSTEM_FLAGS, BWRAP_NAMESPACE_FLAGS } from './cli-flags-mounts';
 import { doctor, formatDoctorReport } from './doctor';
 import { IsolationError } from './errors';
 import type { SpawnOptions } from './options';
@@ -38,7 +39,10 @@ export type CommandLine =
   | { kind: 'doctor'; json: boolean }
   | { kind: 'run'; options: SpawnOptions; jsonStatusFd: number | undefined };
 
-const FLAGS = new Map<string, CliFlag>(FLAG_FAMILIES.flatMap((family) => family.flags.map((flag) => [flag.name, flag] as const)));
+/** Every flag family, in the order --help lists them. */
+const FAMILIES: readonly CliFlagFamily[] = [...FLAG_FAMILIES, BWRAP_FILESYSTEM_FLAGS, BWRAP_NAMESPACE_FLAGS];
+
+const FLAGS = new Map<string, CliFlag>(FAMILIES.flatMap((family) => family.flags.map((flag) => [flag.name, flag] as const)));
 
 const SYNOPSIS = [
   'Usage: nsjail-node [FLAGS] [--] COMMAND [ARGS...]',
@@ -79,8 +83,8 @@ export function helpText(): string {
     '',
   ];
   const label = (flag: CliFlag): string => [flag.name, ...flag.values].join(' ');
-  const width = Math.max(...FLAG_FAMILIES.flatMap((f) => f.flags.map((flag) => label(flag).length)));
-  for (const family of FLAG_FAMILIES) {
+  const width = Math.max(...FAMILIES.flatMap((f) => f.flags.map((flag) => label(flag).length)));
+  for (const family of FAMILIES) {
     lines.push(...wrap(`${family.title}:`, '', HELP_COLUMNS));
     for (const flag of family.flags) lines.push(...wrap(flag.help, `  ${label(flag).padEnd(width)}  `, HELP_COLUMNS));
     lines.push('');
@@ -151,7 +155,9 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
       i += 1 + flag.values.length;
     }
     flag.apply(state, values);
+    afterFlag(state, name);
   }
+  afterFlag(state, undefined);
   const [command, ...args] = argv.slice(i);
   if (command === undefined || command === '') throw new UsageError('no COMMAND given');
   return { kind: 'run', options: finish(state, command, args), jsonStatusFd: state.jsonStatusFd };

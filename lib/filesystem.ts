@@ -11,6 +11,7 @@
  *   4. readonlyRoot, then pivot_root into /newroot; the staging tmpfs and the whole host
  *      tree under it are detached.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { PreparedTrees } from './hostids';
 import type { PlannedStep, StepLabel } from './steps';
@@ -29,14 +30,28 @@ export interface MountFlagOptions {
   noexec?: boolean;
 }
 
-/** A host file or directory bound into the sandbox. */
+/**
+ * A host file or directory bound into the sandbox: by path (`source`) or by an open file
+ * descriptor (`sourceFd`), one of the two.
+ */
 export interface BindMountEntry extends MountFlagOptions {
   type: 'bind';
   /**
    * Absolute host path. It is resolved in the host's root (its symlinks are followed as on
    * the host); a directory is bound onto a directory, anything else onto a file.
    */
-  source: string;
+  source?: string;
+  /**
+   * An open file descriptor of this process (`fs.openSync(dir, 'r')`, an O_PATH fd, ...)
+   * whose file or directory is bound, as bubblewrap's --bind-fd does. The kernel binds no
+   * mount of another mount namespace, so its path (from /proc/self/fd) is bound, and the
+   * spawn fails with ESTALE unless that path still leads to the very file the fd is open on
+   * (renamed or replaced since: refused, never a different file bound). Instead of `source`;
+   * `target` is then required. It is used during the spawn call only and stays the
+   * caller's to close. Bound as it is, also for a sandbox on a host id of its own (no
+   * idmapping).
+   */
+  sourceFd?: number;
   /** Absolute path inside the sandbox. Default: the same path as `source`. */
   target?: string;
   /** Also bind what is mounted under `source` (mount --rbind). Default true. */
@@ -88,12 +103,17 @@ export interface MqueueMountEntry {
   target?: string;
 }
 
-/** A directory (and its missing parents); an existing one is left as it is. */
+/**
+ * A directory (and its missing parents); an existing one is left as it is. Missing parents
+ * are made 0755, less the group or other bits when `mode` gives that class nothing (0o700
+ * makes 0700 parents, 0o750 makes 0750 ones), as bubblewrap makes them; the same holds for
+ * the parents of `file`, `data` and `tmpfs` entries.
+ */
 export interface DirEntry {
   type: 'dir';
   /** Absolute path inside the sandbox. */
   target: string;
-  /** Permissions when created. Default 0o755. */
+  /** Permissions when created (not umasked). Default 0o755. */
   mode?: number;
 }
 
@@ -109,6 +129,25 @@ export interface FileEntry {
   /** The file's content (a string is written as UTF-8). */
   content: string | Uint8Array;
   /** Permissions. Default 0o644. */
+  mode?: number;
+}
+
+/**
+ * A file with the given content bound over `target` (bubblewrap's --bind-data and
+ * --ro-bind-data): the content is written to a private file outside the new root, which is
+ * then bind-mounted. Unlike a `file` entry, it works over an existing file of a read-only
+ * `root` or bind, and with `readonly` the sandbox cannot change it. The file is the
+ * sandbox's own: writes (without `readonly`) are lost with it.
+ */
+export interface DataMountEntry {
+  type: 'data';
+  /** Absolute path inside the sandbox; made an empty file first when missing. Must not be a directory. */
+  target: string;
+  /** The file's content (a string is written as UTF-8). */
+  content: string | Uint8Array;
+  /** Bind read-only. Default false. */
+  readonly?: boolean;
+  /** Permissions of the file. Default 0o600, as bubblewrap makes it. */
   mode?: number;
 }
 
@@ -163,7 +202,8 @@ export type MountEntry =
   | FileEntry
   | SymlinkEntry
   | ChmodEntry
-  | OverlayMountEntry;
+  | OverlayMountEntry
+  | DataMountEntry;
 
 /** Filesystem options of spawnIsolated. */
 export interface FilesystemOptions {
@@ -205,6 +245,9 @@ type Flags = Required<MountFlagOptions>;
 /** A mount entry after validation: absolute, normalised paths and defaults filled in. */
 export type ValidatedMount =
   | ({ type: 'bind'; source: string; target: string; recursive: boolean; try: boolean } & Flags)
+  // A bind by file descriptor (BindMountEntry.sourceFd): its own kind here, as it has no host path.
+  | ({ type: 'bindFd'; sourceFd: number; source: string; target: string; recursive: boolean } & Flags)
+  | { type: 'data'; target: string; content: Buffer; mode: number; readonly: boolean }
   | ({ type: 'tmpfs'; target: string; size: string | undefined; mode: number } & Flags)
   | { type: 'proc' | 'dev' | 'mqueue'; target: string }
   | { type: 'dir'; target: string; mode: number }
@@ -227,7 +270,7 @@ export interface ValidatedFilesystem {
 
 const FLAG_KEYS = ['readonly', 'nosuid', 'nodev', 'noexec'] as const;
 const ENTRY_KEYS: Record<MountEntry['type'], readonly string[]> = {
-  bind: ['type', 'source', 'target', 'recursive', 'try', ...FLAG_KEYS],
+  bind: ['type', 'source', 'sourceFd', 'target', 'recursive', 'try', ...FLAG_KEYS],
   tmpfs: ['type', 'target', 'size', 'mode', ...FLAG_KEYS],
   proc: ['type', 'target'],
   dev: ['type', 'target'],
@@ -237,6 +280,7 @@ const ENTRY_KEYS: Record<MountEntry['type'], readonly string[]> = {
   symlink: ['type', 'target', 'to'],
   chmod: ['type', 'target', 'mode'],
   overlay: ['type', 'target', 'lower', 'upper', 'work', ...FLAG_KEYS],
+  data: ['type', 'target', 'content', 'readonly', 'mode'],
 };
 const DEFAULT_TARGETS: Partial<Record<MountEntry['type'], string>> = { proc: '/proc', dev: '/dev', mqueue: '/dev/mqueue' };
 
@@ -278,6 +322,30 @@ function checkFlags(where: string, e: Record<string, unknown>, defaults: Partial
   };
 }
 
+function checkContent(option: string, content: unknown): Buffer {
+  if (typeof content !== 'string' && !(content instanceof Uint8Array)) fail(option, `must be a string or a Buffer, got ${describe(content)}`);
+  return typeof content === 'string' ? Buffer.from(content) : Buffer.from(content.buffer, content.byteOffset, content.byteLength);
+}
+
+/** A bind entry with `sourceFd`: an open fd of this process, checked now so that a bad one fails before any process starts. */
+function validateFdBind(where: string, e: Record<string, unknown>): ValidatedMount {
+  if (e.source !== undefined) fail(where, '(bind) takes source or sourceFd, not both', 'range');
+  if (e.try !== undefined) fail(`${where}.try`, 'does not apply to sourceFd (an open descriptor always exists)', 'range');
+  const fd = e.sourceFd;
+  if (typeof fd !== 'number' || !Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) fail(`${where}.sourceFd`, `must be a file descriptor (an integer >= 0), got ${describe(fd)}`);
+  let source: string;
+  try {
+    fs.fstatSync(fd);
+    source = fs.readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return fail(`${where}.sourceFd`, `${fd} is not an open file descriptor of this process`, 'range');
+  }
+  if (!source.startsWith('/') || source.endsWith(' (deleted)')) fail(`${where}.sourceFd`, `${fd} is open on '${source}', which has no path to bind (a pipe, socket, anonymous or deleted file)`, 'range');
+  if (e.target === undefined) fail(`${where}.target`, 'is required with sourceFd (there is no source path to default to)');
+  const target = checkMountPath(`${where}.target`, e.target);
+  return { type: 'bindFd', sourceFd: fd, source, target, recursive: checkBoolean(`${where}.recursive`, e.recursive, true), ...checkFlags(where, e) };
+}
+
 function validateEntry(where: string, value: unknown, ns: FilesystemNamespaces): ValidatedMount {
   const e = checkObject(where, value);
   const type = e.type;
@@ -286,6 +354,7 @@ function validateEntry(where: string, value: unknown, ns: FilesystemNamespaces):
   }
   const kind = type as MountEntry['type'];
   rejectUnknownKeys(e, ENTRY_KEYS[kind], `options.${where}.`);
+  if (kind === 'bind' && e.sourceFd !== undefined) return validateFdBind(where, e);
   const source = kind === 'bind' ? checkMountPath(`${where}.source`, e.source) : undefined;
   const target = checkMountPath(`${where}.target`, e.target ?? source ?? DEFAULT_TARGETS[kind]);
   const notRoot = (): void => {
@@ -317,13 +386,15 @@ function validateEntry(where: string, value: unknown, ns: FilesystemNamespaces):
     case 'dir':
       notRoot();
       return { type: kind, target, mode: checkMode(`${where}.mode`, e.mode, 0o755) };
-    case 'file': {
+    case 'file':
       notRoot();
-      const content = e.content;
-      if (typeof content !== 'string' && !(content instanceof Uint8Array)) fail(`${where}.content`, `must be a string or a Buffer, got ${describe(content)}`);
-      const bytes = typeof content === 'string' ? Buffer.from(content) : Buffer.from(content.buffer, content.byteOffset, content.byteLength);
-      return { type: kind, target, content: bytes, mode: checkMode(`${where}.mode`, e.mode, 0o644) };
-    }
+      return { type: kind, target, content: checkContent(`${where}.content`, e.content), mode: checkMode(`${where}.mode`, e.mode, 0o644) };
+    case 'data':
+      notRoot();
+      return {
+        type: kind, target, content: checkContent(`${where}.content`, e.content), mode: checkMode(`${where}.mode`, e.mode, 0o600),
+        readonly: checkBoolean(`${where}.readonly`, e.readonly, false),
+      };
     case 'symlink':
       notRoot();
       return { type: kind, target, to: checkCString(`${where}.to`, e.to) };
@@ -384,6 +455,9 @@ const FS_TRY = 1 << 9;
 const FS_SOURCE_IN_NEW_ROOT = 1 << 11;
 const FS_IN_STAGING = 1 << 12;
 const FS_PREPARED = 1 << 13;
+const FS_PARENT_MODE = 1 << 14;
+const FS_SOURCE_IN_STAGING = 1 << 15;
+const FS_SOURCE_FD = 1 << 16;
 
 const NEW_API_HINT = 'mount plans need Linux 5.12 or newer (openat2, open_tree, move_mount, fsopen, mount_setattr)';
 const HINTS = { ENOSYS: NEW_API_HINT };
@@ -402,6 +476,25 @@ const BIND_HINTS = {
   ENOTDIR: 'the source is a directory and the target (or a directory on its path) exists and is not one: a directory binds only onto a directory',
   EISDIR: 'the source is not a directory and the target is one: a file binds only onto a file',
 };
+
+/**
+ * The mode of the missing parents of an entry whose own mode is `mode`: 0755, less the group
+ * or other bits when `mode` gives that class nothing (bubblewrap's rule: a private entry does
+ * not sit in world-listable directories made for it).
+ */
+export function parentModeFor(mode: number): number {
+  let parent = 0o755;
+  if ((mode & 0o070) === 0) parent &= ~0o050;
+  if ((mode & 0o007) === 0) parent &= ~0o005;
+  return parent;
+}
+
+/** Step flags and values that carry the parents' mode, when it is not the default 0755. */
+function withParentMode(native: PlannedStep['native'], mode: number): PlannedStep['native'] {
+  const parent = parentModeFor(mode);
+  if (parent === 0o755) return native;
+  return { ...native, flags: (native.flags ?? 0) | FS_PARENT_MODE, values: [native.values?.[0] ?? 0n, BigInt(parent)] };
+}
 
 function attrs(f: Flags): number {
   return (f.readonly ? ATTR_RDONLY : 0) | (f.nosuid ? ATTR_NOSUID : 0) | (f.nodev ? ATTR_NODEV : 0) | (f.noexec ? ATTR_NOEXEC : 0);
@@ -536,7 +629,7 @@ function overlaySteps(name: string, m: Extract<ValidatedMount, { type: 'overlay'
 }
 
 function entrySteps(m: ValidatedMount, index: number, fsv: ValidatedFilesystem): PlannedStep[] {
-  const name = `mounts[${index}] ${m.type}`;
+  const name = `mounts[${index}] ${m.type === 'bindFd' ? 'bind' : m.type}`;
   const label = (syscall: string): StepLabel => ({ step: name, syscall, path: m.target });
   switch (m.type) {
     case 'bind': {
@@ -546,8 +639,30 @@ function entrySteps(m: ValidatedMount, index: number, fsv: ValidatedFilesystem):
       if (fd !== undefined) return [preparedStep(name, fd, m.target)];
       return bindSteps(name, m.source, m.target, attrs(m) | (m.recursive ? FS_RECURSIVE : 0) | (m.try ? FS_TRY : 0), !m.try);
     }
-    case 'tmpfs':
-      return [fsStep(name, 'tmpfs', m.target, attrs(m), [['mode', m.mode.toString(8).padStart(4, '0')], ...(m.size !== undefined ? [['size', m.size] as [string, string]] : [])])];
+    case 'tmpfs': {
+      const tmpfs = fsStep(name, 'tmpfs', m.target, attrs(m), [['mode', m.mode.toString(8).padStart(4, '0')], ...(m.size !== undefined ? [['size', m.size] as [string, string]] : [])]);
+      return [{ ...tmpfs, native: withParentMode(tmpfs.native, m.mode) }];
+    }
+    case 'bindFd':
+      return [planned(
+        { op: 'bindMount', source: rel(m.source), path: rel(m.target), flags: attrs(m) | (m.recursive ? FS_RECURSIVE : 0) | FS_SOURCE_FD, values: [BigInt(m.sourceFd)] },
+        {
+          step: name, syscall: 'open_tree', path: m.target,
+          hints: { ...BIND_HINTS, ESTALE: `what sourceFd ${m.sourceFd} is open on is no longer at ${m.source} (renamed or replaced since it was opened)` },
+        },
+      )];
+    case 'data': {
+      // The content goes to a file of its own in the staging root (outside the new root,
+      // detached with it), which is then bound over the target.
+      const scratch = `/data-${index}`;
+      return [
+        planned({ op: 'createFile', path: rel(scratch), data: m.content, mode: m.mode, flags: FS_IN_STAGING }, { step: name, syscall: 'openat', path: m.target, hints: FILE_HINTS }),
+        planned(
+          withParentMode({ op: 'bindMount', source: rel(scratch), path: rel(m.target), flags: (m.readonly ? ATTR_RDONLY : 0) | ATTR_NOSUID | ATTR_NODEV | FS_SOURCE_IN_STAGING }, m.mode),
+          { step: name, syscall: 'move_mount', path: m.target, hints: { ...BIND_HINTS, EISDIR: 'the target is a directory: data binds only onto a file' } },
+        ),
+      ];
+    }
     case 'proc':
       return procSteps(name, m.target);
     case 'dev':
@@ -555,9 +670,9 @@ function entrySteps(m: ValidatedMount, index: number, fsv: ValidatedFilesystem):
     case 'mqueue':
       return [fsStep(name, 'mqueue', m.target, ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC)];
     case 'dir':
-      return [planned({ op: 'createDir', path: rel(m.target), mode: m.mode }, label('mkdirat'))];
+      return [planned(withParentMode({ op: 'createDir', path: rel(m.target), mode: m.mode }, m.mode), label('mkdirat'))];
     case 'file':
-      return [planned({ op: 'createFile', path: rel(m.target), data: m.content, mode: m.mode }, { ...label('openat'), hints: FILE_HINTS })];
+      return [planned(withParentMode({ op: 'createFile', path: rel(m.target), data: m.content, mode: m.mode }, m.mode), { ...label('openat'), hints: FILE_HINTS })];
     case 'symlink':
       return [symlinkStep(name, m.target, m.to)];
     case 'chmod':

@@ -16,7 +16,7 @@ import { initArgv, initFd } from './init';
 import { seccompProgram, type SeccompOption } from './seccomp';
 import type { PlannedStep, StepLabel } from './steps';
 import { step, writeFileStep } from './steps';
-import { checkArray, checkBoolean, checkObject, describe, fail, rejectUnknownKeys } from './validate';
+import { checkAbsolutePath, checkArray, checkBoolean, checkObject, describe, fail, rejectUnknownKeys } from './validate';
 
 /** One range of an id map: `count` ids from `inside` (in the sandbox) are `outside` (in the caller's namespace). */
 export interface IdMapRange {
@@ -63,9 +63,12 @@ export interface IdentityOptions {
   noNewPrivs?: boolean;
   /**
    * A seccomp filter for the program: a typed policy (see {@link seccompPresets}) or a
-   * precompiled BPF program. Installed as the very last step before the program's execve.
+   * precompiled BPF program; or several, installed in this order (as bubblewrap's repeated
+   * --add-seccomp-fd), all of which apply: the kernel runs every filter and the most
+   * restrictive answer wins (between two errnos, the later filter's). Installed as the very
+   * last steps before the program's execve, so only the last may refuse prctl and seccomp.
    */
-  seccomp?: SeccompOption;
+  seccomp?: SeccompOption | readonly SeccompOption[];
   /**
    * A tiny init as PID 1 (with `pid: true`) that starts the program as its child, forwards
    * signals to it, reaps orphans, and exits with the program's status. Default false (the
@@ -80,11 +83,33 @@ export interface IdentityOptions {
    * not become negative.
    */
   timeOffsets?: { monotonic?: number; boottime?: number };
+  /**
+   * The program cannot create user namespaces (needs `user: true`), as bubblewrap's
+   * --disable-userns: the sandbox's user namespace gets user.max_user_namespaces = 1, and the
+   * program runs in one more user namespace nested in it, which uses that one up and cannot
+   * raise its parent's limit. Default false. Checked as `assertUserNamespacesDisabled` is.
+   */
+  disableUserNamespaces?: boolean;
+  /**
+   * Fail the spawn (IsolationError, step `assert-user-namespaces-disabled`, EEXIST) unless
+   * creating a user namespace is refused right before the program starts, as bubblewrap's
+   * --assert-userns-disabled. Default false.
+   */
+  assertUserNamespacesDisabled?: boolean;
+  /**
+   * Absolute paths inside the sandbox that its init holds a shared lock on (fcntl F_RDLCK on
+   * the whole file) for as long as the sandbox runs, as bubblewrap's --lock-file: another
+   * process's write lock on one waits (or fails with F_SETLK) until the sandbox has ended.
+   * Each is opened read-only once the sandbox is set up; a missing one fails the spawn
+   * (IsolationError, step `lock-file`). Implies `init` (also without `pid: true`).
+   */
+  lockFiles?: readonly string[];
 }
 
 /** The option names this file owns. */
 export const IDENTITY_OPTION_KEYS = [
   'uid', 'gid', 'groups', 'uidMap', 'gidMap', 'capabilities', 'noNewPrivs', 'seccomp', 'init', 'time', 'timeOffsets',
+  'disableUserNamespaces', 'assertUserNamespacesDisabled', 'lockFiles',
 ] as const;
 
 /** Identity options after validation. */
@@ -113,6 +138,10 @@ export interface ValidatedIdentity {
   init: boolean;
   /** With `time`: the offsets as [seconds, nanoseconds]. */
   time: { monotonic: [number, number]; boottime: [number, number] } | undefined;
+  disableUserNamespaces: boolean;
+  assertUserNamespacesDisabled: boolean;
+  /** Paths in the sandbox init holds a read lock on. */
+  lockFiles: string[];
 }
 
 // The kernel's limits: ids are 32-bit with (uid_t)-1 reserved, a map has at most 340 lines
@@ -127,6 +156,7 @@ const SET_IDS_GID = 2;
 const SET_IDS_UID = 4;
 const SET_IDS_KEEP_CAPS = 8;
 const CAPS_BOUNDING_BEST_EFFORT = 1;
+const UNSHARE_MUST_FAIL = 1;
 
 /** The caller's effective ids, for the default user-namespace map. */
 export function callerIds(): { uid: number; gid: number } {
@@ -259,13 +289,21 @@ export function validateIdentity(options: IdentityOptions, userNamespace: boolea
 
   const capabilities = options.capabilities === undefined ? 0n : capabilityMask('capabilities', options.capabilities);
   const noNewPrivs = checkBoolean('noNewPrivs', options.noNewPrivs, true);
-  const seccomp = options.seccomp === undefined ? [] : [seccompProgram('seccomp', options.seccomp)];
+  const seccomp = options.seccomp === undefined
+    ? []
+    : Array.isArray(options.seccomp)
+    ? checkArray('seccomp', options.seccomp, 'an array of seccomp policies or programs', (program, i) => seccompProgram(`seccomp[${i}]`, program))
+    : [seccompProgram('seccomp', options.seccomp)];
+  // The kernel's limit on all the filters of a process: 32768 instructions, 4 more for each.
+  if (seccomp.reduce((n, p) => n + p.length / 8 + 4, 0) > 32768) fail('seccomp', 'has more than 32768 BPF instructions in all (the kernel\'s limit, counting 4 more for each filter)', 'range');
   if (seccomp.length > 0 && !noNewPrivs && !(capabilities & (1n << BigInt(CAP_SYS_ADMIN)))) {
     fail('seccomp', 'needs noNewPrivs: true (or CAP_SYS_ADMIN kept in options.capabilities): the kernel installs a filter only under no_new_privs or with CAP_SYS_ADMIN', 'range');
   }
 
+  const lockFiles = options.lockFiles === undefined ? [] : checkArray('lockFiles', options.lockFiles, 'an array of absolute paths', (p, i) => checkAbsolutePath(`lockFiles[${i}]`, p));
   const timeNamespace = checkBoolean('time', options.time, false);
-  const init = checkBoolean('init', options.init, timeNamespace);
+  const init = checkBoolean('init', options.init, timeNamespace || lockFiles.length > 0);
+  if (lockFiles.length > 0 && !init) fail('init', 'must not be false with lockFiles (init holds the locks for as long as the sandbox runs)', 'range');
   if (timeNamespace && !init) fail('init', 'must not be false with time: true (a time namespace applies only to processes started in it: init starts the program there)', 'range');
   let time: ValidatedIdentity['time'];
   if (options.timeOffsets !== undefined) {
@@ -277,7 +315,13 @@ export function validateIdentity(options: IdentityOptions, userNamespace: boolea
     time = { monotonic: [0, 0], boottime: [0, 0] };
   }
 
+  const disableUserNamespaces = checkBoolean('disableUserNamespaces', options.disableUserNamespaces, false);
+  if (disableUserNamespaces && !userNamespace) fail('disableUserNamespaces', 'needs user: true (the limit is set in the sandbox\'s own user namespace, never the host\'s)');
+
   return {
+    disableUserNamespaces,
+    lockFiles,
+    assertUserNamespacesDisabled: checkBoolean('assertUserNamespacesDisabled', options.assertUserNamespacesDisabled, false) || disableUserNamespaces,
     userNamespace,
     uid,
     gid,
@@ -353,6 +397,13 @@ export function userNamespaceSteps(identity: ValidatedIdentity): PlannedStep[] {
       step({ op: 'setIds', flags: SET_IDS_UID, values: [early(identity.uidMap, identity.uid)] }, 'setup-ids', 'setresuid'),
     );
   }
+  if (identity.disableUserNamespaces) {
+    // While the host's /proc is still there and the sandbox holds every capability in its
+    // user namespace: the limit of that namespace (privilegeSteps nests one more in it).
+    const limit = writeFileStep('/proc/sys/user/max_user_namespaces', '1', 'disable-user-namespaces');
+    limit.label.hints = { EACCES: 'the sandbox\'s user namespace lacks CAP_SYS_RESOURCE to set its limit' };
+    steps.push(limit);
+  }
   return steps;
 }
 
@@ -388,14 +439,21 @@ export function privilegeSteps(identity: ValidatedIdentity, mountNamespace: bool
     steps.push(step({ op: 'setIds', flags: SET_IDS_UID | SET_IDS_KEEP_CAPS, values: [BigInt(identity.uid)] }, 'setresuid', 'setresuid'));
   }
   if (idHints) for (const s of steps.slice(ownIds)) s.label.hints = idHints;
-  if (identity.userNamespace && mountNamespace && (identity.capabilities & (1n << BigInt(CAP_SYS_ADMIN))) !== 0n) {
+  if (identity.disableUserNamespaces || (identity.userNamespace && mountNamespace && (identity.capabilities & (1n << BigInt(CAP_SYS_ADMIN))) !== 0n)) {
     // A kept CAP_SYS_ADMIN could remount the read-only binds made in this sandbox's own
     // namespaces, or uncover what they cover. One more user and mount namespace, entered now,
     // turns every mount into a locked copy (MNT_LOCKED and its read-only, nosuid, nodev,
     // noexec flags locked), as the kernel does for mounts handed to a less privileged namespace.
     const lock = step({ op: 'lockMounts' }, 'lock-mounts', 'unshare');
     lock.label.hints = { EPERM: 'the nested user namespace for locked mounts was refused (user.max_user_namespaces?)' };
+    // With disableUserNamespaces this nested namespace is also the one that uses up the limit
+    // of 1 set in the sandbox's own, which the program, inside it, cannot raise.
     steps.push(lock);
+  }
+  if (identity.assertUserNamespacesDisabled) {
+    const check = step({ op: 'unshare', flags: binding.constants.CLONE_NEWUSER, mode: UNSHARE_MUST_FAIL }, 'assert-user-namespaces-disabled', 'unshare');
+    check.label.hints = { EEXIST: 'a user namespace could still be created: user namespaces are not disabled here' };
+    steps.push(check);
   }
   const caps = step(
     { op: 'capabilities', flags: identity.boundingBestEffort ? CAPS_BOUNDING_BEST_EFFORT : 0, values: [identity.capabilities] },
@@ -449,7 +507,7 @@ export function identityPlan(identity: ValidatedIdentity, candidates: readonly s
       plan.parentLabels.push(label);
     }
   }
-  if (identity.init) plan.native.init = { fd: initFd(), argv: initArgv(parent, identity.seccomp, candidates, argv) };
+  if (identity.init) plan.native.init = { fd: initFd(), argv: initArgv(parent, identity.seccomp, candidates, argv, identity.lockFiles) };
   // The host id owns the sandbox's user namespace (its per-user counts are its own), except
   // with a time namespace: the child writes its clock offsets through /proc/self, which it
   // could not in a copy of memory made non-dumpable by the ownership switch

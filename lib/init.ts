@@ -66,11 +66,15 @@ function errnoOf(e: unknown): number {
  * init's argv (src-native/init.c): its name, the parent it dies with ('-' for none, else the
  * pid its getppid() returns while the spawning process lives: 0 in a new PID namespace), the
  * program's seccomp filters as hex joined by ',' in the order they are installed ('-' for
- * none), the number of exec candidates, the candidates, then the program's argv.
+ * none), the number of lock files and their paths (in the sandbox: init holds a read lock
+ * on each), the number of exec candidates, the candidates, then the program's argv.
  */
-export function initArgv(parent: number | undefined, seccomp: readonly Buffer[], candidates: readonly string[], argv: readonly string[]): string[] {
+export function initArgv(parent: number | undefined, seccomp: readonly Buffer[], candidates: readonly string[], argv: readonly string[], lockFiles: readonly string[] = []): string[] {
   const filters = seccomp.length > 0 ? seccomp.map((b) => b.toString('hex')).join(',') : '-';
-  return ['nsjail-node-init', parent === undefined ? '-' : String(parent), filters, String(candidates.length), ...candidates, ...argv];
+  return [
+    'nsjail-node-init', parent === undefined ? '-' : String(parent), filters,
+    String(lockFiles.length), ...lockFiles, String(candidates.length), ...candidates, ...argv,
+  ];
 }
 
 function readInt(fd: number): number | null {

@@ -50,12 +50,22 @@ export interface JoinOptions {
   /** IPC namespace. */
   ipc?: NamespaceRef;
   /**
-   * User namespace, joined first. Excludes new namespaces of any kind and `user: true`:
-   * join the others too.
+   * User namespace, joined first. Excludes `user: true`. New mount, network, UTS and IPC
+   * namespaces are then made after the join (unshare), so they belong to the joined user
+   * namespace and the sandbox, root there, sets them up as bubblewrap's --userns does; new
+   * PID, cgroup and time namespaces cannot be combined with it (join those too).
    */
   user?: NamespaceRef;
   /** Cgroup namespace. */
   cgroup?: NamespaceRef;
+  /**
+   * A user namespace entered once the sandbox is set up, right before its ids, capabilities
+   * and seccomp filter are applied and the program starts (bubblewrap's --userns2): e.g. one
+   * nested in the sandbox's own (joined with `user`, or made with `user: true`), so that the
+   * program runs there while the sandbox's mounts were made with the outer one's rights. The
+   * ids the program gets (`uid`/`gid`, default 0) must be mapped in it.
+   */
+  userAfterSetup?: NamespaceRef;
   /**
    * Time namespace. The kernel refuses it to a process that shares its memory, so this
    * sandbox is cloned without CLONE_VM (a copy-on-write fork: costs grow with this
@@ -120,6 +130,16 @@ export interface NetworkOptions {
 
 /** The option names this file owns. */
 export const NETWORK_OPTION_KEYS = ['loopback', 'join', 'veth', 'socketFamilyFilter'] as const;
+
+// setIds flags (src-native/child_steps.h).
+const SET_IDS_GID = 2;
+const SET_IDS_UID = 4;
+const SET_IDS_KEEP_CAPS = 8;
+
+// New namespaces that join.user allows: made with unshare once the user namespace is joined.
+const AFTER_JOIN_FLAGS: Readonly<Record<string, number>> = {
+  mount: C.CLONE_NEWNS, net: C.CLONE_NEWNET, uts: C.CLONE_NEWUTS, ipc: C.CLONE_NEWIPC,
+};
 
 // nsenter's order: the user namespace first (it grants the rights to join the others).
 const JOIN_KINDS: readonly JoinKind[] = ['user', 'cgroup', 'ipc', 'uts', 'net', 'pid', 'mnt', 'time'];
@@ -187,7 +207,11 @@ export interface ValidatedNetwork {
    * process) of the namespaces to join and of the veth's namespace, which the child's setns
    * steps use.
    */
-  prepared: ReadonlyMap<JoinKind | 'veth', number> | undefined;
+  prepared: ReadonlyMap<JoinKind | 'veth' | 'userAfterSetup', number> | undefined;
+  /** With join.user: the clone flags of the new namespaces, unshared once the user namespace is joined. */
+  unshareAfterJoin: number;
+  /** join.userAfterSetup: entered right before the privilege steps. */
+  userAfterSetup: JoinTarget | undefined;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -318,8 +342,7 @@ function checkInterfaceName(option: string, value: unknown): string {
   return name;
 }
 
-function validateJoinTarget(kind: JoinKind, value: unknown): JoinTarget {
-  const option = `join.${kind}`;
+function validateJoinTarget(kind: JoinKind, value: unknown, option = `join.${kind}`): JoinTarget {
   const flag = JOIN_FLAGS[kind];
   let ref = value;
   if (ref !== null && typeof ref === 'object' && !Array.isArray(ref) && 'pid' in ref) ref = (ref as { pid: unknown }).pid;
@@ -380,7 +403,7 @@ export function validateNetwork(options: NetworkOptions, namespaces: ValidatedOp
   const join: JoinTarget[] = [];
   if (options.join !== undefined) {
     const o = checkObject('join', options.join);
-    rejectUnknownKeys(o, JOIN_KINDS, 'options.join.');
+    rejectUnknownKeys(o, [...JOIN_KINDS, 'userAfterSetup'], 'options.join.');
     for (const kind of JOIN_KINDS) {
       if (o[kind] === undefined) continue;
       if (isNew[NEW_NAMESPACE_OPTION[kind]]) {
@@ -391,10 +414,20 @@ export function validateNetwork(options: NetworkOptions, namespaces: ValidatedOp
     if (join.length > 0 && namespaces.user) {
       fail('join', 'cannot be combined with user: true: the new user namespace has no privilege over existing namespaces (setns would fail with EPERM); join a user namespace with join.user instead', 'range');
     }
-    const made = Object.keys(isNew).filter((k) => isNew[k]);
+    // Made by unshare after the join, these belong to the joined user namespace; a PID or
+    // time namespace applies only to children, and a cgroup namespace is made after the
+    // cgroup join (lib/limits.ts), so those are refused.
+    const made = Object.keys(isNew).filter((k) => isNew[k] && !AFTER_JOIN_FLAGS[k]);
     if (join.some((t) => t.kind === 'user') && made.length > 0) {
       fail('join.user', `cannot be combined with new namespaces (${made.map((k) => `${k}: true`).join(', ')}): they would belong to this process's user namespace, where the joined program has no privilege; join those too, or leave out join.user`, 'range');
     }
+  }
+  const joinOption = options.join as Record<string, unknown> | undefined;
+  const userAfterSetup = joinOption?.userAfterSetup === undefined ? undefined : validateJoinTarget('user', joinOption.userAfterSetup, 'join.userAfterSetup');
+  let unshareAfterJoin = 0;
+  if (join.some((t) => t.kind === 'user')) {
+    for (const [key, flag] of Object.entries(AFTER_JOIN_FLAGS)) if (isNew[key]) unshareAfterJoin |= flag;
+    if (options.veth !== undefined) fail('veth', 'cannot be combined with join.user: the link\'s namespace belongs to this process\'s user namespace, which the joined sandbox cannot enter', 'range');
   }
 
   let veth: ValidatedVeth | undefined;
@@ -406,7 +439,7 @@ export function validateNetwork(options: NetworkOptions, namespaces: ValidatedOp
     }
   }
 
-  return { netNamespace: namespaces.net, loopback: namespaces.net && loopback && veth === undefined, join, veth, prepared: undefined };
+  return { netNamespace: namespaces.net, loopback: namespaces.net && loopback && veth === undefined, join, veth, prepared: undefined, unshareAfterJoin, userAfterSetup };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -432,6 +465,16 @@ export function joinSteps(network: ValidatedNetwork): PlannedStep[] {
       : { op: 'setns' as const, flags: target.flag, values: [BigInt(fd)] };
     steps.push({ native, label: { step: `join-${target.kind}`, syscall: 'setns', path: target.path, hints: JOIN_HINTS } });
   }
+  if (network.unshareAfterJoin !== 0) {
+    // The new namespaces, owned by the joined user namespace; then its root's ids, as this
+    // process's own are unmapped there and could not create a file in the mount plan (EOVERFLOW).
+    const hints = { EINVAL: 'the joined user namespace maps no uid/gid 0, which sets up its new namespaces' };
+    steps.push(
+      { native: { op: 'unshare', flags: network.unshareAfterJoin }, label: { step: 'namespaces-in-joined-user', syscall: 'unshare' } },
+      { native: { op: 'setIds', flags: SET_IDS_GID, values: [0n, 0n] }, label: { step: 'ids-in-joined-user', syscall: 'setresgid', hints } },
+      { native: { op: 'setIds', flags: SET_IDS_UID | SET_IDS_KEEP_CAPS, values: [0n] }, label: { step: 'ids-in-joined-user', syscall: 'setresuid', hints } },
+    );
+  }
   if (network.veth !== undefined) {
     const fd = network.prepared?.get('veth');
     if (fd === undefined) throw new Error('nsjail-node: internal error: options.veth is compiled only inside withNetwork()');
@@ -441,6 +484,17 @@ export function joinSteps(network: ValidatedNetwork): PlannedStep[] {
     });
   }
   return steps;
+}
+
+/** join.userAfterSetup: the user namespace entered once the sandbox is set up. */
+export function userAfterSetupSteps(network: ValidatedNetwork): PlannedStep[] {
+  const target = network.userAfterSetup;
+  if (target === undefined) return [];
+  const fd = network.prepared?.get('userAfterSetup');
+  const native = fd === undefined
+    ? { op: 'setns' as const, path: target.path, flags: target.flag }
+    : { op: 'setns' as const, flags: target.flag, values: [BigInt(fd)] };
+  return [{ native, label: { step: 'join-user-after-setup', syscall: 'setns', path: target.path, hints: JOIN_HINTS } }];
 }
 
 /** Inside the new network namespace: `lo` up. */
@@ -458,7 +512,7 @@ export function withheldCloneFlags(network: ValidatedNetwork): number {
   let flags = 0;
   if (network.veth !== undefined) flags |= C.CLONE_NEWNET;
   if (network.join.some((t) => t.kind === 'time')) flags |= C.CLONE_VM;
-  return flags;
+  return flags | network.unshareAfterJoin;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -578,11 +632,15 @@ function removeLink(name: string): void {
  * (throws or returns `{ error }`).
  */
 export function withNetwork<R extends object>(network: ValidatedNetwork, exited: Promise<unknown>, spawn: () => R): R {
-  if (network.join.length === 0 && network.veth === undefined) return spawn();
-  const fds = new Map<JoinKind | 'veth', number>();
+  if (network.join.length === 0 && network.veth === undefined && network.userAfterSetup === undefined) return spawn();
+  const fds = new Map<JoinKind | 'veth' | 'userAfterSetup', number>();
   let link: string | undefined;
   try {
     for (const target of network.join) fds.set(target.kind, openJoinTarget(target));
+    if (network.userAfterSetup !== undefined) {
+      const target = network.userAfterSetup;
+      fds.set('userAfterSetup', openNamespaceFd('spawnIsolated', 'join-user-after-setup', target.path, target.flag, JOIN_NAMES.user));
+    }
     if (network.veth !== undefined) {
       const made = createVeth(network.veth);
       link = made.hostName;

@@ -10,7 +10,7 @@ import { filesystemSteps, makePrivateSteps } from './filesystem';
 import type { SandboxView } from './exec-diagnosis';
 import { identityPlan, privilegeSteps, userNamespaceSteps } from './identity';
 import { cgroupJoinSteps, deferredCloneFlags, limitSteps } from './limits';
-import { joinSteps, networkSteps, withheldCloneFlags } from './network';
+import { joinSteps, networkSteps, userAfterSetupSteps, withheldCloneFlags } from './network';
 import { DEFAULT_PATH, type EnvList, type StdioOption, type ValidatedOptions } from './options';
 import { step, type PlannedStep, type StepLabel } from './steps';
 
@@ -122,6 +122,7 @@ function orderedSteps(o: ValidatedOptions): { steps: PlannedStep[]; cwdIndex: nu
       ...before,
       ...(o.cwd !== undefined ? [step({ op: 'chdir', path: o.cwd }, 'chdir', 'chdir', o.cwd)] : []),
       ...limitSteps(o.limits),
+      ...userAfterSetupSteps(o.network),
       ...privilegeSteps(o.identity, o.namespaces.mount, o.network.join.some((t) => t.kind === 'user')),
     ],
     cwdIndex: before.length,

@@ -364,7 +364,7 @@ export class PreparedSandbox {
       labels,
       parentLabels: plan.parentLabels,
       exec: { ...plan.exec, pathVar },
-      native: { execCandidates: run.runCandidates ?? plan.native.execCandidates, cloneFlags: plan.native.cloneFlags },
+      native: { execCandidates: run.runCandidates ?? plan.native.execCandidates, cloneFlags: plan.native.cloneFlags, init: plan.native.init },
     };
   }
 }

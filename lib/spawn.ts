@@ -26,6 +26,7 @@ const FIXED_STEPS: Record<number, { step: string; syscall: string }> = {
   [-8]: { step: 'init', syscall: 'execveat' },
   [-9]: { step: 'seccomp', syscall: 'seccomp' }, // installed by init for the program
   [-10]: { step: 'init-fork', syscall: 'fork' },
+  [-11]: { step: 'lock-file', syscall: 'fcntl' }, // init taking options.lockFiles[candidate]
 };
 
 const HINTS: Record<string, string> = {
@@ -38,7 +39,15 @@ const CLONE_EAGAIN_HINT =
   "no process could be created: this user's process limit (RLIMIT_NPROC, `ulimit -u`), the pids cgroup of this process, or the system's (kernel.threads-max, pid_max) is reached";
 
 /** What naming a failed spawn needs of its plan (a prepared sandbox builds it only on failure). */
-export type ErrorContext = Pick<SpawnPlan, 'labels' | 'parentLabels' | 'exec'> & { native: Pick<SpawnPlan['native'], 'execCandidates' | 'cloneFlags'> };
+export type ErrorContext = Pick<SpawnPlan, 'labels' | 'parentLabels' | 'exec'> & {
+  native: Pick<SpawnPlan['native'], 'execCandidates' | 'cloneFlags' | 'init'>;
+};
+
+/** Lock file `i` of a plan, as init's argv has it (lib/init.ts: after the filters, their count first). */
+function lockFileOf(plan: ErrorContext, i: number): string | undefined {
+  const argv = plan.native.init?.argv;
+  return argv !== undefined && i >= 0 && i < Number(argv[3]) ? argv[4 + i] : undefined;
+}
 
 /** The IsolationError for a spawn that failed before exec, named by the plan's labels. */
 export function toError(failure: NativeFailure, plan: ErrorContext): IsolationError {
@@ -51,7 +60,9 @@ export function toError(failure: NativeFailure, plan: ErrorContext): IsolationEr
       const named = explainExecFailure(view, command, candidates, pathVar, failed, code);
       return new IsolationError({ errno: failure.errno, step: 'execve', syscall: 'execve', ...named });
     }
-    const whole: StepLabel | undefined = failure.step >= 0 ? plan.labels[failure.step] : FIXED_STEPS[failure.step];
+    const whole: StepLabel | undefined = failure.step === -11
+      ? { ...FIXED_STEPS[-11], path: lockFileOf(plan, failure.candidate) }
+      : failure.step >= 0 ? plan.labels[failure.step] : FIXED_STEPS[failure.step];
     const label = whole?.parts?.[failure.candidate] ?? whole;
     const root = plan.exec.view.root;
     const inRoot = label?.step === 'chdir' && root !== undefined ? `the path is looked up inside the root ${root}` : undefined;

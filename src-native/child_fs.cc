@@ -89,6 +89,13 @@ constexpr unsigned long kTry = 1UL << 9;              // a missing bind source s
 constexpr unsigned long kSourceInNewRoot = 1UL << 11; // source is inside the new root (e.g. proc/sys)
 constexpr unsigned long kInStaging = 1UL << 12;       // path is in the staging root, not the new root
 constexpr unsigned long kPrepared = 1UL << 13;        // values[0]: a detached tree the parent made (idmapped)
+constexpr unsigned long kParentMode = 1UL << 14;      // values[1]: mode of missing parents (default 0755)
+constexpr unsigned long kSourceInStaging = 1UL << 15; // bind source is in the staging root (a data file)
+constexpr unsigned long kSourceFd = 1UL << 16;        // values[0]: an fd of the parent the source must be
+
+// A file made as a mount point (a bind of a file onto a missing target): empty and read-only
+// to all, as bubblewrap makes it; what is bound over it is what the sandbox sees.
+constexpr unsigned kMountPointFileMode = 0444;
 
 // The staging layout after StepStageRoot (lib/filesystem.ts: NEW_ROOT, OLD_ROOT).
 constexpr const char* kNewRoot = "/newroot";
@@ -150,11 +157,11 @@ int HostRoot(FsRoots* roots) noexcept { return CachedDir(&roots->old_root, kOldR
 enum class Create { kNothing, kDir, kFile };
 
 // An O_PATH fd on `rel` (normalised by lib/: no leading or doubled '/', no "." or ".."
-// components, or exactly ".") inside `root`, or -errno. Missing parents are made 0755
-// directories and a missing last component is made as `last` says. Each prefix is resolved
+// components, or exactly ".") inside `root`, or -errno. Missing parents are made
+// `parent_mode` directories and a missing last component is made as `last` says. Each prefix is resolved
 // again from the root, so a symlink met on the way is followed only inside the root, and
 // mkdirat/openat only ever create a plain name in a directory already resolved inside it.
-long ResolveTarget(int root, const char* rel, Create last, unsigned mode, bool* created = nullptr) noexcept {
+long ResolveTarget(int root, const char* rel, Create last, unsigned mode, unsigned parent_mode = 0755, bool* created = nullptr) noexcept {
   if (created) *created = false;
   long fd = OpenInRoot(root, rel, O_PATH);
   if (fd >= 0 || errno != ENOENT || last == Create::kNothing) return fd >= 0 ? fd : -errno;
@@ -193,7 +200,7 @@ long ResolveTarget(int root, const char* rel, Create last, unsigned mode, bool* 
       rc = ::openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
       if (rc >= 0) rc = ::close(rc);
     } else {
-      rc = ::mkdirat(dir, name, is_last ? mode : 0755);
+      rc = ::mkdirat(dir, name, is_last ? mode : parent_mode);
     }
     if (rc < 0 && errno != EEXIST) {
       int err = errno;
@@ -213,7 +220,7 @@ long ResolveTarget(int root, const char* rel, Create last, unsigned mode, bool* 
 }
 
 // Splits `rel` into its parent (resolved, created as needed) and last name, copied to `name`.
-long ResolveParent(int root, const char* rel, char (&name)[256]) noexcept {
+long ResolveParent(int root, const char* rel, char (&name)[256], unsigned parent_mode) noexcept {
   const char* slash = std::strrchr(rel, '/');
   const char* last = slash ? slash + 1 : rel;
   size_t len = std::strlen(last);
@@ -228,7 +235,13 @@ long ResolveParent(int root, const char* rel, char (&name)[256]) noexcept {
   if (plen >= sizeof parent) return -ENAMETOOLONG;
   std::memcpy(parent, rel, plen);
   parent[plen] = '\0';
-  return ResolveTarget(root, parent, Create::kDir, 0755);
+  return ResolveTarget(root, parent, Create::kDir, parent_mode, parent_mode);
+}
+
+// The mode of the missing parents a step makes: 0755 unless lib/ says otherwise (bubblewrap
+// takes the group and other bits away when the entry's own mode gives those classes nothing).
+unsigned ParentMode(const Step& s) noexcept {
+  return (s.flags & kParentMode) ? static_cast<unsigned>(s.values[1] & 0777) : 0755;
 }
 
 int SetAttr(int fd, unsigned long attrs, bool recursive) noexcept {
@@ -372,7 +385,7 @@ int AttachPrepared(const Step& s, FsRoots* roots) noexcept {
   int root = TargetRoot(s, roots);
   if (root < 0) return errno;
   bool dir = S_ISDIR(st.st_mode);
-  Fd target(ResolveTarget(root, s.path, dir ? Create::kDir : Create::kFile, dir ? 0755 : 0644));
+  Fd target(ResolveTarget(root, s.path, dir ? Create::kDir : Create::kFile, dir ? 0755 : kMountPointFileMode));
   if (target.bad()) return -target.fd;
   return AfterAttach(MoveMount(tree, target.fd), s, roots);
 }
@@ -381,7 +394,11 @@ int AttachPrepared(const Step& s, FsRoots* roots) noexcept {
 
 int StepBindMount(const Step& s, FsRoots* roots, int32_t* part) noexcept {
   if (s.flags & kPrepared) return AttachPrepared(s, roots);
-  int from_root = (s.flags & kSourceInNewRoot) ? CachedDir(&roots->new_root, kNewRoot) : HostRoot(roots);
+  // The source: a file this plan wrote in the staging root (a data entry), or a path inside
+  // the new root or the host's root.
+  int from_root = (s.flags & kSourceInStaging) ? CachedDir(&roots->staging, "/")
+                  : (s.flags & kSourceInNewRoot) ? CachedDir(&roots->new_root, kNewRoot)
+                                                  : HostRoot(roots);
   if (from_root < 0) return errno;
   *part = 0;  // the source
   Fd source(OpenInRoot(from_root, s.source, O_PATH));
@@ -389,6 +406,14 @@ int StepBindMount(const Step& s, FsRoots* roots, int32_t* part) noexcept {
   *part = -1;
   struct stat st;
   if (::fstat(source.fd, &st) < 0) return errno;
+  if (s.flags & kSourceFd) {
+    // A caller's fd names a mount of another mount namespace, which the kernel does not bind
+    // from here (EINVAL): its path (read by lib/ from /proc/self/fd) is bound instead, and
+    // must still be the very file the fd is open on.
+    struct stat want;
+    if (::fstat(static_cast<int>(s.values[0]), &want) < 0) return errno;
+    if (want.st_dev != st.st_dev || want.st_ino != st.st_ino) return ESTALE;
+  }
   bool recursive = s.flags & kRecursive;
   // A detached copy of the source mount (and, recursive, everything under it) with its flags
   // set before it is attached, so a read-only bind is never writable, not even briefly: in
@@ -407,7 +432,7 @@ int StepBindMount(const Step& s, FsRoots* roots, int32_t* part) noexcept {
   if (root < 0) return errno;
   bool dir = S_ISDIR(st.st_mode);
   bool created = false;
-  Fd target(ResolveTarget(root, s.path, dir ? Create::kDir : Create::kFile, dir ? 0755 : 0644, &created));
+  Fd target(ResolveTarget(root, s.path, dir ? Create::kDir : Create::kFile, dir ? 0755 : kMountPointFileMode, ParentMode(s), &created));
   if (target.bad()) return -target.fd;
   // An existing target of the other kind: move_mount would say only EINVAL. (One just made
   // is of the kind it was made as.)
@@ -440,7 +465,7 @@ int CreateAndAttach(int fs_fd, const Step& s, FsRoots* roots) noexcept {
   if (mnt.bad()) return errno;
   int root = TargetRoot(s, roots);
   if (root < 0) return errno;
-  Fd target(ResolveTarget(root, s.path, Create::kDir, 0755));
+  Fd target(ResolveTarget(root, s.path, Create::kDir, 0755, ParentMode(s)));
   if (target.bad()) return -target.fd;
   // A filesystem's root is a directory: an existing file there is ENOTDIR, not move_mount's EINVAL.
   if (int err = CheckTargetKind(target.fd, true)) return err;
@@ -478,7 +503,7 @@ int StepCreateDir(const Step& s, FsRoots* roots) noexcept {
   int root = TargetRoot(s, roots);
   if (root < 0) return errno;
   bool created = false;
-  Fd dir(ResolveTarget(root, s.path, Create::kDir, s.mode & 0777, &created));
+  Fd dir(ResolveTarget(root, s.path, Create::kDir, s.mode & 0777, ParentMode(s), &created));
   if (dir.bad()) return -dir.fd;
   struct stat st;
   if (::fstat(dir.fd, &st) < 0) return errno;
@@ -491,7 +516,7 @@ int StepCreateFile(const Step& s, FsRoots* roots) noexcept {
   int root = TargetRoot(s, roots);
   if (root < 0) return errno;
   char name[256];
-  Fd parent(ResolveParent(root, s.path, name));
+  Fd parent(ResolveParent(root, s.path, name, ParentMode(s)));
   if (parent.bad()) return -parent.fd;
   // A new file: O_EXCL makes it, so nothing else can be what is opened.
   Fd file(::openat(parent.fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, s.mode & 0777));
@@ -528,7 +553,7 @@ int StepCreateSymlink(const Step& s, FsRoots* roots) noexcept {
   int root = TargetRoot(s, roots);
   if (root < 0) return errno;
   char name[256];
-  Fd parent(ResolveParent(root, s.path, name));
+  Fd parent(ResolveParent(root, s.path, name, 0755));
   if (parent.bad()) return -parent.fd;
   if (::symlinkat(s.source, parent.fd, name) == 0) return 0;
   if (errno != EEXIST) return errno;

@@ -121,7 +121,12 @@ int StepSeccomp(const Step& s) noexcept {
   return ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0 ? errno : 0;  // Linux < 3.17
 }
 
-int StepUnshare(const Step& s) noexcept { return ::unshare(static_cast<int>(s.flags)) < 0 ? errno : 0; }
+// With mode kUnshareMustFail, a check instead: the unshare must be refused (user namespaces
+// disabled), and succeeding is the failure (EEXIST: the namespace could be made).
+int StepUnshare(const Step& s) noexcept {
+  if (s.mode == kUnshareMustFail) return ::unshare(static_cast<int>(s.flags)) < 0 ? 0 : EEXIST;
+  return ::unshare(static_cast<int>(s.flags)) < 0 ? errno : 0;
+}
 
 namespace {
 

@@ -113,6 +113,7 @@ constexpr int32_t kStepInit = -8;         // execveat of init
 // Reported by init (src-native/init.c), which keeps its own copy of these two numbers.
 constexpr int32_t kStepInitSeccomp = -9;  // init installing the program's seccomp filter
 constexpr int32_t kStepInitFork = -10;    // init forking the program
+constexpr int32_t kStepInitLock = -11;    // init taking a lock file (candidate: which one)
 
 // Runs in the cloned child: walks the plan and execs. Never returns on success.
 // Async-signal-safe only: see child.cc.

@@ -1,8 +1,10 @@
 // nsjail_node_init: the sandbox's PID 1 with `init: true` (lib/init.ts builds its argv).
 //
-//   argv: nsjail-node-init <parent> <seccomp filters as hex joined by ',', or -> <n> <candidate 1> .. <candidate n> <program argv...>
+//   argv: nsjail-node-init <parent> <seccomp filters as hex joined by ',', or -> <k> <lock file 1> .. <lock file k>
+//         <n> <candidate 1> .. <candidate n> <program argv...>
 //         <parent>: '-', or the pid getppid() returns while the spawning process lives (0 in
 //         a new PID namespace): init then dies with it (dieWithParent)
+//         lock files: paths in the sandbox init holds a read lock (F_RDLCK) on while it lives
 //   fds:  0-2 the program's stdio, 3 the spawn's error pipe, 4 the status pipe (the program's
 //         pid, then its wait status),
 //         5 with <parent> and where the kernel has pidfds: a pidfd of the spawning process
@@ -45,8 +47,8 @@
 #include <unistd.h>
 
 enum { kErrorFd = 3, kStatusFd = 4, kParentFd = 5 };
-// src-native/child_plan.h: kStepExec, kStepDieWithParent, kStepInitSeccomp, kStepInitFork.
-enum { kStepExec = -1, kStepDieWithParent = -5, kStepInitSeccomp = -9, kStepInitFork = -10 };
+// src-native/child_plan.h: kStepExec, kStepDieWithParent, kStepInitSeccomp, kStepInitFork, kStepInitLock.
+enum { kStepExec = -1, kStepDieWithParent = -5, kStepInitSeccomp = -9, kStepInitFork = -10, kStepInitLock = -11 };
 
 static struct sock_filter filter[4096];  // BPF_MAXINSNS
 
@@ -177,18 +179,34 @@ int main(int argc, char** argv) {
   sigfillset(&all);
   sigprocmask(SIG_SETMASK, &all, &original);  // every signal waits for sigwaitinfo below
 
-  int n = argc > 3 ? atoi(argv[3]) : -1;
+  int locks = argc > 3 ? atoi(argv[3]) : -1;
+  int base = 4 + (locks > 0 ? locks : 0);  // where <n> is
+  int n = locks >= 0 && argc > base ? atoi(argv[base]) : -1;
   long parent = -1;  // -1: no death signal
   char* end = NULL;
   if (argc > 1 && strcmp(argv[1], "-") != 0) parent = strtol(argv[1], &end, 10);
-  if (n < 1 || argc < 5 + n || (end && (end == argv[1] || *end != '\0' || parent < 0)) || Filters(argv[2], 0) < 0) {
+  if (n < 1 || argc < base + 2 + n || (end && (end == argv[1] || *end != '\0' || parent < 0)) || Filters(argv[2], 0) < 0) {
     Report(kStepExec, EINVAL, -1);
     return 127;
   }
+  char** candidates = argv + base + 1;
   int died = parent >= 0 ? ArmDeathSignal((pid_t)parent) : 0;
   if (died != 0) {
     Report(kStepDieWithParent, died, -1);
     return 127;
+  }
+  // bubblewrap's --lock-file: the locks are held by this process, so they last as long as the
+  // sandbox does (the fds stay open; close-on-exec keeps them from the program).
+  for (int i = 0; i < locks; i++) {
+    struct flock lock;
+    memset(&lock, 0, sizeof lock);
+    lock.l_type = F_RDLCK;
+    lock.l_whence = SEEK_SET;
+    int fd = open(argv[4 + i], O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0 || fcntl(fd, F_SETLK, &lock) < 0) {
+      Report(kStepInitLock, errno, i);
+      return 127;
+    }
   }
   prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);  // without a PID namespace: orphans come here
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -206,7 +224,7 @@ int main(int argc, char** argv) {
     Report(kStepInitFork, errno, -1);
     return 127;
   }
-  if (program == 0) RunProgram(self, &original, argv[2], argv + 4, n, argv + 4 + n, exec_pipe[1]);
+  if (program == 0) RunProgram(self, &original, argv[2], candidates, n, candidates + n, exec_pipe[1]);
   close(exec_pipe[1]);
   int32_t reported = program;
   ssize_t written = write(kStatusFd, &reported, sizeof reported);

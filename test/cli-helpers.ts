@@ -7,7 +7,7 @@ import * as path from 'node:path';
 export const BIN = path.join(__dirname, '..', 'bin', 'nsjail-node');
 
 // The command runs the compiled dist/, not lib/: a stale build would test old code.
-for (const name of ['cli', 'cli-flags', 'doctor']) {
+for (const name of ['cli', 'cli-flags', 'cli-flags-mounts', 'doctor']) {
   const source = path.join(__dirname, '..', 'lib', `${name}.ts`);
   const built = path.join(__dirname, '..', 'dist', `${name}.js`);
   if (!fs.existsSync(built) || fs.statSync(built).mtimeMs < fs.statSync(source).mtimeMs) {

@@ -100,7 +100,8 @@ describe('init', () => {
     expect(r).toMatchObject({ exitCode: 0, stderr: '' });
     const [pid, uid, initCmdline, hostTree] = r.stdout.split('\n');
     expect({ pid, uid, hostTree }).toEqual({ pid: '2', uid: '1000', hostTree: 'no-host-tree' });
-    expect(initCmdline).toMatch(/^nsjail-node-init 0 - 1 \/bin\/sh \/bin\/sh -c /);
+    // No seccomp filter, no lock file, one exec candidate.
+    expect(initCmdline).toMatch(/^nsjail-node-init 0 - 0 1 \/bin\/sh \/bin\/sh -c /);
   });
 
   test('the seccomp filter is on the program, not on init; ids, capabilities and no_new_privs on both', async () => {
