@@ -98,8 +98,11 @@ export interface ValidatedIdentity {
   /** With a user namespace: its maps. */
   uidMap: IdMapRange[];
   gidMap: IdMapRange[];
-  /** How the maps are written: by the child itself (one line, the default), the parent, or the parent through newuidmap/newgidmap. */
-  mapWriter: 'child' | 'parent' | 'helpers';
+  /**
+   * How the maps are written: by the child itself (one line, the default), the parent, the
+   * parent through newuidmap/newgidmap, or by the caller outside (userNamespaceBlockFd).
+   */
+  mapWriter: 'child' | 'parent' | 'helpers' | 'caller';
   /** The default map of a root caller: the sandbox needs a host id of its own (lib/hostids.ts). */
   wantsHostId: boolean;
   /** The leased host id (uid and gid) once {@link withHostId} has put it in the maps. */
@@ -205,7 +208,7 @@ function mapHelpers(): { newuidmap: string; newgidmap: string } | null {
 }
 
 /** Validates the identity options; `userNamespace` is options.user. */
-export function validateIdentity(options: IdentityOptions, userNamespace: boolean): ValidatedIdentity {
+export function validateIdentity(options: IdentityOptions, userNamespace: boolean, callerWritesMaps = false): ValidatedIdentity {
   const caller = callerIds();
   let uid = options.uid === undefined ? undefined : checkId('uid', options.uid);
   let gid = options.gid === undefined ? undefined : checkId('gid', options.gid);
@@ -219,8 +222,14 @@ export function validateIdentity(options: IdentityOptions, userNamespace: boolea
   let gidMap: IdMapRange[] = [];
   let mapWriter: ValidatedIdentity['mapWriter'] = 'child';
   // Root's sandboxes are never root outside unless a map says so (docs/identity.md).
-  const wantsHostId = userNamespace && caller.uid === 0 && options.uidMap === undefined && options.gidMap === undefined;
-  if (userNamespace) {
+  const wantsHostId = userNamespace && !callerWritesMaps && caller.uid === 0 && options.uidMap === undefined && options.gidMap === undefined;
+  if (userNamespace && callerWritesMaps) {
+    // The caller writes the maps while the parent waits (lib/protocol.ts): nothing to check them against.
+    for (const key of ['uidMap', 'gidMap', 'groups'] as const) {
+      if (options[key] !== undefined) fail(key, 'cannot be given with userNamespaceBlockFd (the caller writes the id maps)');
+    }
+    mapWriter = 'caller';
+  } else if (userNamespace) {
     uid ??= 0;
     gid ??= 0;
     const parentWrites = options.uidMap !== undefined || options.gidMap !== undefined || groups !== undefined;
@@ -341,7 +350,7 @@ export function userNamespaceSteps(identity: ValidatedIdentity): PlannedStep[] {
       steps.push(offsets);
     }
   }
-  if (identity.userNamespace && identity.mapWriter !== 'child' && identity.uid !== undefined && identity.gid !== undefined) {
+  if (identity.userNamespace && (identity.mapWriter === 'parent' || identity.mapWriter === 'helpers') && identity.uid !== undefined && identity.gid !== undefined) {
     // This process's own ids may be unmapped in a parent-written map, and the setup steps
     // that follow cannot create a file as an unmapped id (EOVERFLOW). Become root inside if
     // the map has it (no capability is lost becoming uid 0), else the final ids at once (the
@@ -431,7 +440,7 @@ export interface IdentityPlan {
  */
 export function identityPlan(identity: ValidatedIdentity, candidates: readonly string[], argv: readonly string[], parent?: number): IdentityPlan {
   const plan: IdentityPlan = { withheldCloneFlags: 0, native: {}, parentLabels: [] };
-  if (identity.userNamespace && identity.mapWriter !== 'child') {
+  if (identity.userNamespace && (identity.mapWriter === 'parent' || identity.mapWriter === 'helpers')) {
     // The parent can act only once clone has returned, which CLONE_VFORK would delay until exec.
     plan.withheldCloneFlags = binding.constants.CLONE_VM | binding.constants.CLONE_VFORK;
     const helpers = identity.mapWriter === 'helpers' ? mapHelpers() : null;

@@ -31,3 +31,4 @@ export { doctor, formatDoctorReport, type DoctorReport } from './doctor';
 export { buildRootfs, type RootfsManifest, type RootfsOptions } from './rootfs';
 export type { FilesystemOptions } from './filesystem';
 export type { CoreOptions } from './options';
+export type { ProtocolOptions } from './protocol';
