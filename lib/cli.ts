@@ -11,7 +11,10 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { parseArgs } from 'node:util';
-import { FLAG_FAMILIES, keptCapabilities, UsageError, type CliFlag, type CliState } from './cli-flags';
+import { FLAG_FAMILIES as BASE_FAMILIES, keptCapabilities, UsageError, type CliFlag, type CliFlagFamily, type CliMode, type CliState } from './cli-flags';
+import {
+  BWRAP_EXTRA_FLAGS, BWRAP_FS_EXTRA_FLAGS, cgroupNamespacesAvailable, MAX_ARGS, newProtocolState, PROTOCOL_FLAGS, readArgsFd, userNamespacesAvailable,
+} from './cli-flags-process';
 import { doctor, formatDoctorReport } from './doctor';
 import { IsolationError } from './errors';
 import type { SpawnOptions } from './options';
@@ -36,7 +39,10 @@ export type CommandLine =
   | { kind: 'help' }
   | { kind: 'version' }
   | { kind: 'doctor'; json: boolean }
-  | { kind: 'run'; options: SpawnOptions; jsonStatusFd: number | undefined };
+  | { kind: 'run'; options: SpawnOptions; jsonStatusFd: number | undefined; warnings: string[] };
+
+/** Every flag family of both entry points, in the order --help lists them. */
+export const FLAG_FAMILIES: readonly CliFlagFamily[] = [...BASE_FAMILIES, BWRAP_FS_EXTRA_FLAGS, PROTOCOL_FLAGS, BWRAP_EXTRA_FLAGS];
 
 const FLAGS = new Map<string, CliFlag>(FLAG_FAMILIES.flatMap((family) => family.flags.map((flag) => [flag.name, flag] as const)));
 
@@ -105,38 +111,56 @@ export function helpText(): string {
   return lines.join('\n') + '\n';
 }
 
-function newState(env: NodeJS.ProcessEnv): CliState {
+/** A fresh scan state for `mode`, with `env` as the environment to edit. */
+export function newState(env: NodeJS.ProcessEnv, mode: CliMode = 'nsjail-node'): CliState {
   const vars = new Map<string, string>();
   for (const [key, value] of Object.entries(env)) if (value !== undefined) vars.set(key, value);
-  return { options: {}, env: vars, needsMount: undefined, needsPid: undefined, jsonStatusFd: undefined, capabilityEdits: [], asPid1: false };
+  return {
+    options: {}, env: vars, needsMount: undefined, needsPid: undefined, jsonStatusFd: undefined, capabilityEdits: [], asPid1: false,
+    mode, protocol: newProtocolState(), warnings: [], seen: new Set(),
+  };
 }
 
+const COUNT_WORDS = ['no arguments', 'an argument', 'two arguments', 'three arguments'];
+// bubblewrap's own words where they are not "takes an argument".
+const ONE_ARGUMENT = new Set(['--argv0', '--chdir', '--remount-ro']);
+
+/** What a scan found: help, version, or the state and the command. */
+export type Scan = { kind: 'help' } | { kind: 'version' } | { kind: 'run'; state: CliState; command: string | undefined; args: string[] };
+
 /**
- * Parses nsjail-node's arguments (argv without `node` and the script).
- * @throws UsageError for a bad flag, a missing value or a missing command.
+ * Scans flags until the first word that is not one (or `--`), applying each to a fresh
+ * state; `--args FD` is replaced by the arguments read from FD. In 'bwrap' mode the words
+ * are bubblewrap's: every word starting with '-' is a flag, no `--flag=value`, and its
+ * error messages.
+ * @throws UsageError for a bad flag or a missing value.
  */
-export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): CommandLine {
+export function scanFlags(argv: readonly string[], env: NodeJS.ProcessEnv, mode: CliMode): Scan {
   // A hole or a non-string would otherwise surface as a crash in the scan, or as an argument.
   for (let i = 0; i < argv.length; i++) {
     if (typeof argv[i] !== 'string') throw new TypeError(`parseCommandLine: argv[${i}] must be a string, got ${i in argv ? describe(argv[i]) : 'a hole (sparse array)'}`);
   }
-  if (argv[0] === 'doctor') return parseDoctor(argv.slice(1));
-  const state = newState(env);
+  const bwrap = mode === 'bwrap';
+  const state = newState(env, mode);
+  const words = [...argv];
+  // Where the words read by --args end: an --args among them is refused, as by bubblewrap.
+  let fromFileEnd = 0;
   let i = 0;
-  while (i < argv.length) {
-    const arg = argv[i];
+  while (i < words.length) {
+    const arg = words[i];
     if (arg === '--') {
       i++;
       break;
     }
-    if (!arg.startsWith('-') || arg === '-') break;
-    if (arg === '-h' || arg === '--help') return { kind: 'help' };
+    if (!arg.startsWith('-') || (arg === '-' && !bwrap)) break;
+    if ((arg === '-h' && !bwrap) || arg === '--help') return { kind: 'help' };
     if (arg === '--version') return { kind: 'version' };
-    // `--flag=value` is accepted for flags with one value.
-    const eq = arg.indexOf('=');
+    // `--flag=value` is accepted for flags with one value (not by bubblewrap).
+    const eq = bwrap ? -1 : arg.indexOf('=');
     const name = eq > 0 ? arg.slice(0, eq) : arg;
     const flag = FLAGS.get(name);
     if (!flag) {
+      if (bwrap) throw new UsageError(`Unknown option ${name}`);
       const guess = didYouMean(name, [...FLAGS.keys()]);
       throw new UsageError(`unknown flag ${name}${guess ? ` (did you mean ${guess}?)` : ''}`);
     }
@@ -146,19 +170,50 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
       values = [arg.slice(eq + 1)];
       i += 1;
     } else {
-      values = argv.slice(i + 1, i + 1 + flag.values.length);
-      if (values.length < flag.values.length) throw new UsageError(`${name} needs ${flag.values.length === 1 ? 'a value' : `${flag.values.length} values`}: ${name} ${flag.values.join(' ')}`);
+      values = words.slice(i + 1, i + 1 + flag.values.length);
+      if (values.length < flag.values.length) {
+        if (bwrap) throw new UsageError(`${name} takes ${ONE_ARGUMENT.has(name) ? 'one argument' : COUNT_WORDS[flag.values.length]}`);
+        throw new UsageError(`${name} needs ${flag.values.length === 1 ? 'a value' : `${flag.values.length} values`}: ${name} ${flag.values.join(' ')}`);
+      }
       i += 1 + flag.values.length;
+    }
+    if (name === '--args') {
+      if (i - 2 < fromFileEnd) throw new UsageError('--args not supported in arguments file');
+      const inserted = readArgsFd(values[0]);
+      if (words.length + inserted.length > MAX_ARGS) throw new UsageError(`Exceeded maximum number of arguments ${MAX_ARGS}`);
+      words.splice(i, 0, ...inserted);
+      fromFileEnd = i + inserted.length;
+      continue;
     }
     flag.apply(state, values);
   }
-  const [command, ...args] = argv.slice(i);
+  const [command, ...args] = words.slice(i);
+  return { kind: 'run', state, command, args };
+}
+
+/**
+ * Parses nsjail-node's arguments (argv without `node` and the script).
+ * @throws UsageError for a bad flag, a missing value or a missing command.
+ */
+export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): CommandLine {
+  if (argv[0] === 'doctor') return parseDoctor(argv.slice(1));
+  const scan = scanFlags(argv, env, 'nsjail-node');
+  if (scan.kind !== 'run') return scan;
+  const { state, command, args } = scan;
   if (command === undefined || command === '') throw new UsageError('no COMMAND given');
-  return { kind: 'run', options: finish(state, command, args), jsonStatusFd: state.jsonStatusFd };
+  return { kind: 'run', options: finish(state, command, args), jsonStatusFd: state.jsonStatusFd, warnings: state.warnings };
 }
 
 function finish(state: CliState, command: string, args: string[]): SpawnOptions {
   const o = state.options;
+  const p = state.protocol;
+  if (p.userTry && !o.user && userNamespacesAvailable()) o.user = true;
+  if (p.cgroupTry && !o.cgroup) o.cgroup = cgroupNamespacesAvailable();
+  if (p.usernsBlockFd !== undefined && !o.user) throw new UsageError('--userns-block-fd needs --unshare-user');
+  if (p.usernsBlockFd !== undefined && p.infoFd === undefined) throw new UsageError('--userns-block-fd needs --info-fd (the caller learns the pid whose maps to write from it)');
+  if (p.infoFd !== undefined) o.info = { fd: p.infoFd };
+  if (p.blockFd !== undefined) o.blockFd = p.blockFd;
+  if (p.usernsBlockFd !== undefined) o.userNamespaceBlockFd = p.usernsBlockFd;
   if (o.hostname !== undefined && !o.uts) throw new UsageError('--hostname needs --unshare-uts (else it would rename the host)');
   if (state.needsPid !== undefined && !o.pid) {
     throw new UsageError(`${state.needsPid} needs --unshare-pid (a procfs shows the PID namespace it is mounted from: without a new one it would list every host process)`);
@@ -320,6 +375,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         return report.ok ? 0 : 1;
       }
       case 'run':
+        for (const warning of line.warnings) process.stderr.write(`nsjail-node: warning: ${warning}\n`);
         return await runSandbox(line.options, line.jsonStatusFd);
     }
   } catch (err) {

@@ -37,7 +37,11 @@ export interface BindMountEntry extends MountFlagOptions {
    * the host); a directory is bound onto a directory, anything else onto a file.
    */
   source: string;
-  /** Absolute path inside the sandbox. Default: the same path as `source`. */
+  /**
+   * Absolute path inside the sandbox. Default: the same path as `source`. A missing target
+   * (and its missing parents) is created: a directory 0755, or an empty file 0444 (the mode
+   * bubblewrap gives a file mount point).
+   */
   target?: string;
   /** Also bind what is mounted under `source` (mount --rbind). Default true. */
   recursive?: boolean;
@@ -67,6 +71,12 @@ export interface ProcMountEntry {
   type: 'proc';
   /** Default `/proc`. */
   target?: string;
+  /**
+   * Mount it without `pid: true`, as bubblewrap allows: it then shows the PID namespace the
+   * sandbox shares, e.g. every host process with their command lines and environments
+   * (where this process may read them). Default false.
+   */
+  sharedPidNamespace?: boolean;
 }
 
 /**
@@ -229,7 +239,7 @@ const FLAG_KEYS = ['readonly', 'nosuid', 'nodev', 'noexec'] as const;
 const ENTRY_KEYS: Record<MountEntry['type'], readonly string[]> = {
   bind: ['type', 'source', 'target', 'recursive', 'try', ...FLAG_KEYS],
   tmpfs: ['type', 'target', 'size', 'mode', ...FLAG_KEYS],
-  proc: ['type', 'target'],
+  proc: ['type', 'target', 'sharedPidNamespace'],
   dev: ['type', 'target'],
   mqueue: ['type', 'target'],
   dir: ['type', 'target', 'mode'],
@@ -304,7 +314,7 @@ function validateEntry(where: string, value: unknown, ns: FilesystemNamespaces):
     case 'tmpfs':
       return { type: kind, target, size: checkSize(`${where}.size`, e.size), mode: checkMode(`${where}.mode`, e.mode, 0o755), ...checkFlags(where, e, { nosuid: true, nodev: true }) };
     case 'proc':
-      if (!ns.pid) fail(where, "(proc) needs pid: true: a procfs shows the PID namespace it is mounted from, so without a new one it would list every host process");
+      if (!ns.pid && !checkBoolean(`${where}.sharedPidNamespace`, e.sharedPidNamespace, false)) fail(where, "(proc) needs pid: true (or sharedPidNamespace: true): a procfs shows the PID namespace it is mounted from, so without a new one it would list every host process");
       notRoot();
       return { type: kind, target };
     case 'mqueue':

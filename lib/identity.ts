@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { NativePlan } from '../types/native';
 import { binding } from './binding';
-import { capabilityMask, capabilityNumber, type CapabilityName } from './capabilities';
+import { capabilityMask, capabilityNumber, kernelLastCapability, type CapabilityName } from './capabilities';
 import { IsolationError } from './errors';
 import { initArgv, initFd } from './init';
 import { seccompProgram, type SeccompOption } from './seccomp';
@@ -54,11 +54,30 @@ export interface IdentityOptions {
   /** The user namespace's gid map: as `uidMap`. */
   gidMap?: readonly IdMapRange[];
   /**
+   * With `user: true` and maps the parent writes (`uidMap`/`gidMap`): write "deny" to the
+   * namespace's /proc/PID/setgroups before its gid map, as bubblewrap does, and set no
+   * supplementary groups (the program keeps the ones it inherits; unmapped ones show as the
+   * overflow gid). Cannot be combined with `groups`. Default false: setgroups stays allowed
+   * and the groups are emptied (or `groups`). A map the child writes itself always denies it.
+   */
+  denySetgroups?: boolean;
+  /**
+   * With `user: true`, a mount namespace and CAP_SYS_ADMIN kept: enter one more user and
+   * mount namespace right before execve, so that every mount is locked (the program cannot
+   * remount a read-only bind writable or uncover what a mount covers). Default true; false
+   * does what bubblewrap does, leaving them unlocked (and the program in the namespaces
+   * `info` reports).
+   */
+  lockMounts?: boolean;
+  /**
    * Capabilities the program keeps, e.g. `['CAP_NET_BIND_SERVICE']`. Default none: the
    * bounding, effective, permitted, inheritable and ambient sets are all emptied before
    * exec. Kept ones are in every set (ambient too, so that a non-zero uid keeps them).
+   * `'unchanged'` leaves every set as the program gets it by inheritance: this process's
+   * without a user namespace (a root caller's program keeps root's capabilities, as
+   * bubblewrap's does), all of them over the new namespace with `user: true`.
    */
-  capabilities?: readonly CapabilityName[];
+  capabilities?: readonly CapabilityName[] | 'unchanged';
   /** prctl(PR_SET_NO_NEW_PRIVS): execve can never grant privileges (setuid bits, file capabilities). Default true. */
   noNewPrivs?: boolean;
   /**
@@ -84,7 +103,7 @@ export interface IdentityOptions {
 
 /** The option names this file owns. */
 export const IDENTITY_OPTION_KEYS = [
-  'uid', 'gid', 'groups', 'uidMap', 'gidMap', 'capabilities', 'noNewPrivs', 'seccomp', 'init', 'time', 'timeOffsets',
+  'uid', 'gid', 'groups', 'uidMap', 'gidMap', 'denySetgroups', 'lockMounts', 'capabilities', 'noNewPrivs', 'seccomp', 'init', 'time', 'timeOffsets',
 ] as const;
 
 /** Identity options after validation. */
@@ -103,11 +122,17 @@ export interface ValidatedIdentity {
    * parent through newuidmap/newgidmap, or by the caller outside (userNamespaceBlockFd).
    */
   mapWriter: 'child' | 'parent' | 'helpers' | 'caller';
+  /** Write "deny" to setgroups before a parent-written gid map, and set no groups. */
+  denySetgroups: boolean;
+  /** Lock the mounts when CAP_SYS_ADMIN is kept in a user namespace (privilegeSteps). */
+  lockMounts: boolean;
   /** The default map of a root caller: the sandbox needs a host id of its own (lib/hostids.ts). */
   wantsHostId: boolean;
   /** The leased host id (uid and gid) once {@link withHostId} has put it in the maps. */
   hostId: number | undefined;
   capabilities: bigint;
+  /** capabilities: 'unchanged': no capability step (`capabilities` is then every one, for the checks that ask). */
+  capabilitiesUnchanged: boolean;
   /** No CAP_SETPCAP to drop from the bounding set with (unprivileged, no user namespace). */
   boundingBestEffort: boolean;
   noNewPrivs: boolean;
@@ -218,6 +243,9 @@ export function validateIdentity(options: IdentityOptions, userNamespace: boolea
     groups = checkArray('groups', options.groups, 'an array of gids', (g, i) => checkId(`groups[${i}]`, g));
   }
 
+  const denySetgroups = checkBoolean('denySetgroups', options.denySetgroups, false);
+  if (denySetgroups && !userNamespace) fail('denySetgroups', 'needs user: true (a user namespace)');
+  if (denySetgroups && groups !== undefined) fail('groups', 'cannot be given with denySetgroups: true (setgroups is denied)');
   let uidMap: IdMapRange[] = [];
   let gidMap: IdMapRange[] = [];
   let mapWriter: ValidatedIdentity['mapWriter'] = 'child';
@@ -242,7 +270,7 @@ export function validateIdentity(options: IdentityOptions, userNamespace: boolea
     });
     if (parentWrites) {
       // setgroups stays allowed only in a namespace whose gid map a privileged process wrote.
-      groups ??= [];
+      if (!denySetgroups) groups ??= [];
       if (caller.uid === 0) {
         mapWriter = 'parent';
       } else if (mapHelpers()) {
@@ -266,7 +294,10 @@ export function validateIdentity(options: IdentityOptions, userNamespace: boolea
     if (uid !== undefined) groups ??= [];
   }
 
-  const capabilities = options.capabilities === undefined ? 0n : capabilityMask('capabilities', options.capabilities);
+  const capabilitiesUnchanged = options.capabilities === 'unchanged';
+  const capabilities = options.capabilities === undefined ? 0n
+    : capabilitiesUnchanged ? (1n << BigInt(kernelLastCapability() + 1)) - 1n
+    : capabilityMask('capabilities', options.capabilities);
   const noNewPrivs = checkBoolean('noNewPrivs', options.noNewPrivs, true);
   const seccomp = options.seccomp === undefined ? [] : [seccompProgram('seccomp', options.seccomp)];
   if (seccomp.length > 0 && !noNewPrivs && !(capabilities & (1n << BigInt(CAP_SYS_ADMIN)))) {
@@ -294,9 +325,12 @@ export function validateIdentity(options: IdentityOptions, userNamespace: boolea
     uidMap,
     gidMap,
     mapWriter,
+    denySetgroups,
+    lockMounts: checkBoolean('lockMounts', options.lockMounts, true),
     wantsHostId,
     hostId: undefined,
     capabilities,
+    capabilitiesUnchanged,
     boundingBestEffort: !userNamespace && caller.uid !== 0,
     noNewPrivs,
     seccomp,
@@ -313,7 +347,7 @@ export function withHostId(identity: ValidatedIdentity, id: number): ValidatedId
   // effective ids switched (src-native/hostids.cc), has a non-dumpable copy of this process's
   // memory that it could not write its own /proc/self/*_map in, and that must stay so.
   return {
-    ...identity, hostId: id, mapWriter: 'parent', groups: identity.groups ?? [],
+    ...identity, hostId: id, mapWriter: 'parent', groups: identity.denySetgroups ? undefined : identity.groups ?? [],
     uidMap: [{ inside: uid, outside: id, count: 1 }], gidMap: [{ inside: gid, outside: id, count: 1 }],
   };
 }
@@ -397,7 +431,7 @@ export function privilegeSteps(identity: ValidatedIdentity, mountNamespace: bool
     steps.push(step({ op: 'setIds', flags: SET_IDS_UID | SET_IDS_KEEP_CAPS, values: [BigInt(identity.uid)] }, 'setresuid', 'setresuid'));
   }
   if (idHints) for (const s of steps.slice(ownIds)) s.label.hints = idHints;
-  if (identity.userNamespace && mountNamespace && (identity.capabilities & (1n << BigInt(CAP_SYS_ADMIN))) !== 0n) {
+  if (identity.userNamespace && mountNamespace && identity.lockMounts && (identity.capabilities & (1n << BigInt(CAP_SYS_ADMIN))) !== 0n) {
     // A kept CAP_SYS_ADMIN could remount the read-only binds made in this sandbox's own
     // namespaces, or uncover what they cover. One more user and mount namespace, entered now,
     // turns every mount into a locked copy (MNT_LOCKED and its read-only, nosuid, nodev,
@@ -413,7 +447,7 @@ export function privilegeSteps(identity: ValidatedIdentity, mountNamespace: bool
     EPERM: 'a kept capability is not in the permitted set of this process (without root or user: true there are none), ' +
       'or this process lacks CAP_SETPCAP to empty the bounding set with',
   };
-  steps.push(caps);
+  if (!identity.capabilitiesUnchanged) steps.push(caps);
   if (identity.noNewPrivs) steps.push(step({ op: 'noNewPrivs' }, 'no-new-privs', 'prctl'));
   if (!identity.init) {
     for (const program of identity.seccomp) {
@@ -445,6 +479,10 @@ export function identityPlan(identity: ValidatedIdentity, candidates: readonly s
     plan.withheldCloneFlags = binding.constants.CLONE_VM | binding.constants.CLONE_VFORK;
     const helpers = identity.mapWriter === 'helpers' ? mapHelpers() : null;
     plan.native.parentSetup = [];
+    if (identity.denySetgroups) {
+      plan.native.parentSetup.push({ path: 'setgroups', data: 'deny' });
+      plan.parentLabels.push({ step: 'setgroups-deny', syscall: 'write', path: '/proc/PID/setgroups' });
+    }
     for (const [kind, map] of [['uid', identity.uidMap], ['gid', identity.gidMap]] as const) {
       const label: StepLabel = { step: `${kind}-map`, syscall: 'write', path: `/proc/PID/${kind}_map` };
       if (helpers) {

@@ -321,7 +321,7 @@ int AttachPrepared(const Step& s) noexcept {
   Fd root(OpenTargetRoot(s));
   if (root.bad()) return errno;
   bool dir = S_ISDIR(st.st_mode);
-  Fd target(ResolveTarget(root.fd, s.path, dir ? Create::kDir : Create::kFile, dir ? 0755 : 0644));
+  Fd target(ResolveTarget(root.fd, s.path, dir ? Create::kDir : Create::kFile, dir ? 0755 : 0444));
   if (target.bad()) return -target.fd;
   return MoveMount(tree, target.fd);
 }
@@ -346,7 +346,7 @@ int StepBindMount(const Step& s) noexcept {
   Fd root(OpenTargetRoot(s));
   if (root.bad()) return errno;
   bool dir = S_ISDIR(st.st_mode);
-  Fd target(ResolveTarget(root.fd, s.path, dir ? Create::kDir : Create::kFile, dir ? 0755 : 0644));
+  Fd target(ResolveTarget(root.fd, s.path, dir ? Create::kDir : Create::kFile, dir ? 0755 : 0444));
   if (target.bad()) return -target.fd;
   // An existing target of the other kind: move_mount would say only EINVAL.
   if (int err = CheckTargetKind(target.fd, dir)) return err;
