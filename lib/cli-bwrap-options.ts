@@ -46,10 +46,10 @@ export function visibleInSandbox(p: string, mounts: readonly MountEntry[], root:
   let visible = root !== undefined ? isDirectory(path.join(root, p)) : false;
   for (const m of mounts) {
     const target = m.type === 'bind' ? (m.target ?? m.source) : 'target' in m ? m.target : undefined;
-    if (target === undefined) continue;
+    if (target === undefined || m.type === 'chmod' || m.type === 'remount-ro') continue;
     if (under(p, target)) {
       if (m.type === 'bind') visible = isDirectory(path.join(m.source, path.relative(target, p)));
-      else visible = p === target && m.type !== 'symlink' && m.type !== 'file' && m.type !== 'chmod';
+      else visible = p === target && m.type !== 'symlink' && m.type !== 'file';
     } else if (under(target, p)) {
       visible = true; // made as a parent of the target
     }

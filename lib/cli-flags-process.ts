@@ -157,6 +157,7 @@ export const BWRAP_FS_EXTRA_FLAGS: CliFlagFamily = {
   title: 'More of bubblewrap\'s filesystem flags',
   flags: [
     mountFlag('--dev-bind-try', ['SRC', 'DEST'], 'like --dev-bind, skipped when SRC does not exist', (v) => bind('--dev-bind-try', v, { try: true })),
+    mountFlag('--remount-ro', ['DEST'], 'make the mount at DEST read-only (that mount alone, not those under it)', ([dest]) => ({ type: 'remount-ro', target: dest })),
     mountFlag('--mqueue', ['DEST'], 'mount a POSIX message-queue filesystem (of the sandbox\'s IPC namespace) on DEST', ([dest]) => ({ type: 'mqueue', target: dest })),
   ],
 };

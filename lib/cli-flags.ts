@@ -332,6 +332,7 @@ export const IDENTITY_FLAGS: CliFlagFamily = {
       values: ['FD'],
       help: 'install the compiled seccomp BPF program (struct sock_filter[], host byte order, as bubblewrap takes) read from FD to its end',
       apply(s, [fd]) {
+        if (s.mode === 'bwrap' && !/^\d+$/.test(fd)) throw new UsageError(`Invalid fd: ${fd}`);
         let bpf: Buffer;
         try {
           bpf = fs.readFileSync(parseFd('--seccomp', fd));

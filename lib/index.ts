@@ -15,7 +15,7 @@ export type { ExitAccounting, ExitReason, KillReason } from './supervision';
 export { DEFAULT_CGROUP_PARENT } from './cgroups';
 export type {
   MountEntry, MountFlagOptions, BindMountEntry, TmpfsMountEntry, ProcMountEntry, DevMountEntry, MqueueMountEntry,
-  DirEntry, FileEntry, SymlinkEntry, ChmodEntry, OverlayMountEntry,
+  DirEntry, FileEntry, SymlinkEntry, ChmodEntry, OverlayMountEntry, RemountReadonlyEntry,
 } from './filesystem';
 export { hostSystemMounts, type HostSystemOptions } from './presets';
 export { createNetns, deleteNetns, listNetns, withNetns, netnsPath, NETNS_DIR, type CreateNetnsOptions } from './netns';
