@@ -174,7 +174,8 @@ export async function mainBwrap(argv: readonly string[], program = 'bwrap'): Pro
     jsonStatusFd = state.jsonStatusFd;
   } catch (err) {
     if (err instanceof UsageError) {
-      // --level-prefix may come after the mistake: bubblewrap would not have seen it either.
+      // As bubblewrap: prefixed if --level-prefix came before the mistake.
+      log.levelPrefix = err.levelPrefix;
       log.error(err.message);
       return 1;
     }

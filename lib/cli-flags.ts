@@ -13,6 +13,8 @@ import { didYouMean } from './validate';
 
 /** A mistake on the command line: printed as one line plus the usage, exit status 2. */
 export class UsageError extends Error {
+  /** --level-prefix was given before the mistake (bubblewrap then prefixes the message with <3>). */
+  levelPrefix = false;
   constructor(message: string) {
     super(message);
     this.name = 'UsageError';

@@ -146,46 +146,51 @@ export function scanFlags(argv: readonly string[], env: NodeJS.ProcessEnv, mode:
   // Where the words read by --args end: an --args among them is refused, as by bubblewrap.
   let fromFileEnd = 0;
   let i = 0;
-  while (i < words.length) {
-    const arg = words[i];
-    if (arg === '--') {
-      i++;
-      break;
-    }
-    if (!arg.startsWith('-') || (arg === '-' && !bwrap)) break;
-    if ((arg === '-h' && !bwrap) || arg === '--help') return { kind: 'help' };
-    if (arg === '--version') return { kind: 'version' };
-    // `--flag=value` is accepted for flags with one value (not by bubblewrap).
-    const eq = bwrap ? -1 : arg.indexOf('=');
-    const name = eq > 0 ? arg.slice(0, eq) : arg;
-    const flag = FLAGS.get(name);
-    if (!flag) {
-      if (bwrap) throw new UsageError(`Unknown option ${name}`);
-      const guess = didYouMean(name, [...FLAGS.keys()]);
-      throw new UsageError(`unknown flag ${name}${guess ? ` (did you mean ${guess}?)` : ''}`);
-    }
-    let values: string[];
-    if (eq > 0) {
-      if (flag.values.length !== 1) throw new UsageError(`${name} ${flag.values.length === 0 ? 'takes no value' : `takes ${flag.values.length} values: ${name} ${flag.values.join(' ')}`}`);
-      values = [arg.slice(eq + 1)];
-      i += 1;
-    } else {
-      values = words.slice(i + 1, i + 1 + flag.values.length);
-      if (values.length < flag.values.length) {
-        if (bwrap) throw new UsageError(`${name} takes ${ONE_ARGUMENT.has(name) ? 'one argument' : COUNT_WORDS[flag.values.length]}`);
-        throw new UsageError(`${name} needs ${flag.values.length === 1 ? 'a value' : `${flag.values.length} values`}: ${name} ${flag.values.join(' ')}`);
+  try {
+    while (i < words.length) {
+      const arg = words[i];
+      if (arg === '--') {
+        i++;
+        break;
       }
-      i += 1 + flag.values.length;
+      if (!arg.startsWith('-') || (arg === '-' && !bwrap)) break;
+      if ((arg === '-h' && !bwrap) || arg === '--help') return { kind: 'help' };
+      if (arg === '--version') return { kind: 'version' };
+      // `--flag=value` is accepted for flags with one value (not by bubblewrap).
+      const eq = bwrap ? -1 : arg.indexOf('=');
+      const name = eq > 0 ? arg.slice(0, eq) : arg;
+      const flag = FLAGS.get(name);
+      if (!flag) {
+        if (bwrap) throw new UsageError(`Unknown option ${name}`);
+        const guess = didYouMean(name, [...FLAGS.keys()]);
+        throw new UsageError(`unknown flag ${name}${guess ? ` (did you mean ${guess}?)` : ''}`);
+      }
+      let values: string[];
+      if (eq > 0) {
+        if (flag.values.length !== 1) throw new UsageError(`${name} ${flag.values.length === 0 ? 'takes no value' : `takes ${flag.values.length} values: ${name} ${flag.values.join(' ')}`}`);
+        values = [arg.slice(eq + 1)];
+        i += 1;
+      } else {
+        values = words.slice(i + 1, i + 1 + flag.values.length);
+        if (values.length < flag.values.length) {
+          if (bwrap) throw new UsageError(`${name} takes ${ONE_ARGUMENT.has(name) ? 'one argument' : COUNT_WORDS[flag.values.length]}`);
+          throw new UsageError(`${name} needs ${flag.values.length === 1 ? 'a value' : `${flag.values.length} values`}: ${name} ${flag.values.join(' ')}`);
+        }
+        i += 1 + flag.values.length;
+      }
+      if (name === '--args') {
+        if (i - 2 < fromFileEnd) throw new UsageError('--args not supported in arguments file');
+        const inserted = readArgsFd(values[0]);
+        if (words.length + inserted.length > MAX_ARGS) throw new UsageError(`Exceeded maximum number of arguments ${MAX_ARGS}`);
+        words.splice(i, 0, ...inserted);
+        fromFileEnd = i + inserted.length;
+        continue;
+      }
+      flag.apply(state, values);
     }
-    if (name === '--args') {
-      if (i - 2 < fromFileEnd) throw new UsageError('--args not supported in arguments file');
-      const inserted = readArgsFd(values[0]);
-      if (words.length + inserted.length > MAX_ARGS) throw new UsageError(`Exceeded maximum number of arguments ${MAX_ARGS}`);
-      words.splice(i, 0, ...inserted);
-      fromFileEnd = i + inserted.length;
-      continue;
-    }
-    flag.apply(state, values);
+  } catch (err) {
+    if (err instanceof UsageError) err.levelPrefix = state.protocol.levelPrefix;
+    throw err;
   }
   const [command, ...args] = words.slice(i);
   return { kind: 'run', state, command, args };
