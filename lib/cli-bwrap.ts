@@ -181,6 +181,8 @@ export async function mainBwrap(argv: readonly string[], program = 'bwrap'): Pro
     }
     throw err;
   }
+  // --die-with-parent: "when bwrap or bwrap's parent dies": this process too is killed with its parent.
+  if (options.dieWithParent === true && binding.dieWithParent(process.ppid) !== 0) return 1;
   let child: IsolatedProcess;
   try {
     child = spawnIsolated(options);

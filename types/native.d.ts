@@ -182,6 +182,8 @@ export interface NativeBinding {
   unshare(flags: number): number;
   setns(target: string | number, nstype: number): number;
   chroot(path: string): number;
+  /** prctl(PR_SET_PDEATHSIG, SIGKILL) for this process; ESRCH if getppid() is no longer `expectedParent` (else 0), or prctl's errno. */
+  dieWithParent(expectedParent: number): number;
   /** strerror_r(3). */
   strerror(errno: number): string;
   /** strerrorname_np(3) where the C library has it (glibc 2.32+). */
