@@ -152,7 +152,10 @@ export const NAMESPACE_FLAGS: CliFlagFamily = {
     toggle('--unshare-uts', 'new UTS namespace (host name)', (s) => (s.options.uts = true)),
     toggle('--unshare-cgroup', 'new cgroup namespace: the program\'s cgroup appears as the root', (s) => (s.options.cgroup = true)),
     toggle('--unshare-all', 'all of the above, and a mount namespace', (s) => {
-      for (const ns of ALL_NAMESPACES) s.options[ns] = true;
+      // bubblewrap: the user and cgroup namespaces only where the kernel allows them (the -try flags).
+      const tried = s.mode === 'bwrap' ? new Set(['user', 'cgroup']) : new Set();
+      for (const ns of ALL_NAMESPACES) if (!tried.has(ns)) s.options[ns] = true;
+      if (s.mode === 'bwrap') s.protocol.userTry = s.protocol.cgroupTry = true;
     }),
     toggle('--share-net', 'keep the host\'s network namespace (undoes --unshare-net / --unshare-all)', (s) => (s.options.net = false)),
     toggle('--no-loopback', 'leave lo down in the new network namespace, as a bare CLONE_NEWNET does', (s) => (s.options.loopback = false)),
