@@ -15,6 +15,9 @@ import type { SpawnOptions } from './options';
 import type { IsolatedProcess } from './process';
 import { spawnIsolated } from './spawn';
 
+// The parent this command started under, for --die-with-parent's check that it still lives.
+const STARTING_PARENT = process.ppid;
+
 /** The bubblewrap release whose command line this entry point follows. */
 export const BWRAP_VERSION = '0.11.1';
 
@@ -182,7 +185,7 @@ export async function mainBwrap(argv: readonly string[], program = 'bwrap'): Pro
     throw err;
   }
   // --die-with-parent: "when bwrap or bwrap's parent dies": this process too is killed with its parent.
-  if (options.dieWithParent === true && binding.dieWithParent(process.ppid) !== 0) return 1;
+  if (options.dieWithParent === true && binding.dieWithParent(STARTING_PARENT) !== 0) return 1;
   let child: IsolatedProcess;
   try {
     child = spawnIsolated(options);

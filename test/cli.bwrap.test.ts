@@ -3,6 +3,7 @@
  * bwrap(1) (bwrap.xml) and bubblewrap.c, run against the real kernel. Where the exact entry
  * point is weaker than `nsjail-node`, the `nsjail-node` run is the control.
  */
+import * as child_process from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BWRAP_BIN, bwrap, bwrapSh, cli, cliSh } from './cli-helpers';
@@ -197,5 +198,51 @@ describe('flags of bubblewrap 0.11.1', () => {
   test('--as-pid-1 runs the program as PID 1; without it an init is PID 1', async () => {
     expect((await bwrapSh(['--unshare-pid', '--as-pid-1'], 'echo $$')).stdout).toBe('1\n');
     expect((await bwrapSh(['--unshare-pid'], 'echo $$')).stdout).toBe('2\n');
+  });
+});
+
+describe('--die-with-parent', () => {
+  /** Runs nsjail-node-bwrap under a shell, kills the shell with SIGKILL, and says whether the sandbox's first process is gone. */
+  async function sandboxOutlivesShell(flags: readonly string[]): Promise<{ gone: boolean; pid: number }> {
+    const { dir, cleanup } = makeTempDir();
+    try {
+      const info = path.join(dir, 'info.json');
+      const shell = child_process.spawn('/bin/sh', ['-c', `"${process.execPath}" "${BWRAP_BIN}" --bind / / ${flags.join(' ')} --info-fd 3 sleep 1000 3>"${info}"`], { stdio: 'ignore' });
+      let pid = 0;
+      for (let i = 0; pid === 0; i++) {
+        if (i > 500) throw new Error('no info from the sandbox');
+        await new Promise((r) => setTimeout(r, 20));
+        const m = /"child-pid": (\d+)/.exec(fs.existsSync(info) ? fs.readFileSync(info, 'utf8') : '');
+        if (m) pid = Number(m[1]);
+      }
+      shell.kill('SIGKILL');
+      await new Promise((r) => shell.once('exit', r));
+      // Gone within the bound, or still there (the control): observed, not timed.
+      for (let i = 0; i < 250 && fs.existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(readStatus(pid)); i++) await new Promise((r) => setTimeout(r, 20));
+      return { gone: !fs.existsSync(`/proc/${pid}`) || /^State:\s+Z/m.test(readStatus(pid)), pid };
+    } finally {
+      cleanup();
+    }
+  }
+  const readStatus = (pid: number): string => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    } catch {
+      return 'State:\tZ';
+    }
+  };
+
+  test('kills the sandbox when the caller of nsjail-node-bwrap dies (control: without it, the sandbox stays)', async () => {
+    expect((await sandboxOutlivesShell(['--die-with-parent'])).gone).toBe(true);
+    const control = await sandboxOutlivesShell([]);
+    try {
+      expect(control.gone).toBe(false);
+    } finally {
+      try {
+        process.kill(control.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
   });
 });
