@@ -123,7 +123,7 @@ export const BWRAP_EXTRA_FLAGS: CliFlagFamily = {
 export function newProtocolState(): CliState['protocol'] {
   return {
     infoFd: undefined, blockFd: undefined, usernsBlockFd: undefined, syncFd: undefined,
-    levelPrefix: false, userTry: false, cgroupTry: false, label: undefined,
+    levelPrefix: false, userTry: false, cgroupTry: false,
   };
 }
 

@@ -62,8 +62,6 @@ export interface ProtocolState {
   /** --unshare-user-try, --unshare-cgroup-try. */
   userTry: boolean;
   cgroupTry: boolean;
-  /** --exec-label/--file-label given (no SELinux here: refused). */
-  label: string | undefined;
 }
 
 /** Records that `flag` was given; in bwrap mode warns as bubblewrap does when it was given before. */
