@@ -7,7 +7,7 @@
 import * as child_process from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spawnIsolated, spawnIsolatedAsync } from '../lib';
+import { prepareSandbox, spawnIsolated, spawnIsolatedAsync } from '../lib';
 import { catchError, makeTempDir, sh } from './helpers';
 
 jest.setTimeout(30000);
@@ -61,6 +61,14 @@ describe('info', () => {
     expect(catchError(() => spawnIsolated({ command: '/bin/true', user: true, userNamespaceBlockFd: 0 })).message).toMatch(/userNamespaceBlockFd needs info/);
     expect(catchError(() => spawnIsolated({ command: '/bin/true', user: true, info: {}, userNamespaceBlockFd: 0, uidMap: [{ inside: 0, outside: 0, count: 1 }] })).message)
       .toMatch(/uidMap cannot be given with userNamespaceBlockFd/);
+  });
+
+  test('a prepared sandbox refuses them: their fds serve one spawn', () => {
+    for (const [key, extra] of [['info', { info: {} }], ['blockFd', { blockFd: 0 }], ['info', { user: true, info: {}, userNamespaceBlockFd: 0 }]] as const) {
+      const e = catchError(() => prepareSandbox({ command: '/bin/true', ...extra }));
+      expect(e).toBeInstanceOf(TypeError);
+      expect(e.message).toBe(`prepareSandbox: options.${key} is for a single spawn (its file descriptor is used up by it): use spawnIsolated`);
+    }
   });
 });
 
