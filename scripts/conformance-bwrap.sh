@@ -86,7 +86,11 @@ for s in "${scripts[@]}"; do
     BWRAP_TOOLS="$(basename "$tool"):bwrap:nsjail-node" python3 "$here/conformance/points.py" "$out" |
       sed 's/^/  /; /\/proc\/self\/exe/s/$/\t[runs \/proc\/self\/exe: see --recurse-via-tool]/'
   else
-    grep -E '^not ok|^FAIL|^ERROR|Traceback|TIMEOUT' "$out/$s.out" "$out/$s.err" 2>/dev/null | head -5 | sed 's/^/  /'
+    grep -hE '^not ok|^# [A-Za-z]*Error:|TIMEOUT' "$out/$s.out" "$out/$s.err" 2>/dev/null | head -8 | sed 's/^/  /'
+    # A shell script that stopped before its "ok": the tool's last words.
+    if [ "$interp" = bash ] && [ "$ok" = 0 ]; then
+      grep -vE '^\+' "$out/$s.err" | grep -E 'bwrap:|nsjail-node' | tail -2 | sed 's/^/  stopped: /'
+    fi
   fi
 done
 if [ -n "$maxns" ] && [ "$(cat /proc/sys/user/max_user_namespaces)" != "$maxns" ]; then
