@@ -148,6 +148,8 @@ class SpawnJob {
     // Parent-written id maps (parent_setup.cc): the clone is then without CLONE_VM|CLONE_VFORK
     // (lib/plan.ts) and the child waits on this pipe until the maps are written.
     if (base_->NeedsSync()) {
+      // A child that waits for us while we wait for its exec (CLONE_VFORK) would never go on.
+      if (base_->clone_flags & CLONE_VFORK) return Fail("parent", "clone", EINVAL);
       if (int err = MakePipe(&sync_)) return Fail("parent", "pipe2", err);
       child_.sync_fd[0] = sync_.read.get();
       child_.sync_fd[1] = sync_.write.get();
