@@ -39,7 +39,7 @@ export type CommandLine =
   | { kind: 'help' }
   | { kind: 'version' }
   | { kind: 'doctor'; json: boolean }
-  | { kind: 'run'; options: SpawnOptions; jsonStatusFd: number | undefined; warnings: string[] };
+  | { kind: 'run'; options: SpawnOptions; jsonStatusFd: number | undefined; warnings: string[]; levelPrefix: boolean };
 
 /** Every flag family of both entry points, in the order --help lists them. */
 export const FLAG_FAMILIES: readonly CliFlagFamily[] = [...BASE_FAMILIES, BWRAP_FS_EXTRA_FLAGS, PROTOCOL_FLAGS, BWRAP_EXTRA_FLAGS];
@@ -206,7 +206,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
   if (scan.kind !== 'run') return scan;
   const { state, command, args } = scan;
   if (command === undefined || command === '') throw new UsageError('no COMMAND given');
-  return { kind: 'run', options: finish(state, command, args), jsonStatusFd: state.jsonStatusFd, warnings: state.warnings };
+  return { kind: 'run', options: finish(state, command, args), jsonStatusFd: state.jsonStatusFd, warnings: state.warnings, levelPrefix: state.protocol.levelPrefix };
 }
 
 function finish(state: CliState, command: string, args: string[]): SpawnOptions {
@@ -281,12 +281,20 @@ function inFlagWords(message: string): string {
   return text;
 }
 
+// --level-prefix: this command's own messages start with a syslog level (<3> error, <4> warning).
+let levelPrefix = false;
+
+/** One line of nsjail-node's own on stderr, at syslog `level`. */
+function say(level: 3 | 4, text: string): void {
+  process.stderr.write(`${levelPrefix ? `<${level}>` : ''}nsjail-node: ${text}\n`);
+}
+
 function writeStatus(fd: number | undefined, value: unknown): void {
   if (fd === undefined) return;
   try {
     fs.writeSync(fd, `${JSON.stringify(value)}\n`);
   } catch (err) {
-    process.stderr.write(`nsjail-node: --json-status-fd ${fd}: ${(err as Error).message}\n`);
+    say(3, `--json-status-fd ${fd}: ${(err as Error).message}`);
   }
 }
 
@@ -324,7 +332,7 @@ function forwardSignals(target: () => IsolatedProcess | undefined): () => void {
 }
 
 function setupFailure(err: IsolationError, jsonStatusFd: number | undefined): number {
-  process.stderr.write(`nsjail-node: ${inFlagWords(err.message)}\n`);
+  say(3, inFlagWords(err.message));
   writeStatus(jsonStatusFd, { error: { message: err.message, code: err.code, errno: err.errno, step: err.step, syscall: err.syscall, path: err.path ?? null } });
   if (err.step !== 'execve') return EXIT.setupFailed;
   return err.code === 'ENOENT' ? EXIT.notFound : EXIT.cannotExecute;
@@ -345,7 +353,7 @@ async function runSandbox(options: SpawnOptions, jsonStatusFd: number | undefine
     const status = await child.exited;
     writeStatus(jsonStatusFd, status);
     const note = limitNote(status, options);
-    if (note) process.stderr.write(`nsjail-node: ${note}\n`);
+    if (note) say(3, note);
     return exitStatusCode(status);
   } finally {
     stopForwarding();
@@ -380,12 +388,15 @@ export async function main(argv: readonly string[]): Promise<number> {
         return report.ok ? 0 : 1;
       }
       case 'run':
-        for (const warning of line.warnings) process.stderr.write(`nsjail-node: warning: ${warning}\n`);
+        levelPrefix = line.levelPrefix;
+        for (const warning of line.warnings) say(4, `warning: ${warning}`);
         return await runSandbox(line.options, line.jsonStatusFd);
     }
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`nsjail-node: ${err.message}\n${usage()}`);
+      levelPrefix = err.levelPrefix;
+      say(3, err.message);
+      process.stderr.write(usage());
       return EXIT.usage;
     }
     throw err;

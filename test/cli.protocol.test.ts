@@ -112,6 +112,17 @@ describe('--args FD', () => {
   });
 });
 
+describe('--level-prefix', () => {
+  test('nsjail-node: its own warnings <4>, errors <3> (without the flag: none)', async () => {
+    const warned = await cli(['--level-prefix', '--chdir', '/', '--chdir', '/', 'true']);
+    expect({ code: warned.code, stderr: warned.stderr }).toEqual({ code: 0, stderr: '<4>nsjail-node: warning: Only the last --chdir option will take effect\n' });
+    expect((await cli(['--chdir', '/', '--chdir', '/', 'true'])).stderr).toBe('nsjail-node: warning: Only the last --chdir option will take effect\n');
+    const refused = await cli(['--level-prefix', '--frobnicate', 'true']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr.split('\n')[0]).toBe('<3>nsjail-node: unknown flag --frobnicate');
+  });
+});
+
 describe('--info-fd and --json-status-fd', () => {
   test.each([['nsjail-node', BIN], ['nsjail-node-bwrap', BWRAP_BIN]])('%s --info-fd: the first process\'s pid and the namespaces\' ids, as the program sees them', async (_name, bin) => {
     const head = bin === BWRAP_BIN ? ['--bind', '/', '/'] : ['--mount'];
