@@ -191,6 +191,14 @@ describe('flags of bubblewrap 0.11.1', () => {
     }
   });
 
+  test('--mqueue mounts the IPC namespace\'s message queues (needs --unshare-ipc: a host\'s queues are refused)', async () => {
+    const r = await bwrapSh(['--tmpfs', '/mnt', '--unshare-ipc', '--mqueue', '/mnt/mq'], 'grep -c "^mqueue /mnt/mq mqueue" /proc/self/mounts');
+    expect(r.stdout).toBe('1\n');
+    const refused = await bwrap(['--bind', '/', '/', '--tmpfs', '/mnt', '--mqueue', '/mnt/mq', 'true']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^bwrap: .*mqueue.* needs ipc: true/);
+  });
+
   test('--dev-bind-try skips a missing source', async () => {
     expect((await bwrapSh(['--dev-bind-try', '/nonexistent-source-of-this-test', '/mnt'], 'echo ran')).stdout).toBe('ran\n');
   });
