@@ -73,9 +73,10 @@ export interface IdentityOptions {
    * Capabilities the program keeps, e.g. `['CAP_NET_BIND_SERVICE']`. Default none: the
    * bounding, effective, permitted, inheritable and ambient sets are all emptied before
    * exec. Kept ones are in every set (ambient too, so that a non-zero uid keeps them).
-   * `'unchanged'` leaves every set as the program gets it by inheritance: this process's
-   * without a user namespace (a root caller's program keeps root's capabilities, as
-   * bubblewrap's does), all of them over the new namespace with `user: true`.
+   * `'unchanged'` gives the program this process's capabilities, as bubblewrap does for a
+   * root caller: without a user namespace every set is left as it is; with `user: true` this
+   * process's effective set becomes the program's bounding, permitted and effective sets
+   * over the new namespace (none inheritable or ambient), instead of all of them.
    */
   capabilities?: readonly CapabilityName[] | 'unchanged';
   /** prctl(PR_SET_NO_NEW_PRIVS): execve can never grant privileges (setuid bits, file capabilities). Default true. */
@@ -131,7 +132,10 @@ export interface ValidatedIdentity {
   /** The leased host id (uid and gid) once {@link withHostId} has put it in the maps. */
   hostId: number | undefined;
   capabilities: bigint;
-  /** capabilities: 'unchanged': no capability step (`capabilities` is then every one, for the checks that ask). */
+  /**
+   * capabilities: 'unchanged': without a user namespace no capability step (`capabilities` is
+   * then every one, for the checks that ask); with one, this process's effective set, not inherited.
+   */
   capabilitiesUnchanged: boolean;
   /** No CAP_SETPCAP to drop from the bounding set with (unprivileged, no user namespace). */
   boundingBestEffort: boolean;
@@ -155,6 +159,13 @@ const SET_IDS_GID = 2;
 const SET_IDS_UID = 4;
 const SET_IDS_KEEP_CAPS = 8;
 const CAPS_BOUNDING_BEST_EFFORT = 1;
+const CAPS_NOT_INHERITED = 2;
+
+/** This process's effective capability set (CapEff of /proc/self/status), as a mask. */
+function ownEffectiveCapabilities(): bigint {
+  const m = /^CapEff:\s+([0-9a-f]+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+  return m ? BigInt(`0x${m[1]}`) : 0n;
+}
 
 /** The caller's effective ids, for the default user-namespace map. */
 export function callerIds(): { uid: number; gid: number } {
@@ -296,7 +307,7 @@ export function validateIdentity(options: IdentityOptions, userNamespace: boolea
 
   const capabilitiesUnchanged = options.capabilities === 'unchanged';
   const capabilities = options.capabilities === undefined ? 0n
-    : capabilitiesUnchanged ? (1n << BigInt(kernelLastCapability() + 1)) - 1n
+    : capabilitiesUnchanged ? (userNamespace ? ownEffectiveCapabilities() : (1n << BigInt(kernelLastCapability() + 1)) - 1n)
     : capabilityMask('capabilities', options.capabilities);
   const noNewPrivs = checkBoolean('noNewPrivs', options.noNewPrivs, true);
   const seccomp = options.seccomp === undefined ? [] : [seccompProgram('seccomp', options.seccomp)];
@@ -441,13 +452,17 @@ export function privilegeSteps(identity: ValidatedIdentity, mountNamespace: bool
     steps.push(lock);
   }
   const caps = step(
-    { op: 'capabilities', flags: identity.boundingBestEffort ? CAPS_BOUNDING_BEST_EFFORT : 0, values: [identity.capabilities] },
+    {
+      op: 'capabilities',
+      flags: (identity.boundingBestEffort ? CAPS_BOUNDING_BEST_EFFORT : 0) | (identity.capabilitiesUnchanged ? CAPS_NOT_INHERITED : 0),
+      values: [identity.capabilities],
+    },
     'capabilities', 'capset');
   caps.label.hints = {
     EPERM: 'a kept capability is not in the permitted set of this process (without root or user: true there are none), ' +
       'or this process lacks CAP_SETPCAP to empty the bounding set with',
   };
-  if (!identity.capabilitiesUnchanged) steps.push(caps);
+  if (!identity.capabilitiesUnchanged || identity.userNamespace) steps.push(caps);
   if (identity.noNewPrivs) steps.push(step({ op: 'noNewPrivs' }, 'no-new-privs', 'prctl'));
   if (!identity.init) {
     for (const program of identity.seccomp) {

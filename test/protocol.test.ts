@@ -107,6 +107,12 @@ describe('bubblewrap\'s weaker defaults, as options', () => {
     expect((await sh('grep ^CapEff: /proc/self/status')).stdout).toBe('CapEff:\t0000000000000000\n');
   });
 
+  test("capabilities: 'unchanged' with user: true: this process's effective set, bounding included, none inheritable or ambient", async () => {
+    const own = /^CapEff:\s+(\S+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1];
+    const r = await sh('grep -E "^Cap(Inh|Eff|Bnd|Amb):" /proc/self/status', { user: true, capabilities: 'unchanged' });
+    expect(r.stdout).toBe(`CapInh:\t0000000000000000\nCapEff:\t${own}\nCapBnd:\t${own}\nCapAmb:\t0000000000000000\n`);
+  });
+
   test('denySetgroups: setgroups is denied in a parent-written namespace (default: allowed)', async () => {
     const map = [{ inside: 0, outside: 0, count: 1 }];
     expect((await sh('cat /proc/self/setgroups', { user: true, uidMap: map, gidMap: map, denySetgroups: true })).stdout).toBe('deny\n');
