@@ -83,21 +83,30 @@ export function finishBwrap(state: CliState, command: string, args: readonly str
   const o = { ...state.options };
   const p = state.protocol;
   let user = o.user === true;
+  // --userns (a joined user namespace) stands in for a new one.
+  const joinsUser = o.join?.user !== undefined;
   if (p.usernsBlockFd !== undefined && !user) throw new UsageError('--userns-block-fd requires --unshare-user');
   if (p.usernsBlockFd !== undefined && p.infoFd === undefined) throw new UsageError('--userns-block-fd requires --info-fd');
+  if (joinsUser && user) throw new UsageError('--userns not compatible --unshare-user');
+  if (joinsUser && p.userTry) throw new UsageError('--userns not compatible --unshare-user-try');
   // Without setuid, bubblewrap can do nothing as another user but in a user namespace.
-  if (host.uid !== 0) user = true;
+  if (host.uid !== 0 && !joinsUser) user = true;
   if (p.userTry && userNamespacesAvailable()) user = true;
   const uid = o.uid ?? host.uid;
   const gid = o.gid ?? host.gid;
-  if (!user && uid !== host.uid) throw new UsageError('Specifying --uid requires --unshare-user or --userns');
-  if (!user && gid !== host.gid) throw new UsageError('Specifying --gid requires --unshare-user or --userns');
+  if (!user && !joinsUser && uid !== host.uid) throw new UsageError('Specifying --uid requires --unshare-user or --userns');
+  if (!user && !joinsUser && gid !== host.gid) throw new UsageError('Specifying --gid requires --unshare-user or --userns');
   if (o.hostname !== undefined && !o.uts) throw new UsageError('Specifying --hostname requires --unshare-uts');
   if (state.asPid1 && !o.pid) throw new UsageError('Specifying --as-pid-1 requires --unshare-pid');
 
   o.user = user;
-  delete o.uid;
-  delete o.gid;
+  if (joinsUser) {
+    // In the joined namespace: --uid/--gid as given, else the library's choice, its root
+    // (bubblewrap keeps the caller's ids, which is the same where it maps root to root).
+  } else {
+    delete o.uid;
+    delete o.gid;
+  }
   if (user && p.usernsBlockFd === undefined) {
     // bubblewrap maps the sandbox's ids to the caller's own: root's are root's, not a host id of the sandbox's.
     o.uid = uid;
