@@ -13,6 +13,8 @@ import { didYouMean } from './validate';
 
 /** A mistake on the command line: printed as one line plus the usage, exit status 2. */
 export class UsageError extends Error {
+  /** --level-prefix was given before the mistake (bubblewrap then prefixes the message with <3>). */
+  levelPrefix = false;
   constructor(message: string) {
     super(message);
     this.name = 'UsageError';
@@ -37,6 +39,35 @@ export interface CliState {
   capabilityEdits: { add: boolean; names: CapabilityName[] | 'ALL' }[];
   /** --as-pid-1: no init in the PID namespace. */
   asPid1: boolean;
+  /** Which command is parsing: `nsjail-node` (safe defaults) or `nsjail-node-bwrap` (bubblewrap's). */
+  mode: CliMode;
+  /** Process-protocol flags (lib/cli-flags-process.ts). */
+  protocol: ProtocolState;
+  /** Warnings to print before the sandbox starts (bubblewrap's "Only the last --chdir ..."). */
+  warnings: string[];
+  /** Flags given more than once, counted by flags that warn about it. */
+  seen: Set<string>;
+}
+
+/** `nsjail-node` (the library's safe defaults) or `nsjail-node-bwrap` (bubblewrap 0.11.1's). */
+export type CliMode = 'nsjail-node' | 'bwrap';
+
+/** What the process-protocol flags ask for. */
+export interface ProtocolState {
+  infoFd: number | undefined;
+  blockFd: number | undefined;
+  usernsBlockFd: number | undefined;
+  syncFd: number | undefined;
+  levelPrefix: boolean;
+  /** --unshare-user-try, --unshare-cgroup-try. */
+  userTry: boolean;
+  cgroupTry: boolean;
+}
+
+/** Records that `flag` was given; in bwrap mode warns as bubblewrap does when it was given before. */
+export function onlyLast(s: CliState, flag: string): void {
+  if (s.seen.has(flag)) s.warnings.push(`Only the last ${flag} option will take effect`);
+  s.seen.add(flag);
 }
 
 /** One flag: `--name VALUE...`. */
@@ -119,7 +150,10 @@ export const NAMESPACE_FLAGS: CliFlagFamily = {
     toggle('--unshare-uts', 'new UTS namespace (host name)', (s) => (s.options.uts = true)),
     toggle('--unshare-cgroup', 'new cgroup namespace: the program\'s cgroup appears as the root', (s) => (s.options.cgroup = true)),
     toggle('--unshare-all', 'all of the above, and a mount namespace', (s) => {
-      for (const ns of ALL_NAMESPACES) s.options[ns] = true;
+      // bubblewrap: the user and cgroup namespaces only where the kernel allows them (the -try flags).
+      const tried = s.mode === 'bwrap' ? new Set(['user', 'cgroup']) : new Set();
+      for (const ns of ALL_NAMESPACES) if (!tried.has(ns)) s.options[ns] = true;
+      if (s.mode === 'bwrap') s.protocol.userTry = s.protocol.cgroupTry = true;
     }),
     toggle('--share-net', 'keep the host\'s network namespace (undoes --unshare-net / --unshare-all)', (s) => (s.options.net = false)),
     toggle('--no-loopback', 'leave lo down in the new network namespace, as a bare CLONE_NEWNET does', (s) => (s.options.loopback = false)),
@@ -130,7 +164,7 @@ export const NAMESPACE_FLAGS: CliFlagFamily = {
 };
 
 /** A flag that adds one entry to `mounts` (and so needs a mount namespace). */
-function mountFlag(name: `--${string}`, values: readonly string[], help: string, entry: (values: readonly string[]) => MountEntry): CliFlag {
+export function mountFlag(name: `--${string}`, values: readonly string[], help: string, entry: (values: readonly string[]) => MountEntry): CliFlag {
   return {
     name,
     values,
@@ -144,7 +178,7 @@ function mountFlag(name: `--${string}`, values: readonly string[], help: string,
 }
 
 /** A bind entry as bubblewrap makes it: always nosuid. */
-function bind(flag: string, [src, dest]: readonly string[], flags: { nodev?: boolean; readonly?: boolean; try?: boolean }): MountEntry {
+export function bind(flag: string, [src, dest]: readonly string[], flags: { nodev?: boolean; readonly?: boolean; try?: boolean }): MountEntry {
   return { type: 'bind', source: hostPath(src), target: sandboxPath(flag, dest), nosuid: true, ...flags };
 }
 
@@ -201,7 +235,8 @@ export const ENVIRONMENT_FLAGS: CliFlagFamily = {
       values: ['DIR'],
       help: 'working directory inside the sandbox (default: / with --root, else the current one)',
       apply(s, [dir]) {
-        s.options.cwd = sandboxPath('--chdir', dir);
+        onlyLast(s, '--chdir');
+        s.options.cwd = s.mode === 'bwrap' ? dir : sandboxPath('--chdir', dir);
       },
     },
     {
@@ -209,6 +244,7 @@ export const ENVIRONMENT_FLAGS: CliFlagFamily = {
       values: ['NAME'],
       help: 'host name inside the sandbox (needs --unshare-uts)',
       apply(s, [name]) {
+        onlyLast(s, '--hostname');
         s.options.hostname = name;
       },
     },
@@ -265,6 +301,7 @@ export const IDENTITY_FLAGS: CliFlagFamily = {
       values: ['UID'],
       help: 'the program\'s uid: inside the user namespace with --unshare-user (default 0 there), else a host uid to switch to (needs --gid too)',
       apply(s, [uid]) {
+        onlyLast(s, '--uid');
         s.options.uid = parseInteger('--uid', uid, 0, MAX_ID);
       },
     },
@@ -273,6 +310,7 @@ export const IDENTITY_FLAGS: CliFlagFamily = {
       values: ['GID'],
       help: 'the program\'s gid, as --uid',
       apply(s, [gid]) {
+        onlyLast(s, '--gid');
         s.options.gid = parseInteger('--gid', gid, 0, MAX_ID);
       },
     },
@@ -297,6 +335,7 @@ export const IDENTITY_FLAGS: CliFlagFamily = {
       values: ['FD'],
       help: 'install the compiled seccomp BPF program (struct sock_filter[], host byte order, as bubblewrap takes) read from FD to its end',
       apply(s, [fd]) {
+        if (s.mode === 'bwrap' && !/^\d+$/.test(fd)) throw new UsageError(`Invalid fd: ${fd}`);
         let bpf: Buffer;
         try {
           bpf = fs.readFileSync(parseFd('--seccomp', fd));

@@ -11,8 +11,11 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { parseArgs } from 'node:util';
-import { FLAG_FAMILIES, keptCapabilities, UsageError, type CliFlag, type CliFlagFamily, type CliState } from './cli-flags';
+import { FLAG_FAMILIES as BASE_FAMILIES, keptCapabilities, UsageError, type CliFlag, type CliFlagFamily, type CliMode, type CliState } from './cli-flags';
 import { afterFlag, BWRAP_FILESYSTEM_FLAGS, BWRAP_NAMESPACE_FLAGS } from './cli-flags-mounts';
+import {
+  BWRAP_EXTRA_FLAGS, BWRAP_FS_EXTRA_FLAGS, cgroupNamespacesAvailable, MAX_ARGS, newProtocolState, PROTOCOL_FLAGS, readArgsFd, userNamespacesAvailable,
+} from './cli-flags-process';
 import { doctor, formatDoctorReport } from './doctor';
 import { IsolationError } from './errors';
 import type { SpawnOptions } from './options';
@@ -37,12 +40,14 @@ export type CommandLine =
   | { kind: 'help' }
   | { kind: 'version' }
   | { kind: 'doctor'; json: boolean }
-  | { kind: 'run'; options: SpawnOptions; jsonStatusFd: number | undefined };
+  | { kind: 'run'; options: SpawnOptions; jsonStatusFd: number | undefined; warnings: string[]; levelPrefix: boolean };
 
-/** Every flag family, in the order --help lists them. */
-const FAMILIES: readonly CliFlagFamily[] = [...FLAG_FAMILIES, BWRAP_FILESYSTEM_FLAGS, BWRAP_NAMESPACE_FLAGS];
+/** Every flag family of both entry points, in the order --help lists them. */
+export const FLAG_FAMILIES: readonly CliFlagFamily[] = [
+  ...BASE_FAMILIES, BWRAP_FS_EXTRA_FLAGS, BWRAP_FILESYSTEM_FLAGS, BWRAP_NAMESPACE_FLAGS, PROTOCOL_FLAGS, BWRAP_EXTRA_FLAGS,
+];
 
-const FLAGS = new Map<string, CliFlag>(FAMILIES.flatMap((family) => family.flags.map((flag) => [flag.name, flag] as const)));
+const FLAGS = new Map<string, CliFlag>(FLAG_FAMILIES.flatMap((family) => family.flags.map((flag) => [flag.name, flag] as const)));
 
 const SYNOPSIS = [
   'Usage: nsjail-node [FLAGS] [--] COMMAND [ARGS...]',
@@ -83,8 +88,8 @@ export function helpText(): string {
     '',
   ];
   const label = (flag: CliFlag): string => [flag.name, ...flag.values].join(' ');
-  const width = Math.max(...FAMILIES.flatMap((f) => f.flags.map((flag) => label(flag).length)));
-  for (const family of FAMILIES) {
+  const width = Math.max(...FLAG_FAMILIES.flatMap((f) => f.flags.map((flag) => label(flag).length)));
+  for (const family of FLAG_FAMILIES) {
     lines.push(...wrap(`${family.title}:`, '', HELP_COLUMNS));
     for (const flag of family.flags) lines.push(...wrap(flag.help, `  ${label(flag).padEnd(width)}  `, HELP_COLUMNS));
     lines.push('');
@@ -109,10 +114,91 @@ export function helpText(): string {
   return lines.join('\n') + '\n';
 }
 
-function newState(env: NodeJS.ProcessEnv): CliState {
+/** A fresh scan state for `mode`, with `env` as the environment to edit. */
+export function newState(env: NodeJS.ProcessEnv, mode: CliMode = 'nsjail-node'): CliState {
   const vars = new Map<string, string>();
   for (const [key, value] of Object.entries(env)) if (value !== undefined) vars.set(key, value);
-  return { options: {}, env: vars, needsMount: undefined, needsPid: undefined, jsonStatusFd: undefined, capabilityEdits: [], asPid1: false };
+  return {
+    options: {}, env: vars, needsMount: undefined, needsPid: undefined, jsonStatusFd: undefined, capabilityEdits: [], asPid1: false,
+    mode, protocol: newProtocolState(), warnings: [], seen: new Set(),
+  };
+}
+
+const COUNT_WORDS = ['no arguments', 'an argument', 'two arguments', 'three arguments'];
+// bubblewrap's own words where they are not "takes an argument".
+const ONE_ARGUMENT = new Set(['--argv0', '--chdir', '--remount-ro']);
+
+/** What a scan found: help, version, or the state and the command. */
+export type Scan = { kind: 'help' } | { kind: 'version' } | { kind: 'run'; state: CliState; command: string | undefined; args: string[] };
+
+/**
+ * Scans flags until the first word that is not one (or `--`), applying each to a fresh
+ * state; `--args FD` is replaced by the arguments read from FD. In 'bwrap' mode the words
+ * are bubblewrap's: every word starting with '-' is a flag, no `--flag=value`, and its
+ * error messages.
+ * @throws UsageError for a bad flag or a missing value.
+ */
+export function scanFlags(argv: readonly string[], env: NodeJS.ProcessEnv, mode: CliMode): Scan {
+  // A hole or a non-string would otherwise surface as a crash in the scan, or as an argument.
+  for (let i = 0; i < argv.length; i++) {
+    if (typeof argv[i] !== 'string') throw new TypeError(`parseCommandLine: argv[${i}] must be a string, got ${i in argv ? describe(argv[i]) : 'a hole (sparse array)'}`);
+  }
+  const bwrap = mode === 'bwrap';
+  const state = newState(env, mode);
+  const words = [...argv];
+  // Where the words read by --args end: an --args among them is refused, as by bubblewrap.
+  let fromFileEnd = 0;
+  let i = 0;
+  try {
+    while (i < words.length) {
+      const arg = words[i];
+      if (arg === '--') {
+        i++;
+        break;
+      }
+      if (!arg.startsWith('-') || (arg === '-' && !bwrap)) break;
+      if ((arg === '-h' && !bwrap) || arg === '--help') return { kind: 'help' };
+      if (arg === '--version') return { kind: 'version' };
+      // `--flag=value` is accepted for flags with one value (not by bubblewrap).
+      const eq = bwrap ? -1 : arg.indexOf('=');
+      const name = eq > 0 ? arg.slice(0, eq) : arg;
+      const flag = FLAGS.get(name);
+      if (!flag) {
+        if (bwrap) throw new UsageError(`Unknown option ${name}`);
+        const guess = didYouMean(name, [...FLAGS.keys()]);
+        throw new UsageError(`unknown flag ${name}${guess ? ` (did you mean ${guess}?)` : ''}`);
+      }
+      let values: string[];
+      if (eq > 0) {
+        if (flag.values.length !== 1) throw new UsageError(`${name} ${flag.values.length === 0 ? 'takes no value' : `takes ${flag.values.length} values: ${name} ${flag.values.join(' ')}`}`);
+        values = [arg.slice(eq + 1)];
+        i += 1;
+      } else {
+        values = words.slice(i + 1, i + 1 + flag.values.length);
+        if (values.length < flag.values.length) {
+          if (bwrap) throw new UsageError(`${name} takes ${ONE_ARGUMENT.has(name) ? 'one argument' : COUNT_WORDS[flag.values.length]}`);
+          throw new UsageError(`${name} needs ${flag.values.length === 1 ? 'a value' : `${flag.values.length} values`}: ${name} ${flag.values.join(' ')}`);
+        }
+        i += 1 + flag.values.length;
+      }
+      if (name === '--args') {
+        if (i - 2 < fromFileEnd) throw new UsageError('--args not supported in arguments file');
+        const inserted = readArgsFd(values[0]);
+        if (words.length + inserted.length > MAX_ARGS) throw new UsageError(`Exceeded maximum number of arguments ${MAX_ARGS}`);
+        words.splice(i, 0, ...inserted);
+        fromFileEnd = i + inserted.length;
+        continue;
+      }
+      flag.apply(state, values);
+      afterFlag(state, name);
+    }
+    afterFlag(state, undefined);
+  } catch (err) {
+    if (err instanceof UsageError) err.levelPrefix = state.protocol.levelPrefix;
+    throw err;
+  }
+  const [command, ...args] = words.slice(i);
+  return { kind: 'run', state, command, args };
 }
 
 /**
@@ -120,51 +206,24 @@ function newState(env: NodeJS.ProcessEnv): CliState {
  * @throws UsageError for a bad flag, a missing value or a missing command.
  */
 export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): CommandLine {
-  // A hole or a non-string would otherwise surface as a crash in the scan, or as an argument.
-  for (let i = 0; i < argv.length; i++) {
-    if (typeof argv[i] !== 'string') throw new TypeError(`parseCommandLine: argv[${i}] must be a string, got ${i in argv ? describe(argv[i]) : 'a hole (sparse array)'}`);
-  }
   if (argv[0] === 'doctor') return parseDoctor(argv.slice(1));
-  const state = newState(env);
-  let i = 0;
-  while (i < argv.length) {
-    const arg = argv[i];
-    if (arg === '--') {
-      i++;
-      break;
-    }
-    if (!arg.startsWith('-') || arg === '-') break;
-    if (arg === '-h' || arg === '--help') return { kind: 'help' };
-    if (arg === '--version') return { kind: 'version' };
-    // `--flag=value` is accepted for flags with one value.
-    const eq = arg.indexOf('=');
-    const name = eq > 0 ? arg.slice(0, eq) : arg;
-    const flag = FLAGS.get(name);
-    if (!flag) {
-      const guess = didYouMean(name, [...FLAGS.keys()]);
-      throw new UsageError(`unknown flag ${name}${guess ? ` (did you mean ${guess}?)` : ''}`);
-    }
-    let values: string[];
-    if (eq > 0) {
-      if (flag.values.length !== 1) throw new UsageError(`${name} ${flag.values.length === 0 ? 'takes no value' : `takes ${flag.values.length} values: ${name} ${flag.values.join(' ')}`}`);
-      values = [arg.slice(eq + 1)];
-      i += 1;
-    } else {
-      values = argv.slice(i + 1, i + 1 + flag.values.length);
-      if (values.length < flag.values.length) throw new UsageError(`${name} needs ${flag.values.length === 1 ? 'a value' : `${flag.values.length} values`}: ${name} ${flag.values.join(' ')}`);
-      i += 1 + flag.values.length;
-    }
-    flag.apply(state, values);
-    afterFlag(state, name);
-  }
-  afterFlag(state, undefined);
-  const [command, ...args] = argv.slice(i);
+  const scan = scanFlags(argv, env, 'nsjail-node');
+  if (scan.kind !== 'run') return scan;
+  const { state, command, args } = scan;
   if (command === undefined || command === '') throw new UsageError('no COMMAND given');
-  return { kind: 'run', options: finish(state, command, args), jsonStatusFd: state.jsonStatusFd };
+  return { kind: 'run', options: finish(state, command, args), jsonStatusFd: state.jsonStatusFd, warnings: state.warnings, levelPrefix: state.protocol.levelPrefix };
 }
 
 function finish(state: CliState, command: string, args: string[]): SpawnOptions {
   const o = state.options;
+  const p = state.protocol;
+  if (p.userTry && !o.user && userNamespacesAvailable()) o.user = true;
+  if (p.cgroupTry && !o.cgroup) o.cgroup = cgroupNamespacesAvailable();
+  if (p.usernsBlockFd !== undefined && !o.user) throw new UsageError('--userns-block-fd needs --unshare-user');
+  if (p.usernsBlockFd !== undefined && p.infoFd === undefined) throw new UsageError('--userns-block-fd needs --info-fd (the caller learns the pid whose maps to write from it)');
+  if (p.infoFd !== undefined) o.info = { fd: p.infoFd };
+  if (p.blockFd !== undefined) o.blockFd = p.blockFd;
+  if (p.usernsBlockFd !== undefined) o.userNamespaceBlockFd = p.usernsBlockFd;
   if (o.hostname !== undefined && !o.uts) throw new UsageError('--hostname needs --unshare-uts (else it would rename the host)');
   if (state.needsPid !== undefined && !o.pid) {
     throw new UsageError(`${state.needsPid} needs --unshare-pid (a procfs shows the PID namespace it is mounted from: without a new one it would list every host process)`);
@@ -227,12 +286,20 @@ function inFlagWords(message: string): string {
   return text;
 }
 
+// --level-prefix: this command's own messages start with a syslog level (<3> error, <4> warning).
+let levelPrefix = false;
+
+/** One line of nsjail-node's own on stderr, at syslog `level`. */
+function say(level: 3 | 4, text: string): void {
+  process.stderr.write(`${levelPrefix ? `<${level}>` : ''}nsjail-node: ${text}\n`);
+}
+
 function writeStatus(fd: number | undefined, value: unknown): void {
   if (fd === undefined) return;
   try {
     fs.writeSync(fd, `${JSON.stringify(value)}\n`);
   } catch (err) {
-    process.stderr.write(`nsjail-node: --json-status-fd ${fd}: ${(err as Error).message}\n`);
+    say(3, `--json-status-fd ${fd}: ${(err as Error).message}`);
   }
 }
 
@@ -270,7 +337,7 @@ function forwardSignals(target: () => IsolatedProcess | undefined): () => void {
 }
 
 function setupFailure(err: IsolationError, jsonStatusFd: number | undefined): number {
-  process.stderr.write(`nsjail-node: ${inFlagWords(err.message)}\n`);
+  say(3, inFlagWords(err.message));
   writeStatus(jsonStatusFd, { error: { message: err.message, code: err.code, errno: err.errno, step: err.step, syscall: err.syscall, path: err.path ?? null } });
   if (err.step !== 'execve') return EXIT.setupFailed;
   return err.code === 'ENOENT' ? EXIT.notFound : EXIT.cannotExecute;
@@ -291,7 +358,7 @@ async function runSandbox(options: SpawnOptions, jsonStatusFd: number | undefine
     const status = await child.exited;
     writeStatus(jsonStatusFd, status);
     const note = limitNote(status, options);
-    if (note) process.stderr.write(`nsjail-node: ${note}\n`);
+    if (note) say(3, note);
     return exitStatusCode(status);
   } finally {
     stopForwarding();
@@ -326,11 +393,15 @@ export async function main(argv: readonly string[]): Promise<number> {
         return report.ok ? 0 : 1;
       }
       case 'run':
+        levelPrefix = line.levelPrefix;
+        for (const warning of line.warnings) say(4, `warning: ${warning}`);
         return await runSandbox(line.options, line.jsonStatusFd);
     }
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`nsjail-node: ${err.message}\n${usage()}`);
+      levelPrefix = err.levelPrefix;
+      say(3, err.message);
+      process.stderr.write(usage());
       return EXIT.usage;
     }
     throw err;

@@ -52,7 +52,11 @@ export interface BindMountEntry extends MountFlagOptions {
    * idmapping).
    */
   sourceFd?: number;
-  /** Absolute path inside the sandbox. Default: the same path as `source`. */
+  /**
+   * Absolute path inside the sandbox. Default: the same path as `source`. A missing target
+   * (and its missing parents) is created: a directory 0755, or an empty file 0444 (the mode
+   * bubblewrap gives a file mount point).
+   */
   target?: string;
   /** Also bind what is mounted under `source` (mount --rbind). Default true. */
   recursive?: boolean;
@@ -82,6 +86,13 @@ export interface ProcMountEntry {
   type: 'proc';
   /** Default `/proc`. */
   target?: string;
+  /**
+   * Without `pid: true`, bind this process's /proc (with what is mounted under it) instead,
+   * as bubblewrap does: it shows the PID namespace the sandbox shares, e.g. every host
+   * process with their command lines and environments (where the program may read them).
+   * Its sys, sysrq-trigger, irq and bus are still read-only. Default false (refused).
+   */
+  sharedPidNamespace?: boolean;
 }
 
 /**
@@ -191,6 +202,16 @@ export interface OverlayMountEntry extends MountFlagOptions {
   work?: string;
 }
 
+/**
+ * Makes the mount at `target` (made by an earlier entry, or the root's) read-only, that
+ * mount alone: mounts under it keep their flags (bubblewrap's --remount-ro).
+ */
+export interface RemountReadonlyEntry {
+  type: 'remount-ro';
+  /** Absolute path inside the sandbox. */
+  target: string;
+}
+
 /** One entry of the `mounts` option; `type` tells which. */
 export type MountEntry =
   | BindMountEntry
@@ -203,7 +224,8 @@ export type MountEntry =
   | SymlinkEntry
   | ChmodEntry
   | OverlayMountEntry
-  | DataMountEntry;
+  | DataMountEntry
+  | RemountReadonlyEntry;
 
 /** Filesystem options of spawnIsolated. */
 export interface FilesystemOptions {
@@ -249,11 +271,13 @@ export type ValidatedMount =
   | ({ type: 'bindFd'; sourceFd: number; source: string; target: string; recursive: boolean } & Flags)
   | { type: 'data'; target: string; content: Buffer; mode: number; readonly: boolean }
   | ({ type: 'tmpfs'; target: string; size: string | undefined; mode: number } & Flags)
-  | { type: 'proc' | 'dev' | 'mqueue'; target: string }
+  | { type: 'proc'; target: string; sharedPidNamespace: boolean }
+  | { type: 'dev' | 'mqueue'; target: string }
   | { type: 'dir'; target: string; mode: number }
   | { type: 'file'; target: string; content: Buffer; mode: number }
   | { type: 'symlink'; target: string; to: string }
   | { type: 'chmod'; target: string; mode: number }
+  | { type: 'remount-ro'; target: string }
   | ({ type: 'overlay'; target: string; lower: string[]; upper: string | undefined; work: string | undefined } & Flags);
 
 /** Filesystem options after validation. */
@@ -272,13 +296,14 @@ const FLAG_KEYS = ['readonly', 'nosuid', 'nodev', 'noexec'] as const;
 const ENTRY_KEYS: Record<MountEntry['type'], readonly string[]> = {
   bind: ['type', 'source', 'sourceFd', 'target', 'recursive', 'try', ...FLAG_KEYS],
   tmpfs: ['type', 'target', 'size', 'mode', ...FLAG_KEYS],
-  proc: ['type', 'target'],
+  proc: ['type', 'target', 'sharedPidNamespace'],
   dev: ['type', 'target'],
   mqueue: ['type', 'target'],
   dir: ['type', 'target', 'mode'],
   file: ['type', 'target', 'content', 'mode'],
   symlink: ['type', 'target', 'to'],
   chmod: ['type', 'target', 'mode'],
+  'remount-ro': ['type', 'target'],
   overlay: ['type', 'target', 'lower', 'upper', 'work', ...FLAG_KEYS],
   data: ['type', 'target', 'content', 'readonly', 'mode'],
 };
@@ -372,10 +397,12 @@ function validateEntry(where: string, value: unknown, ns: FilesystemNamespaces):
       };
     case 'tmpfs':
       return { type: kind, target, size: checkSize(`${where}.size`, e.size), mode: checkMode(`${where}.mode`, e.mode, 0o755), ...checkFlags(where, e, { nosuid: true, nodev: true }) };
-    case 'proc':
-      if (!ns.pid) fail(where, "(proc) needs pid: true: a procfs shows the PID namespace it is mounted from, so without a new one it would list every host process");
+    case 'proc': {
+      const sharedPidNamespace = !ns.pid && checkBoolean(`${where}.sharedPidNamespace`, e.sharedPidNamespace, false);
+      if (!ns.pid && !sharedPidNamespace) fail(where, "(proc) needs pid: true (or sharedPidNamespace: true): a procfs shows the PID namespace it is mounted from, so without a new one it would list every host process");
       notRoot();
-      return { type: kind, target };
+      return { type: kind, target, sharedPidNamespace };
+    }
     case 'mqueue':
       if (!ns.ipc) fail(where, "(mqueue) needs ipc: true: an mqueue filesystem shows the IPC namespace it is mounted from, so without a new one it would expose the host's queues");
       notRoot();
@@ -400,6 +427,8 @@ function validateEntry(where: string, value: unknown, ns: FilesystemNamespaces):
       return { type: kind, target, to: checkCString(`${where}.to`, e.to) };
     case 'chmod':
       return { type: kind, target, mode: checkMode(`${where}.mode`, e.mode) };
+    case 'remount-ro':
+      return { type: kind, target };
     case 'overlay': {
       const expected = 'a non-empty array of absolute host paths';
       if (!Array.isArray(e.lower) || e.lower.length === 0) fail(`${where}.lower`, `must be ${expected}, got ${describe(e.lower)}`);
@@ -562,8 +591,12 @@ function devSteps(name: string, dev: string): PlannedStep[] {
   return steps;
 }
 
-function procSteps(name: string, proc: string): PlannedStep[] {
-  const steps = [fsStep(name, 'proc', proc, ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC)];
+function procSteps(name: string, proc: string, shared: boolean): PlannedStep[] {
+  // Sharing the PID namespace, the host's own procfs is bound (as bubblewrap does): a new
+  // one would need CAP_SYS_ADMIN over the host's PID namespace, which a user namespace lacks.
+  const steps = shared
+    ? bindSteps(name, '/proc', proc, FS_RECURSIVE, false)
+    : [fsStep(name, 'proc', proc, ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC)];
   // Writable by root inside, these reach the whole machine (sysctls, magic SysRq, IRQ
   // affinity, PCI config space): bind them over themselves read-only, as bubblewrap does.
   for (const part of ['sys', 'sysrq-trigger', 'irq', 'bus']) {
@@ -664,7 +697,7 @@ function entrySteps(m: ValidatedMount, index: number, fsv: ValidatedFilesystem):
       ];
     }
     case 'proc':
-      return procSteps(name, m.target);
+      return procSteps(name, m.target, m.sharedPidNamespace);
     case 'dev':
       return devSteps(name, m.target);
     case 'mqueue':
@@ -677,6 +710,8 @@ function entrySteps(m: ValidatedMount, index: number, fsv: ValidatedFilesystem):
       return [symlinkStep(name, m.target, m.to)];
     case 'chmod':
       return [planned({ op: 'chmod', path: rel(m.target), mode: m.mode }, label('fchmodat'))];
+    case 'remount-ro':
+      return [planned({ op: 'mountSetattr', path: rel(m.target), flags: ATTR_RDONLY }, label('mount_setattr'))];
     case 'overlay':
       return overlaySteps(name, m, index, fsv.userNamespace);
   }

@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { NativePlan } from '../types/native';
 import { binding } from './binding';
-import { capabilityMask, capabilityNumber, type CapabilityName } from './capabilities';
+import { capabilityMask, capabilityNumber, kernelLastCapability, type CapabilityName } from './capabilities';
 import { IsolationError } from './errors';
 import { initArgv, initFd } from './init';
 import { seccompProgram, type SeccompOption } from './seccomp';
@@ -54,11 +54,31 @@ export interface IdentityOptions {
   /** The user namespace's gid map: as `uidMap`. */
   gidMap?: readonly IdMapRange[];
   /**
+   * With `user: true` and maps the parent writes (`uidMap`/`gidMap`): write "deny" to the
+   * namespace's /proc/PID/setgroups before its gid map, as bubblewrap does, and set no
+   * supplementary groups (the program keeps the ones it inherits; unmapped ones show as the
+   * overflow gid). Cannot be combined with `groups`. Default false: setgroups stays allowed
+   * and the groups are emptied (or `groups`). A map the child writes itself always denies it.
+   */
+  denySetgroups?: boolean;
+  /**
+   * With `user: true`, a mount namespace and CAP_SYS_ADMIN kept: enter one more user and
+   * mount namespace right before execve, so that every mount is locked (the program cannot
+   * remount a read-only bind writable or uncover what a mount covers). Default true; false
+   * does what bubblewrap does, leaving them unlocked (and the program in the namespaces
+   * `info` reports).
+   */
+  lockMounts?: boolean;
+  /**
    * Capabilities the program keeps, e.g. `['CAP_NET_BIND_SERVICE']`. Default none: the
    * bounding, effective, permitted, inheritable and ambient sets are all emptied before
    * exec. Kept ones are in every set (ambient too, so that a non-zero uid keeps them).
+   * `'unchanged'` gives the program this process's capabilities, as bubblewrap does for a
+   * root caller: without a user namespace every set is left as it is; with `user: true` this
+   * process's effective set becomes the program's bounding, permitted and effective sets
+   * over the new namespace (none inheritable or ambient), instead of all of them.
    */
-  capabilities?: readonly CapabilityName[];
+  capabilities?: readonly CapabilityName[] | 'unchanged';
   /** prctl(PR_SET_NO_NEW_PRIVS): execve can never grant privileges (setuid bits, file capabilities). Default true. */
   noNewPrivs?: boolean;
   /**
@@ -108,7 +128,7 @@ export interface IdentityOptions {
 
 /** The option names this file owns. */
 export const IDENTITY_OPTION_KEYS = [
-  'uid', 'gid', 'groups', 'uidMap', 'gidMap', 'capabilities', 'noNewPrivs', 'seccomp', 'init', 'time', 'timeOffsets',
+  'uid', 'gid', 'groups', 'uidMap', 'gidMap', 'denySetgroups', 'lockMounts', 'capabilities', 'noNewPrivs', 'seccomp', 'init', 'time', 'timeOffsets',
   'disableUserNamespaces', 'assertUserNamespacesDisabled', 'lockFiles',
 ] as const;
 
@@ -123,13 +143,25 @@ export interface ValidatedIdentity {
   /** With a user namespace: its maps. */
   uidMap: IdMapRange[];
   gidMap: IdMapRange[];
-  /** How the maps are written: by the child itself (one line, the default), the parent, or the parent through newuidmap/newgidmap. */
-  mapWriter: 'child' | 'parent' | 'helpers';
+  /**
+   * How the maps are written: by the child itself (one line, the default), the parent, the
+   * parent through newuidmap/newgidmap, or by the caller outside (userNamespaceBlockFd).
+   */
+  mapWriter: 'child' | 'parent' | 'helpers' | 'caller';
+  /** Write "deny" to setgroups before a parent-written gid map, and set no groups. */
+  denySetgroups: boolean;
+  /** Lock the mounts when CAP_SYS_ADMIN is kept in a user namespace (privilegeSteps). */
+  lockMounts: boolean;
   /** The default map of a root caller: the sandbox needs a host id of its own (lib/hostids.ts). */
   wantsHostId: boolean;
   /** The leased host id (uid and gid) once {@link withHostId} has put it in the maps. */
   hostId: number | undefined;
   capabilities: bigint;
+  /**
+   * capabilities: 'unchanged': without a user namespace no capability step (`capabilities` is
+   * then every one, for the checks that ask); with one, this process's effective set, not inherited.
+   */
+  capabilitiesUnchanged: boolean;
   /** No CAP_SETPCAP to drop from the bounding set with (unprivileged, no user namespace). */
   boundingBestEffort: boolean;
   noNewPrivs: boolean;
@@ -157,6 +189,13 @@ const SET_IDS_UID = 4;
 const SET_IDS_KEEP_CAPS = 8;
 const CAPS_BOUNDING_BEST_EFFORT = 1;
 const UNSHARE_MUST_FAIL = 1;
+const CAPS_NOT_INHERITED = 2;
+
+/** This process's effective capability set (CapEff of /proc/self/status), as a mask. */
+function ownEffectiveCapabilities(): bigint {
+  const m = /^CapEff:\s+([0-9a-f]+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+  return m ? BigInt(`0x${m[1]}`) : 0n;
+}
 
 /** The caller's effective ids, for the default user-namespace map. */
 export function callerIds(): { uid: number; gid: number } {
@@ -235,7 +274,7 @@ function mapHelpers(): { newuidmap: string; newgidmap: string } | null {
 }
 
 /** Validates the identity options; `userNamespace` is options.user. */
-export function validateIdentity(options: IdentityOptions, userNamespace: boolean): ValidatedIdentity {
+export function validateIdentity(options: IdentityOptions, userNamespace: boolean, callerWritesMaps = false): ValidatedIdentity {
   const caller = callerIds();
   let uid = options.uid === undefined ? undefined : checkId('uid', options.uid);
   let gid = options.gid === undefined ? undefined : checkId('gid', options.gid);
@@ -245,12 +284,21 @@ export function validateIdentity(options: IdentityOptions, userNamespace: boolea
     groups = checkArray('groups', options.groups, 'an array of gids', (g, i) => checkId(`groups[${i}]`, g));
   }
 
+  const denySetgroups = checkBoolean('denySetgroups', options.denySetgroups, false);
+  if (denySetgroups && !userNamespace) fail('denySetgroups', 'needs user: true (a user namespace)');
+  if (denySetgroups && groups !== undefined) fail('groups', 'cannot be given with denySetgroups: true (setgroups is denied)');
   let uidMap: IdMapRange[] = [];
   let gidMap: IdMapRange[] = [];
   let mapWriter: ValidatedIdentity['mapWriter'] = 'child';
   // Root's sandboxes are never root outside unless a map says so (docs/identity.md).
-  const wantsHostId = userNamespace && caller.uid === 0 && options.uidMap === undefined && options.gidMap === undefined;
-  if (userNamespace) {
+  const wantsHostId = userNamespace && !callerWritesMaps && caller.uid === 0 && options.uidMap === undefined && options.gidMap === undefined;
+  if (userNamespace && callerWritesMaps) {
+    // The caller writes the maps while the parent waits (lib/protocol.ts): nothing to check them against.
+    for (const key of ['uidMap', 'gidMap', 'groups'] as const) {
+      if (options[key] !== undefined) fail(key, 'cannot be given with userNamespaceBlockFd (the caller writes the id maps)');
+    }
+    mapWriter = 'caller';
+  } else if (userNamespace) {
     uid ??= 0;
     gid ??= 0;
     const parentWrites = options.uidMap !== undefined || options.gidMap !== undefined || groups !== undefined;
@@ -263,7 +311,7 @@ export function validateIdentity(options: IdentityOptions, userNamespace: boolea
     });
     if (parentWrites) {
       // setgroups stays allowed only in a namespace whose gid map a privileged process wrote.
-      groups ??= [];
+      if (!denySetgroups) groups ??= [];
       if (caller.uid === 0) {
         mapWriter = 'parent';
       } else if (mapHelpers()) {
@@ -287,7 +335,10 @@ export function validateIdentity(options: IdentityOptions, userNamespace: boolea
     if (uid !== undefined) groups ??= [];
   }
 
-  const capabilities = options.capabilities === undefined ? 0n : capabilityMask('capabilities', options.capabilities);
+  const capabilitiesUnchanged = options.capabilities === 'unchanged';
+  const capabilities = options.capabilities === undefined ? 0n
+    : capabilitiesUnchanged ? (userNamespace ? ownEffectiveCapabilities() : (1n << BigInt(kernelLastCapability() + 1)) - 1n)
+    : capabilityMask('capabilities', options.capabilities);
   const noNewPrivs = checkBoolean('noNewPrivs', options.noNewPrivs, true);
   const seccomp = options.seccomp === undefined
     ? []
@@ -329,9 +380,12 @@ export function validateIdentity(options: IdentityOptions, userNamespace: boolea
     uidMap,
     gidMap,
     mapWriter,
+    denySetgroups,
+    lockMounts: checkBoolean('lockMounts', options.lockMounts, true),
     wantsHostId,
     hostId: undefined,
     capabilities,
+    capabilitiesUnchanged,
     boundingBestEffort: !userNamespace && caller.uid !== 0,
     noNewPrivs,
     seccomp,
@@ -348,7 +402,7 @@ export function withHostId(identity: ValidatedIdentity, id: number): ValidatedId
   // effective ids switched (src-native/hostids.cc), has a non-dumpable copy of this process's
   // memory that it could not write its own /proc/self/*_map in, and that must stay so.
   return {
-    ...identity, hostId: id, mapWriter: 'parent', groups: identity.groups ?? [],
+    ...identity, hostId: id, mapWriter: 'parent', groups: identity.denySetgroups ? undefined : identity.groups ?? [],
     uidMap: [{ inside: uid, outside: id, count: 1 }], gidMap: [{ inside: gid, outside: id, count: 1 }],
   };
 }
@@ -385,7 +439,7 @@ export function userNamespaceSteps(identity: ValidatedIdentity): PlannedStep[] {
       steps.push(offsets);
     }
   }
-  if (identity.userNamespace && identity.mapWriter !== 'child' && identity.uid !== undefined && identity.gid !== undefined) {
+  if (identity.userNamespace && (identity.mapWriter === 'parent' || identity.mapWriter === 'helpers') && identity.uid !== undefined && identity.gid !== undefined) {
     // This process's own ids may be unmapped in a parent-written map, and the setup steps
     // that follow cannot create a file as an unmapped id (EOVERFLOW). Become root inside if
     // the map has it (no capability is lost becoming uid 0), else the final ids at once (the
@@ -439,7 +493,7 @@ export function privilegeSteps(identity: ValidatedIdentity, mountNamespace: bool
     steps.push(step({ op: 'setIds', flags: SET_IDS_UID | SET_IDS_KEEP_CAPS, values: [BigInt(identity.uid)] }, 'setresuid', 'setresuid'));
   }
   if (idHints) for (const s of steps.slice(ownIds)) s.label.hints = idHints;
-  if (identity.disableUserNamespaces || (identity.userNamespace && mountNamespace && (identity.capabilities & (1n << BigInt(CAP_SYS_ADMIN))) !== 0n)) {
+  if (identity.disableUserNamespaces || (identity.userNamespace && mountNamespace && identity.lockMounts && (identity.capabilities & (1n << BigInt(CAP_SYS_ADMIN))) !== 0n)) {
     // A kept CAP_SYS_ADMIN could remount the read-only binds made in this sandbox's own
     // namespaces, or uncover what they cover. One more user and mount namespace, entered now,
     // turns every mount into a locked copy (MNT_LOCKED and its read-only, nosuid, nodev,
@@ -456,13 +510,17 @@ export function privilegeSteps(identity: ValidatedIdentity, mountNamespace: bool
     steps.push(check);
   }
   const caps = step(
-    { op: 'capabilities', flags: identity.boundingBestEffort ? CAPS_BOUNDING_BEST_EFFORT : 0, values: [identity.capabilities] },
+    {
+      op: 'capabilities',
+      flags: (identity.boundingBestEffort ? CAPS_BOUNDING_BEST_EFFORT : 0) | (identity.capabilitiesUnchanged ? CAPS_NOT_INHERITED : 0),
+      values: [identity.capabilities],
+    },
     'capabilities', 'capset');
   caps.label.hints = {
     EPERM: 'a kept capability is not in the permitted set of this process (without root or user: true there are none), ' +
       'or this process lacks CAP_SETPCAP to empty the bounding set with',
   };
-  steps.push(caps);
+  if (!identity.capabilitiesUnchanged || identity.userNamespace) steps.push(caps);
   if (identity.noNewPrivs) steps.push(step({ op: 'noNewPrivs' }, 'no-new-privs', 'prctl'));
   if (!identity.init) {
     for (const program of identity.seccomp) {
@@ -489,11 +547,15 @@ export interface IdentityPlan {
  */
 export function identityPlan(identity: ValidatedIdentity, candidates: readonly string[], argv: readonly string[], parent?: number): IdentityPlan {
   const plan: IdentityPlan = { withheldCloneFlags: 0, native: {}, parentLabels: [] };
-  if (identity.userNamespace && identity.mapWriter !== 'child') {
+  if (identity.userNamespace && (identity.mapWriter === 'parent' || identity.mapWriter === 'helpers')) {
     // The parent can act only once clone has returned, which CLONE_VFORK would delay until exec.
     plan.withheldCloneFlags = binding.constants.CLONE_VM | binding.constants.CLONE_VFORK;
     const helpers = identity.mapWriter === 'helpers' ? mapHelpers() : null;
     plan.native.parentSetup = [];
+    if (identity.denySetgroups) {
+      plan.native.parentSetup.push({ path: 'setgroups', data: 'deny' });
+      plan.parentLabels.push({ step: 'setgroups-deny', syscall: 'write', path: '/proc/PID/setgroups' });
+    }
     for (const [kind, map] of [['uid', identity.uidMap], ['gid', identity.gidMap]] as const) {
       const label: StepLabel = { step: `${kind}-map`, syscall: 'write', path: `/proc/PID/${kind}_map` };
       if (helpers) {

@@ -16,7 +16,7 @@ export type { ExitAccounting, ExitReason, KillReason } from './supervision';
 export { DEFAULT_CGROUP_PARENT } from './cgroups';
 export type {
   MountEntry, MountFlagOptions, BindMountEntry, TmpfsMountEntry, ProcMountEntry, DevMountEntry, MqueueMountEntry,
-  DirEntry, FileEntry, SymlinkEntry, ChmodEntry, OverlayMountEntry, DataMountEntry,
+  DirEntry, FileEntry, SymlinkEntry, ChmodEntry, OverlayMountEntry, DataMountEntry, RemountReadonlyEntry,
 } from './filesystem';
 export { hostSystemMounts, type HostSystemOptions } from './presets';
 export { createNetns, deleteNetns, listNetns, withNetns, netnsPath, NETNS_DIR, type CreateNetnsOptions } from './netns';
@@ -32,3 +32,4 @@ export { doctor, formatDoctorReport, type DoctorReport } from './doctor';
 export { buildRootfs, type RootfsManifest, type RootfsOptions } from './rootfs';
 export type { FilesystemOptions } from './filesystem';
 export type { CoreOptions } from './options';
+export type { ProtocolOptions } from './protocol';

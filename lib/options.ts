@@ -7,6 +7,7 @@ import { FILESYSTEM_OPTION_KEYS, validateFilesystem, type FilesystemOptions, typ
 import { IDENTITY_OPTION_KEYS, validateIdentity, type IdentityOptions, type ValidatedIdentity } from './identity';
 import { LIMIT_OPTION_KEYS, validateLimits, type LimitOptions, type ValidatedLimits } from './limits';
 import { NETWORK_OPTION_KEYS, validateNetwork, type NetworkOptions, type ValidatedNetwork } from './network';
+import { PROTOCOL_OPTION_KEYS, validateProtocol, type ProtocolOptions, type ValidatedProtocol } from './protocol';
 import { socketFamilyFilter } from './socket-families';
 import { checkAbsolutePath, checkArray, checkBoolean, checkCString, describe, isCString, fail, rejectUnknownKeys } from './validate';
 
@@ -30,7 +31,7 @@ export type StdioOption =
  * default. The feature groups (filesystem, identity, limits, network) are documented in
  * their own interfaces.
  */
-export interface SpawnOptions extends CoreOptions, FilesystemOptions, IdentityOptions, LimitOptions, NetworkOptions {}
+export interface SpawnOptions extends CoreOptions, FilesystemOptions, IdentityOptions, LimitOptions, NetworkOptions, ProtocolOptions {}
 
 /** The program, its environment and the namespaces it gets. */
 export interface CoreOptions {
@@ -106,6 +107,7 @@ export interface ValidatedOptions {
   identity: ValidatedIdentity;
   limits: ValidatedLimits;
   network: ValidatedNetwork;
+  protocol: ValidatedProtocol;
 }
 
 export const CORE_OPTION_KEYS: readonly (keyof CoreOptions)[] = [
@@ -114,7 +116,7 @@ export const CORE_OPTION_KEYS: readonly (keyof CoreOptions)[] = [
 ];
 
 const KNOWN_KEYS: readonly string[] = [
-  ...CORE_OPTION_KEYS, ...FILESYSTEM_OPTION_KEYS, ...IDENTITY_OPTION_KEYS, ...LIMIT_OPTION_KEYS, ...NETWORK_OPTION_KEYS,
+  ...CORE_OPTION_KEYS, ...FILESYSTEM_OPTION_KEYS, ...IDENTITY_OPTION_KEYS, ...LIMIT_OPTION_KEYS, ...NETWORK_OPTION_KEYS, ...PROTOCOL_OPTION_KEYS,
 ];
 
 const NAMESPACE_KEYS = ['pid', 'net', 'mount', 'uts', 'ipc', 'user', 'cgroup'] as const;
@@ -228,7 +230,8 @@ export function validateOptions(options: SpawnOptions): ValidatedOptions {
 
   const stdio = validateStdio(options.stdio);
 
-  const identity = validateIdentity(options, namespaces.user);
+  const protocol = validateProtocol(options, namespaces.user);
+  const identity = validateIdentity(options, namespaces.user, protocol.userNamespaceBlockFd !== undefined);
   // Installed first: the program's own filter cannot lift it (a filter can only restrict).
   const socketFilter = socketFamilyFilter(options.socketFamilyFilter, {
     net: namespaces.net,
@@ -251,5 +254,6 @@ export function validateOptions(options: SpawnOptions): ValidatedOptions {
     identity,
     limits: validateLimits(options),
     network: validateNetwork(options, namespaces),
+    protocol,
   };
 }

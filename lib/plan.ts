@@ -12,6 +12,7 @@ import { identityPlan, privilegeSteps, userNamespaceSteps } from './identity';
 import { cgroupJoinSteps, deferredCloneFlags, limitSteps } from './limits';
 import { joinSteps, networkSteps, userAfterSetupSteps, withheldCloneFlags } from './network';
 import { DEFAULT_PATH, type EnvList, type StdioOption, type ValidatedOptions } from './options';
+import { protocolPlan } from './protocol';
 import { step, type PlannedStep, type StepLabel } from './steps';
 
 const C = binding.constants;
@@ -158,8 +159,10 @@ export function compilePlan(options: ValidatedOptions): SpawnPlan {
     identity.parentLabels = [...joins.map((file) => ({ step: 'cgroup-join', syscall: 'write', path: file })), ...identity.parentLabels];
     identity.withheldCloneFlags |= C.CLONE_VM | C.CLONE_VFORK;
   }
+  const protocol = protocolPlan(options.protocol, cloneFlags(options.namespaces));
   const heldBack =
-    deferredCloneFlags(options.limits, options.namespaces.cgroup) | withheldCloneFlags(options.network) | identity.withheldCloneFlags;
+    deferredCloneFlags(options.limits, options.namespaces.cgroup) | withheldCloneFlags(options.network) | identity.withheldCloneFlags |
+    protocol.withheldCloneFlags;
   return {
     native: {
       cloneFlags: cloneFlags(options.namespaces) & ~heldBack,
@@ -173,6 +176,7 @@ export function compilePlan(options: ValidatedOptions): SpawnPlan {
       parentPid,
       newSession: options.newSession,
       ...identity.native,
+      ...protocol.native,
     },
     labels: steps.map((s) => s.label),
     parentLabels: identity.parentLabels,

@@ -12,6 +12,7 @@ import {
 import { FILESYSTEM_OPTION_KEYS } from './filesystem';
 import { IDENTITY_OPTION_KEYS } from './identity';
 import { NETWORK_OPTION_KEYS, validateNetwork } from './network';
+import { PROTOCOL_OPTION_KEYS } from './protocol';
 import { compilePlan, execCandidates, packEnv, packStrings, pathVariable, stdioFor, type SpawnPlan } from './plan';
 import type { IsolatedProcess } from './process';
 import { runToEnd, type RunOptions, type RunResult } from './run';
@@ -382,5 +383,10 @@ export class PreparedSandbox {
  * for (const input of tests) console.log((await box.run({ input, timeout: 2000 })).stdout);
  */
 export function prepareSandbox(options: SpawnOptions): PreparedSandbox {
-  return new PreparedSandbox(validateOptions(options), options);
+  const validated = validateOptions(options);
+  // The protocol's fds are one spawn's: info's is closed after it, the block fds are read up.
+  for (const key of PROTOCOL_OPTION_KEYS) {
+    if (options[key] !== undefined) throw new TypeError(`prepareSandbox: options.${key} is for a single spawn (its file descriptor is used up by it): use spawnIsolated`);
+  }
+  return new PreparedSandbox(validated, options);
 }

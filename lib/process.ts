@@ -110,6 +110,12 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> impleme
   readonly exited: Promise<ExitStatus>;
   /** Resolves at `close`: after the exit and the end of stdout and stderr. Never rejects. Awaiting the handle is the same. */
   readonly closed: Promise<CloseStatus>;
+  /**
+   * With the `info` option: the ids (inode numbers) of the sandbox's namespaces by their
+   * /proc/PID/ns name (`mnt`, `net`, `pid`, `ipc`, `uts`, `cgroup`), read right after clone;
+   * else null.
+   */
+  namespaceIds: Readonly<Record<string, number>> | null = null;
   /** The exit code once the program has exited by itself, else null (as ChildProcess.exitCode). */
   exitCode: number | null = null;
   /** The signal that ended the program, once it has, else null (as ChildProcess.signalCode). */

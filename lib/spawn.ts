@@ -143,7 +143,9 @@ export function handleFor(l: Launch, plan: ErrorContext | (() => ErrorContext), 
   const programExited = statusFd >= 0 ? l.exited.then((raw) => initExitStatus(statusFd, raw)) : l.exited;
   // The stdio fds pass from the addon to their sockets here (statusFd stays the addon's: lib/init.ts).
   binding.releaseFds(result.stdio);
-  return new IsolatedProcess(result.child, result.stdio, programExited, l.control, programPid);
+  const handle = new IsolatedProcess(result.child, result.stdio, programExited, l.control, programPid);
+  if (result.namespaceIds) handle.namespaceIds = Object.freeze({ ...result.namespaceIds });
+  return handle;
 }
 
 /** Compiles the plan; on a failure here the cgroup made for the sandbox is removed again. */

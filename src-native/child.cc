@@ -235,12 +235,22 @@ void ArmDeathSignal(const ChildPlan* plan) noexcept {
   Fail(plan, kStepExec, last_err, last_candidate);
 }
 
+// Waits until the caller writes a byte to `fd` or closes its end, as bubblewrap's --block-fd
+// does; a failed read (EBADF) does not wait, and is not an error there either.
+void BlockOn(int fd) noexcept {
+  char byte;
+  while (::read(fd, &byte, 1) < 0 && errno == EINTR) {
+  }
+}
+
 }  // namespace
 
 int RunChild(void* arg) noexcept {
   const ChildPlan* plan = static_cast<const ChildPlan*>(arg);
   const bool die = plan->die_with_parent;
 
+  // The parent writes the info fd and closes it: our copy must not keep its reader waiting.
+  if (plan->close_early_fd >= 0) ::close(plan->close_early_fd);
   ResetSignalDispositions();
   if (die) ArmDeathSignal(plan);
   if (plan->new_session && ::setsid() < 0) Fail(plan, kStepSetsid, errno);
@@ -251,9 +261,15 @@ int RunChild(void* arg) noexcept {
   }
 
   bool armed_last = die;  // armed with nothing since that could clear it
+  bool blocked = plan->block_fd < 0;
   FsRoots roots;          // opened by the first mount step that needs each (child_fs.cc)
   for (size_t i = 0; i < plan->step_count; i++) {
     const Step& s = plan->steps[i];
+    // --block-fd: after the set-up, before the filter (which might forbid read).
+    if (!blocked && s.op == StepOp::kSeccomp) {
+      BlockOn(plan->block_fd);
+      blocked = true;
+    }
     // The seccomp filter (the last step) may forbid prctl and poll: arm for the last time first.
     if (die && s.op == StepOp::kSeccomp && !armed_last) {
       ArmDeathSignal(plan);
@@ -269,6 +285,7 @@ int RunChild(void* arg) noexcept {
     }
   }
   CloseFsRoots(&roots);
+  if (!blocked) BlockOn(plan->block_fd);
   if (die && !armed_last) ArmDeathSignal(plan);
 
   // Signals were blocked by the parent around clone; the program starts with none blocked.

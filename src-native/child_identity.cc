@@ -93,11 +93,14 @@ int StepCapabilities(const Step& s) noexcept {
     if (errno == EPERM && (s.flags & kCapsBoundingBestEffort)) break;
     return errno;
   }
-  if (int err = CapSet(keep, keep, keep)) return err;
+  // kCapsNotInherited: kept in the effective and permitted sets only, so that they do not
+  // survive an execve as another uid (bubblewrap's sets for a root caller).
+  const bool inherited = !(s.flags & kCapsNotInherited);
+  if (int err = CapSet(keep, keep, inherited ? keep : 0)) return err;
   if (::prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) return errno;
   // Ambient capabilities exist since Linux 4.3; before that there are none to clear.
-  if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && (errno != EINVAL || keep != 0)) return errno;
-  for (int cap = 0; cap < 64; cap++) {
+  if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && (errno != EINVAL || (keep != 0 && inherited))) return errno;
+  for (int cap = 0; inherited && cap < 64; cap++) {
     if ((keep & (1ULL << cap)) && ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0) return errno;
   }
   return 0;

@@ -85,6 +85,12 @@ struct ChildPlan {
   // clone has no CLONE_VM|CLONE_VFORK and the child waits on sync_fd[0] until the parent has
   // written /proc/PID/{uid,gid}_map. {-1, -1}: the child writes its own map (the default).
   int sync_fd[2];
+  // Closed first thing after clone, before waiting on sync_fd: the --info-fd the parent
+  // writes (lib/options.ts `info`), whose reader waits for end of file. -1: none.
+  int close_early_fd;
+  // Read (one byte, or end of file) after the setup steps and before the seccomp filter and
+  // execve: the program starts only once the caller writes to it (`blockFd`). -1: none.
+  int block_fd;
   // init (lib/init.ts): the child execs init_fd (opened by the parent) with init_argv instead
   // of the program, the error pipe as its fd 3, status_fd (exit-status pipe) as fd 4 and,
   // with die_with_parent, parent_pidfd as fd 5. -1: none.

@@ -48,6 +48,7 @@ int StepLockMounts(const Step& s) noexcept;
 constexpr unsigned long kSetIdsGroups = 1, kSetIdsGid = 2, kSetIdsUid = 4, kSetIdsKeepCaps = 8;  // setIds flags
 constexpr unsigned long kCapsBoundingBestEffort = 1;  // capabilities flags
 constexpr unsigned kUnshareMustFail = 1;  // unshare mode: a check that the namespace cannot be made
+constexpr unsigned long kCapsNotInherited = 2;       // none inheritable or ambient (capabilities: 'unchanged')
 int WaitForParent(const ChildPlan* plan) noexcept;   // before the steps, when sync_fd[0] >= 0
 int ExecInit(const ChildPlan* plan) noexcept;        // instead of the program's execve, when init_fd >= 0
 

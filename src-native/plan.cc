@@ -171,6 +171,23 @@ bool PlanStorage::Parse(const Napi::Object& plan, std::string* error) {
     keep_list(init_argv, &init_argv_);
     child.init_argv = init_argv_.data();
   }
+  Napi::Value info = plan.Get("info");
+  if (!info.IsUndefined()) {
+    if (!info.IsObject() || !info.As<Napi::Object>().Get("fd").IsNumber() ||
+        !GetStringList(info.As<Napi::Object>(), "namespaces", &info_namespaces, error)) {
+      if (error->empty()) *error = "plan.info must be {fd, namespaces}";
+      return false;
+    }
+    for (const std::string& name : info_namespaces) {
+      if (name.empty() || name.find('/') != std::string::npos) {
+        *error = "plan.info.namespaces must be namespace names";
+        return false;
+      }
+    }
+    wants_info = true;
+    info_fd = info.As<Napi::Object>().Get("fd").As<Napi::Number>().Int32Value();
+  }
+  userns_block_fd = static_cast<int>(GetNumber(plan, "usernsBlockFd", -1));
   Napi::Value host_id_value = plan.Get("hostId");
   if (host_id_value.IsNumber()) host_id = host_id_value.As<Napi::Number>().Int64Value();
   Napi::Value setup = plan.Get("parentSetup");
@@ -267,6 +284,8 @@ bool PlanStorage::Parse(const Napi::Object& plan, std::string* error) {
   child.error_slot = nullptr;
   child.error_fd = -1;
   child.sync_fd[0] = child.sync_fd[1] = -1;
+  child.close_early_fd = wants_info ? info_fd : -1;
+  child.block_fd = static_cast<int>(GetNumber(plan, "blockFd", -1));
   return true;
 }
 

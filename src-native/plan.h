@@ -49,6 +49,17 @@ class PlanStorage {
   CloneEngine engine = CloneEngine::kAuto;
   std::vector<ParentStep> parent_setup;  // non-empty: the child waits for it (ChildPlan::sync_fd)
   long host_id = -1;                     // >= 0: clone as this host id (lib/hostids.ts)
+  // plan.info (lib/options.ts `info`): right after clone the parent reads the ids of these
+  // namespaces from /proc/PID/ns and, with info_fd >= 0, writes them there as bubblewrap's
+  // --info-fd JSON and closes it. The child waits (sync_fd) until then.
+  bool wants_info = false;
+  int info_fd = -1;
+  std::vector<std::string> info_namespaces;
+  // plan.usernsBlockFd: after the info, the parent reads one byte (or end of file) from it
+  // before letting the child go on, so that the caller can write the id maps. -1: none.
+  int userns_block_fd = -1;
+  // The child waits for the parent after clone (ChildPlan::sync_fd).
+  bool NeedsSync() const { return !parent_setup.empty() || wants_info || userns_block_fd >= 0; }
   const std::vector<Step>& steps() const { return steps_; }
 
  private:

@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -34,6 +35,8 @@
 
 #include <memory>
 #include <mutex>
+#include <string>
+#include <utility>
 #include <vector>
 
 namespace nsjail {
@@ -144,7 +147,9 @@ class SpawnJob {
     }
     // Parent-written id maps (parent_setup.cc): the clone is then without CLONE_VM|CLONE_VFORK
     // (lib/plan.ts) and the child waits on this pipe until the maps are written.
-    if (!base_->parent_setup.empty()) {
+    if (base_->NeedsSync()) {
+      // A child that waits for us while we wait for its exec (CLONE_VFORK) would never go on.
+      if (base_->clone_flags & CLONE_VFORK) return Fail("parent", "clone", EINVAL);
       if (int err = MakePipe(&sync_)) return Fail("parent", "pipe2", err);
       child_.sync_fd[0] = sync_.read.get();
       child_.sync_fd[1] = sync_.write.get();
@@ -179,8 +184,26 @@ class SpawnJob {
     for (auto& fd : child_end_) fd.reset();
     null_in_.reset();
     null_out_.reset();  // the discard thread sees end of file once the sandbox closed its copies
-    if (!base_->parent_setup.empty()) {
+    if (base_->NeedsSync()) {
       sync_.read.reset();
+      if (base_->wants_info) {
+        // The child waits: its namespaces are there to be read, and nothing has run in them.
+        ReadNamespaceIds();
+        if (int err = WriteInfo()) {
+          ::kill(pid_, SIGKILL);
+          Reap(pid_);
+          Fail("parent", "write", err);
+          return;
+        }
+      }
+      if (base_->userns_block_fd >= 0) {
+        // The caller writes the id maps meanwhile (bubblewrap's --userns-block-fd).
+        char byte;
+        while (::read(base_->userns_block_fd, &byte, 1) < 0 && errno == EINTR) {
+        }
+      }
+    }
+    if (!base_->parent_setup.empty()) {
       ParentSetupResult setup = RunParentSetup(base_->parent_setup, pid_);
       if (setup.err != 0) {
         ::kill(pid_, SIGKILL);  // not reaped yet, so the pid is still this child
@@ -188,6 +211,8 @@ class SpawnJob {
         Fail("parent-setup", setup.syscall, setup.err, setup.index, setup.status);
         return;
       }
+    }
+    if (base_->NeedsSync()) {
       if (::write(sync_.write.get(), "", 1) != 1) {
         int err = errno;
         ::kill(pid_, SIGKILL);
@@ -253,6 +278,11 @@ class SpawnJob {
     result.Set("stdio", stdio);
     result.Set("child", child);
     result.Set("statusFd", status_fd);
+    if (base_->wants_info) {
+      Napi::Object ids = Napi::Object::New(env);
+      for (const auto& id : namespace_ids_) ids.Set(id.first, static_cast<double>(id.second));
+      result.Set("namespaceIds", ids);
+    }
     return result;
   }
 
@@ -260,6 +290,37 @@ class SpawnJob {
   bool Fail(const char* where, std::string syscall, int err, int step = 0, int candidate = -1) {
     failure_ = {where, std::move(syscall), err, step, candidate};
     return true;
+  }
+
+  // The inode numbers of the child's namespaces (what readlink /proc/PID/ns/NAME shows);
+  // one that cannot be read is left out, as bubblewrap does.
+  void ReadNamespaceIds() {
+    std::string dir = "/proc/" + std::to_string(pid_) + "/ns/";
+    for (const std::string& name : base_->info_namespaces) {
+      struct stat st;
+      if (::stat((dir + name).c_str(), &st) == 0) namespace_ids_.emplace_back(name, st.st_ino);
+    }
+  }
+
+  // bubblewrap's --info-fd text, written whole, then the fd is closed (its reader sees end of
+  // file: the child closed its copy first thing). 0 or an errno.
+  int WriteInfo() {
+    if (base_->info_fd < 0) return 0;
+    std::string text = "{\n    \"child-pid\": " + std::to_string(pid_);
+    for (const auto& id : namespace_ids_) text += ",\n    \"" + id.first + "-namespace\": " + std::to_string(id.second);
+    text += "\n}\n";
+    int err = 0;
+    for (size_t done = 0; done < text.size();) {
+      ssize_t n = ::write(base_->info_fd, text.data() + done, text.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        err = n < 0 ? errno : EIO;
+        break;
+      }
+      done += static_cast<size_t>(n);
+    }
+    ::close(base_->info_fd);
+    return err;
   }
 
   void PrepareStdio(int i) {
@@ -328,6 +389,7 @@ class SpawnJob {
   ChildError verdict_{kStepNone, 0, -1};  // the child's error_slot (CLONE_VM spawns)
   pid_t pid_ = -1;
   UniqueFd pidfd_;
+  std::vector<std::pair<std::string, unsigned long long>> namespace_ids_;
   bool handed_off_ = false;
   SpawnFailure failure_;
 };

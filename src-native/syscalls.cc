@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -57,9 +59,19 @@ Napi::Value ErrnoName(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// prctl(PR_SET_PDEATHSIG, SIGKILL) for this process, then whether the parent is still the
+// one it was (`expected_ppid`): one that died before the arming sent nothing. 0 or an errno
+// (ESRCH: the parent is already gone). For the command line's --die-with-parent.
+Napi::Value DieWithParent(const Napi::CallbackInfo& info) {
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) return Napi::Number::New(info.Env(), errno);
+  int expected = info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : -1;
+  return Napi::Number::New(info.Env(), expected >= 0 && ::getppid() != expected ? ESRCH : 0);
+}
+
 }  // namespace
 
 void InitSyscalls(Napi::Env env, Napi::Object exports) {
+  exports.Set("dieWithParent", Napi::Function::New(env, DieWithParent, "dieWithParent"));
   exports.Set("unshare", Napi::Function::New(env, Unshare, "unshare"));
   exports.Set("setns", Napi::Function::New(env, Setns, "setns"));
   exports.Set("chroot", Napi::Function::New(env, Chroot, "chroot"));

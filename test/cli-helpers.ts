@@ -5,9 +5,11 @@ import * as path from 'node:path';
 
 /** The command under test. Needs a build of dist/ (`npm run build:dev`; `npm install` runs it). */
 export const BIN = path.join(__dirname, '..', 'bin', 'nsjail-node');
+/** The bwrap-exact command (bubblewrap 0.11.1's command line). */
+export const BWRAP_BIN = path.join(__dirname, '..', 'bin', 'nsjail-node-bwrap');
 
 // The command runs the compiled dist/, not lib/: a stale build would test old code.
-for (const name of ['cli', 'cli-flags', 'cli-flags-mounts', 'doctor']) {
+for (const name of ['cli', 'cli-flags', 'cli-flags-mounts', 'cli-flags-process', 'cli-bwrap', 'cli-bwrap-options', 'doctor']) {
   const source = path.join(__dirname, '..', 'lib', `${name}.ts`);
   const built = path.join(__dirname, '..', 'dist', `${name}.js`);
   if (!fs.existsSync(built) || fs.statSync(built).mtimeMs < fs.statSync(source).mtimeMs) {
@@ -36,14 +38,19 @@ export interface CliRunOptions {
   fds?: readonly number[];
   /** Called with the running process (e.g. to signal it). */
   onSpawn?: (child: child_process.ChildProcess) => void;
+  /** The command to run: BIN (default) or BWRAP_BIN. */
+  bin?: string;
+  /** Its working directory; default this process's. */
+  cwd?: string;
 }
 
 /** Runs `nsjail-node ...args` with stdin, stdout, stderr and fd 3 piped; resolves when it is done. */
 export function cli(args: readonly string[], options: CliRunOptions = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = child_process.spawn(process.execPath, [BIN, ...args], {
+    const child = child_process.spawn(process.execPath, [options.bin ?? BIN, ...args], {
       stdio: ['pipe', 'pipe', 'pipe', 'pipe', ...(options.fds ?? [])],
       env: options.env ?? process.env,
+      cwd: options.cwd,
     });
     const out: Record<'stdout' | 'stderr' | 'fd3', Buffer[]> = { stdout: [], stderr: [], fd3: [] };
     child.stdout!.on('data', (c: Buffer) => out.stdout.push(c));
@@ -58,6 +65,16 @@ export function cli(args: readonly string[], options: CliRunOptions = {}): Promi
     });
     options.onSpawn?.(child);
   });
+}
+
+/** `nsjail-node-bwrap ...args` (see {@link cli}). */
+export function bwrap(args: readonly string[], options: CliRunOptions = {}): Promise<CliResult> {
+  return cli(args, { ...options, bin: BWRAP_BIN });
+}
+
+/** `nsjail-node-bwrap --bind / / [...flags] /bin/sh -c script`: bwrap over the host's own root. */
+export function bwrapSh(flags: readonly string[], script: string, options: CliRunOptions = {}): Promise<CliResult> {
+  return bwrap(['--bind', '/', '/', ...flags, '/bin/sh', '-c', script], options);
 }
 
 /** `nsjail-node [...flags] /bin/sh -c script`. */

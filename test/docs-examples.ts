@@ -104,6 +104,7 @@ export function prepareExampleProject(dir: string, examples: readonly DocExample
   fs.symlinkSync(path.join(ROOT, 'node_modules', '@types', 'node'), path.join(dir, 'node_modules', '@types', 'node'));
   fs.mkdirSync(path.join(dir, 'bin'));
   fs.symlinkSync(path.join(packageDir, 'bin', 'nsjail-node'), path.join(dir, 'bin', 'nsjail-node'));
+  fs.symlinkSync(path.join(packageDir, 'bin', 'nsjail-node-bwrap'), path.join(dir, 'bin', 'nsjail-node-bwrap'));
   fs.writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify({
     compilerOptions: { strict: true, module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', types: ['node'], outDir: 'out', skipLibCheck: false },
     include: ['*.mts'],

@@ -19,7 +19,7 @@ const KNOWN_KEYS = [
   'command', 'args', 'argv0', 'env', 'cwd', 'hostname', 'pid', 'net', 'mount', 'uts', 'ipc', 'user', 'cgroup', 'stdio',
   'dieWithParent', 'newSession', 'root', 'mounts', 'readonlyRoot', 'uid', 'gid', 'groups', 'uidMap', 'gidMap',
   'capabilities', 'noNewPrivs', 'seccomp', 'init', 'time', 'timeOffsets', 'limits', 'cgroupParent', 'cgroupVersion',
-  'timeout', 'killSignal', 'signal', 'loopback', 'join', 'veth',
+  'timeout', 'killSignal', 'signal', 'loopback', 'join', 'veth', 'denySetgroups', 'lockMounts', 'info', 'blockFd', 'userNamespaceBlockFd',
 ];
 
 /** Cgroup directories this process made: its leaves under any parent, and MARK itself. */

@@ -51,6 +51,12 @@ export interface NativePlan {
    * CloneAsHostId), so the sandbox's user namespace is owned by it.
    */
   hostId?: number;
+  /** lib/protocol.ts: namespace ids read right after clone, written to `fd` (>= 0) as bubblewrap's info JSON. */
+  info?: { fd: number; namespaces: string[] };
+  /** lib/protocol.ts: the child reads a byte from this fd before the seccomp filter and execve. */
+  blockFd?: number;
+  /** lib/protocol.ts: the parent reads a byte from this fd after the info, before the child goes on. */
+  usernsBlockFd?: number;
 }
 
 /**
@@ -113,6 +119,8 @@ export interface NativeSpawned {
   child: NativeChild;
   /** With plan.init: the read end (non-blocking) of the pipe init writes the program's wait status to; else -1. */
   statusFd: number;
+  /** With plan.info: the namespaces' ids (inode numbers) by /proc/PID/ns name. */
+  namespaceIds?: Record<string, number>;
 }
 
 /** A failed network setup call (src-native/netns.cc): which step, which call, the errno, the kernel's words. */
@@ -206,6 +214,8 @@ export interface NativeBinding {
   unshare(flags: number): number;
   setns(target: string | number, nstype: number): number;
   chroot(path: string): number;
+  /** prctl(PR_SET_PDEATHSIG, SIGKILL) for this process; ESRCH if getppid() is no longer `expectedParent` (else 0), or prctl's errno. */
+  dieWithParent(expectedParent: number): number;
   /** strerror_r(3). */
   strerror(errno: number): string;
   /** strerrorname_np(3) where the C library has it (glibc 2.32+). */
