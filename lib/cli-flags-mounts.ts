@@ -8,7 +8,7 @@
  * words.
  */
 import * as fs from 'node:fs';
-import { hostPath, parseFd, UsageError, type CliFlag, type CliFlagFamily, type CliState } from './cli-flags';
+import { hostPath, parseFd, readSeccompFd, UsageError, type CliFlag, type CliFlagFamily, type CliState } from './cli-flags';
 import type { MountEntry } from './filesystem';
 import type { SeccompProgram } from './seccomp';
 
@@ -18,8 +18,6 @@ interface Pending {
   size: string | undefined;
   /** --overlay-src in the order given (bottom layer first). */
   overlaySources: string[];
-  /** --add-seccomp-fd was given (it and --seccomp exclude each other). */
-  addedSeccomp: boolean;
 }
 
 // Kept beside the state so that lib/cli-flags.ts needs no field for them.
@@ -28,7 +26,7 @@ const PENDING = new WeakMap<CliState, Pending>();
 function pending(state: CliState): Pending {
   let p = PENDING.get(state);
   if (!p) {
-    p = { perms: undefined, size: undefined, overlaySources: [], addedSeccomp: false };
+    p = { perms: undefined, size: undefined, overlaySources: [] };
     PENDING.set(state, p);
   }
   return p;
@@ -39,16 +37,30 @@ const TAKES_PERMS = new Set(['--tmpfs', '--dir', '--file', '--bind-data', '--ro-
 const MODIFIERS = new Set(['--perms', '--size']);
 
 /**
+ * The programs of --seccomp and --add-seccomp-fd, checked once the flags are read (as
+ * bubblewrap reads them after parsing: a wrong combination is reported first).
+ */
+function checkSeccompPrograms(seccomp: CliState['options']['seccomp']): void {
+  if (seccomp === undefined) return;
+  const flag = Array.isArray(seccomp) ? '--add-seccomp-fd' : '--seccomp';
+  const sizes = (Array.isArray(seccomp) ? seccomp : [seccomp]).map((program) => ('bpf' in program ? program.bpf.length : 0));
+  // bubblewrap's own check first, over all of them; then the kernel's limits.
+  if (sizes.some((bytes) => bytes % 8 !== 0)) throw new UsageError('Invalid seccomp data, must be multiple of 8');
+  const bad = sizes.find((bytes) => bytes === 0 || bytes > 4096 * 8);
+  if (bad !== undefined) throw new UsageError(`${flag}: a BPF program is 1 to 4096 instructions of 8 bytes, read ${bad} bytes`);
+}
+
+/**
  * Called after each flag `name` has been applied (and with undefined at the end of the
  * flags): hands a pending --perms or --size to the entry that flag added, and refuses one
  * that the flag does not take, as bubblewrap does.
  */
 export function afterFlag(state: CliState, name: string | undefined): void {
+  if (name === undefined) checkSeccompPrograms(state.options.seccomp);
   if (name === undefined && state.options.disableUserNamespaces && !state.options.user) throw new UsageError('--disable-userns requires --unshare-user');
   if (name === undefined && state.asPid1 && (state.options.lockFiles ?? []).length > 0) throw new UsageError('Specifying --lock-file is not compatible with --as-pid-1');
   const p = PENDING.get(state);
   if (!p) return;
-  if (name === '--seccomp' && p.addedSeccomp) throw new UsageError('--seccomp cannot be combined with --add-seccomp-fd');
   if (name !== undefined && MODIFIERS.has(name)) return;
   const mounts = state.options.mounts ?? [];
   const last = mounts[mounts.length - 1];
@@ -270,13 +282,9 @@ export const BWRAP_NAMESPACE_FLAGS: CliFlagFamily = {
       apply(s, [fd]) {
         const current = s.options.seccomp;
         if (current !== undefined && !Array.isArray(current)) throw new UsageError('--add-seccomp-fd cannot be combined with --seccomp');
-        const bpf = readFd('--add-seccomp-fd', fd);
-        if (bpf.length === 0 || bpf.length % 8 !== 0 || bpf.length > 4096 * 8) {
-          throw new UsageError(`--add-seccomp-fd ${fd}: a BPF program is 1 to 4096 instructions of 8 bytes, read ${bpf.length} bytes`);
-        }
+        const bpf = readSeccompFd('--add-seccomp-fd', fd);
         const programs = (current ?? []) as readonly SeccompProgram[];
         s.options.seccomp = [...programs, { bpf }];
-        pending(s).addedSeccomp = true;
       },
     },
   ],

@@ -8,12 +8,6 @@
 import * as fs from 'node:fs';
 import { bind, mountFlag, onlyLast, parseFd, UsageError, type CliFlag, type CliFlagFamily, type CliState } from './cli-flags';
 
-/** An fd flag's value as bubblewrap takes it (strtol, >= 0), then checked open. */
-export function protocolFd(flag: string, text: string): number {
-  if (!/^\d+$/.test(text)) throw new UsageError(`Invalid fd: ${text}`);
-  return parseFd(flag, text);
-}
-
 function fdFlag(name: `--${string}`, help: string, set: (s: CliState, fd: number) => void): CliFlag {
   return {
     name,
@@ -21,7 +15,7 @@ function fdFlag(name: `--${string}`, help: string, set: (s: CliState, fd: number
     help,
     apply(s, [text]) {
       onlyLast(s, name);
-      set(s, protocolFd(name, text));
+      set(s, parseFd(name, text));
     },
   };
 }
@@ -36,7 +30,7 @@ export const MAX_ARGS = 9000;
  * bubblewrap's `--args` does (a trailing NUL ends the last one; no empty one after it).
  */
 export function readArgsFd(text: string): string[] {
-  const fd = protocolFd('--args', text);
+  const fd = parseFd('--args', text);
   let data: Buffer;
   try {
     data = fs.readFileSync(fd);

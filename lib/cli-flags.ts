@@ -9,6 +9,7 @@ import { CAPABILITY_NAMES, capabilityNumber, kernelLastCapability, type Capabili
 import type { MountEntry } from './filesystem';
 import { RLIMIT_RESOURCES, type Limits, type RlimitName } from './limits';
 import type { SpawnOptions } from './options';
+import { binding } from './binding';
 import { didYouMean } from './validate';
 
 /** A mistake on the command line: printed as one line plus the usage, exit status 2. */
@@ -98,8 +99,9 @@ export function parseInteger(flag: string, text: string, min: number, max: numbe
   return n;
 }
 
-/** An open file descriptor of this process. */
+/** An open file descriptor of this process; anything but digits is bubblewrap's "Invalid fd". */
 export function parseFd(flag: string, text: string): number {
+  if (!/^\d+$/.test(text)) throw new UsageError(`Invalid fd: ${text}`);
   const fd = parseInteger(flag, text, 0, 0x7fffffff);
   try {
     fs.fstatSync(fd);
@@ -107,6 +109,28 @@ export function parseFd(flag: string, text: string): number {
     throw new UsageError(`${flag} ${fd}: not an open file descriptor`);
   }
   return fd;
+}
+
+/**
+ * A compiled seccomp program read from fd `text` to its end, and the fd closed, as bubblewrap
+ * does (the same fd given twice cannot be read again). Its size is checked once all flags
+ * are read (lib/cli-flags-mounts.ts), so that a wrong combination of flags is reported first.
+ */
+export function readSeccompFd(flag: string, text: string): Buffer {
+  if (!/^\d+$/.test(text)) throw new UsageError(`Invalid fd: ${text}`);
+  const fd = parseInteger(flag, text, 0, 0x7fffffff);
+  try {
+    return fs.readFileSync(fd);
+  } catch (err) {
+    const errno = -((err as NodeJS.ErrnoException).errno ?? 0);
+    throw new UsageError(`Can't read seccomp data: ${errno > 0 ? binding.strerror(errno) : (err as Error).message}`);
+  } finally {
+    try {
+      fs.closeSync(fd);
+    } catch {
+      // already closed: reported by the read
+    }
+  }
 }
 
 const SIZE_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
@@ -335,18 +359,9 @@ export const IDENTITY_FLAGS: CliFlagFamily = {
       values: ['FD'],
       help: 'install the compiled seccomp BPF program (struct sock_filter[], host byte order, as bubblewrap takes) read from FD to its end',
       apply(s, [fd]) {
-        if (s.mode === 'bwrap' && !/^\d+$/.test(fd)) throw new UsageError(`Invalid fd: ${fd}`);
-        let bpf: Buffer;
-        try {
-          bpf = fs.readFileSync(parseFd('--seccomp', fd));
-        } catch (err) {
-          if (err instanceof UsageError) throw err;
-          throw new UsageError(`--seccomp ${fd}: cannot read it: ${(err as Error).message}`);
-        }
-        if (bpf.length === 0 || bpf.length % 8 !== 0 || bpf.length > 4096 * 8) {
-          throw new UsageError(`--seccomp ${fd}: a BPF program is 1 to 4096 instructions of 8 bytes, read ${bpf.length} bytes`);
-        }
-        s.options.seccomp = { bpf };
+        // Before the fd is read, as bubblewrap refuses the combination while parsing.
+        if (Array.isArray(s.options.seccomp)) throw new UsageError('--seccomp cannot be combined with --add-seccomp-fd');
+        s.options.seccomp = { bpf: readSeccompFd('--seccomp', fd) };
       },
     },
   ],

@@ -110,7 +110,7 @@ describe('--seccomp FD', () => {
     try {
       const r = await cli(['--seccomp', '4', '/bin/true'], { fds: [fd] });
       expect(r.code).toBe(2);
-      expect(r.stderr.split('\n')[0]).toBe('nsjail-node: --seccomp 4: a BPF program is 1 to 4096 instructions of 8 bytes, read 12 bytes');
+      expect(r.stderr.split('\n')[0]).toBe('nsjail-node: Invalid seccomp data, must be multiple of 8');
     } finally {
       fs.closeSync(fd);
     }
