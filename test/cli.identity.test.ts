@@ -119,7 +119,7 @@ describe('--seccomp FD', () => {
   test('an fd that is not open is a usage error', async () => {
     const r = await cli(['--seccomp', '99', '/bin/true']);
     expect(r.code).toBe(2);
-    expect(r.stderr.split('\n')[0]).toBe('nsjail-node: --seccomp 99: not an open file descriptor');
+    expect(r.stderr.split('\n')[0]).toBe("nsjail-node: Can't read seccomp data: Bad file descriptor");
   });
 });
 

@@ -94,6 +94,7 @@ function exhaust(headroom) {
   for (let i = 0; i < headroom && held.length; i++) fs.closeSync(held.pop());
   return held;
 }
+let baseline = -1; // the fds open between attempts, once the warm-up has opened what is kept
 async function attempt(name, mode, headroom) {
   const options = { stdio: 'ignore', ...variants[name] };
   const held = exhaust(headroom);
@@ -107,8 +108,11 @@ async function attempt(name, mode, headroom) {
   }
   let exit;
   if (child) { const s = await child; exit = { exitCode: s.exitCode, signal: s.signal }; }
-  // A veth link goes once the exit is seen: one loop turn later.
+  // A veth link goes once the exit is seen, one loop turn later; a killed sandbox's cgroup is
+  // removed once it has emptied (lib/ waits up to 2 s for that, longer on a loaded machine).
+  // Settled when the fds are back to the baseline and nothing is left, or after 3 s.
   await new Promise((r) => setTimeout(r, 10));
+  for (let i = 0; i < 300 && baseline >= 0 && (fdCount() > baseline || leftovers().length > 0); i++) await new Promise((r) => setTimeout(r, 10));
   const e = error && { name: error.name, message: error.message, code: error.code, step: error.step, path: error.path };
   return { name, mode, headroom, exit, error: e, fds: fdCount(), children: children(), leftovers: leftovers() };
 }
@@ -118,7 +122,7 @@ async function attempt(name, mode, headroom) {
   const first = await attempt('init', 'sync', 0);
   const warmup = [];
   for (const name of Object.keys(variants)) warmup.push(await attempt(name, 'sync', 64));
-  const baseline = fdCount();
+  baseline = fdCount();
   for (let headroom = 0; headroom <= MAX_HEADROOM; headroom++) {
     for (const name of Object.keys(variants)) {
       for (const mode of ['sync', 'async']) results.push(await attempt(name, mode, headroom));
