@@ -123,7 +123,7 @@ export function finishBwrap(state: CliState, command: string, args: readonly str
   o.mount = true;
   // bubblewrap mounts a procfs of whatever PID namespace the sandbox has, and leaves mounts unlocked.
   if (!o.pid && o.mounts) o.mounts = o.mounts.map((m) => (m.type === 'proc' ? { ...m, sharedPidNamespace: true } : m));
-  if (user) o.lockMounts = false;
+  if (user || joinsUser) o.lockMounts = false;
   if (p.cgroupTry && !o.cgroup) o.cgroup = cgroupNamespacesAvailable();
   if (o.pid) o.init = !state.asPid1;
   o.capabilities = bwrapCapabilities(state, host.uid === 0, user);

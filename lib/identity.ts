@@ -62,7 +62,7 @@ export interface IdentityOptions {
    */
   denySetgroups?: boolean;
   /**
-   * With `user: true`, a mount namespace and CAP_SYS_ADMIN kept: enter one more user and
+   * With `user: true` (or `join.user`), a mount namespace and CAP_SYS_ADMIN kept: enter one more user and
    * mount namespace right before execve, so that every mount is locked (the program cannot
    * remount a read-only bind writable or uncover what a mount covers). Default true; false
    * does what bubblewrap does, leaving them unlocked (and the program in the namespaces
@@ -493,7 +493,10 @@ export function privilegeSteps(identity: ValidatedIdentity, mountNamespace: bool
     steps.push(step({ op: 'setIds', flags: SET_IDS_UID | SET_IDS_KEEP_CAPS, values: [BigInt(identity.uid)] }, 'setresuid', 'setresuid'));
   }
   if (idHints) for (const s of steps.slice(ownIds)) s.label.hints = idHints;
-  if (identity.disableUserNamespaces || (identity.userNamespace && mountNamespace && identity.lockMounts && (identity.capabilities & (1n << BigInt(CAP_SYS_ADMIN))) !== 0n)) {
+  // A joined user namespace (join.user) owns the mount namespace made after the join just
+  // as a new one would: its root's CAP_SYS_ADMIN reaches the binds made there the same way.
+  const inUserNamespace = identity.userNamespace || joinsUserNamespace;
+  if (identity.disableUserNamespaces || (inUserNamespace && mountNamespace && identity.lockMounts && (identity.capabilities & (1n << BigInt(CAP_SYS_ADMIN))) !== 0n)) {
     // A kept CAP_SYS_ADMIN could remount the read-only binds made in this sandbox's own
     // namespaces, or uncover what they cover. One more user and mount namespace, entered now,
     // turns every mount into a locked copy (MNT_LOCKED and its read-only, nosuid, nodev,

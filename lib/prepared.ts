@@ -126,8 +126,10 @@ export class PreparedSandbox {
     const { identity, network } = options;
     // Plans that hold per-spawn resources other than the cgroup (a host id and its idmapped
     // trees, namespaces joined or a veth link made for each spawn) or whose init carries the
-    // argv are compiled for each spawn, from the options validated here.
-    this.#compiledOnce = !identity.wantsHostId && !identity.init && network.join.length === 0 && network.veth === undefined;
+    // argv are compiled for each spawn, from the options validated here. (A namespace to join
+    // is opened on the host for each spawn: compiled once, its path would be looked up by the
+    // child, inside the sandbox it has set up by then.)
+    this.#compiledOnce = !identity.wantsHostId && !identity.init && network.join.length === 0 && network.userAfterSetup === undefined && network.veth === undefined;
     if (this.#compiledOnce && options.limits.cgroup === null) this.#compiled = this.#compile(options);
   }
 

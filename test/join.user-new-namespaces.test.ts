@@ -7,7 +7,7 @@ import { spawnIsolated, type IsolatedProcess } from '../lib';
 import { validateOptions } from '../lib/options';
 import { compilePlan } from '../lib/plan';
 import { binding } from '../lib/binding';
-import { hostMountinfo, sh } from './helpers';
+import { hostMountinfo, makeTempDir, sh } from './helpers';
 
 /** A sandbox in a new user and PID namespace that waits, and what its namespaces are. */
 async function holder(): Promise<{ child: IsolatedProcess; ns: Record<string, string> }> {
@@ -87,5 +87,35 @@ test('join.userAfterSetup: the program starts in a user namespace nested in the 
   } finally {
     outer.kill('SIGKILL');
     await outer.exited;
+  }
+});
+
+test('join.user with a new mount namespace and CAP_SYS_ADMIN kept: the mounts are locked, so a read-only bind cannot be remounted writable; control: with lockMounts: false the attack writes the host file', async () => {
+  const { child } = await holder();
+  const { dir, cleanup } = makeTempDir();
+  try {
+    // Root of the joined namespace is this host id: the sentinel directory is its own, so
+    // only the read-only bind keeps the program from writing there.
+    const hostId = Number(fs.readFileSync(`/proc/${child.pid}/uid_map`, 'utf8').trim().split(/\s+/)[1]);
+    expect(hostId).toBeGreaterThan(0);
+    fs.chownSync(dir, hostId, hostId);
+    const sentinel = `${dir}/written`;
+    const attack = `mount -o remount,bind,rw ${dir} 2>/dev/null && echo remounted; echo pwned > ${sentinel} 2>/dev/null && echo wrote; true`;
+    const options = {
+      mount: true, join: { user: child.pid }, capabilities: ['CAP_SYS_ADMIN' as const],
+      mounts: [{ type: 'bind' as const, source: '/', target: '/' }, { type: 'bind' as const, source: dir, readonly: true }],
+    };
+    const control = await sh(attack, { ...options, lockMounts: false });
+    expect(control.stdout).toBe('remounted\nwrote\n');
+    expect(fs.readFileSync(sentinel, 'utf8')).toBe('pwned\n');
+    fs.rmSync(sentinel);
+
+    const r = await sh(attack, options);
+    expect(r.stdout).toBe('');
+    expect(fs.existsSync(sentinel)).toBe(false);
+  } finally {
+    cleanup();
+    child.kill('SIGKILL');
+    await child.exited;
   }
 });

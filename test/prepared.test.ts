@@ -228,6 +228,26 @@ describe('resources stay per spawn', () => {
     }
   });
 
+  (root ? test : test.skip)('join.userAfterSetup: the namespace is opened on the host for each spawn, not looked up by path inside the set-up sandbox; control: spawnIsolated with the same options (needs root)', async () => {
+    const holder = spawnIsolated({ command: SH, args: ['-c', 'echo ready; exec sleep 60'], user: true, pid: true, stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      await readLine(holder.stdout);
+      const userNs = fs.readlinkSync(`/proc/${holder.pid}/ns/user`);
+      // In the sandbox's own /proc (a new PID namespace) the holder's pid names nothing.
+      const options: SpawnOptions = {
+        command: SH, args: ['-c', 'readlink /proc/self/ns/user'], pid: true, mount: true,
+        mounts: [...hostSystemMounts(), { type: 'proc' }], join: { userAfterSetup: `/proc/${holder.pid}/ns/user` },
+      };
+      const control = await run(options);
+      expect(control).toMatchObject({ status: 'ok', stdout: `${userNs}\n` });
+      const box = prepareSandbox(options);
+      for (let i = 0; i < 2; i++) expect(await box.run()).toMatchObject({ status: 'ok', stdout: `${userNs}\n` });
+    } finally {
+      holder.kill('SIGKILL');
+      await holder.exited;
+    }
+  });
+
   const hostName = `nsjp${process.pid.toString(36)}`.slice(0, 15);
   afterEach(() => removeLinks(hostName));
 
