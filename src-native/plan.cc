@@ -303,11 +303,12 @@ bool GetPacked(const Napi::Object& obj, const char* key, bool pairs, std::string
     return false;
   }
   Napi::Buffer<char> b = v.As<Napi::Buffer<char>>();
-  if (b.Length() > 0 && b.Data()[b.Length() - 1] != '\0') {
+  bytes->assign(b.Data(), b.Length());
+  // Checked on the copy: the caller's memory could change between a check and the copy.
+  if (!bytes->empty() && bytes->back() != '\0') {
     *error = std::string("plan.") + key + " must end with a NUL";
     return false;
   }
-  bytes->assign(b.Data(), b.Length());
   char* p = bytes->data();
   char* end = p + bytes->size();
   // Every string ends with a NUL, the last one at end - 1: memchr always finds one.
