@@ -156,27 +156,31 @@ run_arm64() {
   local dir=$cache/arm64 rootfs version kdeb
   rootfs=$dir/rootfs
   mkdir -p "$dir"
-  if [ ! -e "$dir/.rootfs-done" ]; then
-    rm -rf "$rootfs"
+  if [ ! -e "$dir/.debootstrap-done" ]; then
+    rm -rf "$rootfs" "$dir/.rootfs-done"
     say "arm64: debootstrap --foreign --arch=arm64 bookworm (download and unpack only)"
     timeout 1800 debootstrap --foreign --arch=arm64 --variant=minbase --include=nodejs,busybox-static,linux-image-arm64 \
       bookworm "$rootfs" "$mirror" >"$dir/debootstrap.log" 2>&1 ||
       die "debootstrap failed (log: $dir/debootstrap.log): $(tail -n 3 "$dir/debootstrap.log" | tr '\n' ' ')"
+    touch "$dir/.debootstrap-done"
+  fi
+  if [ ! -e "$dir/.rootfs-done" ]; then
     # The first stage unpacks only the essential packages; the rest (nodejs and its
     # libraries) are unpacked here, the kernel beside the tree. No maintainer script runs.
     local deb
+    mkdir -p "$dir/debs"
     for deb in "$rootfs"/var/cache/apt/archives/*.deb; do
       case "$(basename "$deb")" in
-        linux-image-*) kdeb=$deb ;;
+        linux-image-[0-9]*) cp "$deb" "$dir/debs/" ;;
+        linux-image-*) ;;
         *) dpkg-deb -x "$deb" "$rootfs" ;;
       esac
     done
-    [ -n "${kdeb:-}" ] || die "debootstrap fetched no linux-image package"
-    mkdir -p "$dir/debs" && cp "$kdeb" "$dir/debs/"
+    ls "$dir"/debs/linux-image-[0-9]*.deb >/dev/null 2>&1 || die "debootstrap fetched no linux-image package"
     [ -x "$rootfs/usr/bin/node" ] || die "no usr/bin/node in the arm64 tree (nodejs not unpacked)"
     touch "$dir/.rootfs-done"
   fi
-  kdeb=$(ls "$dir"/debs/linux-image-*.deb | head -n 1)
+  kdeb=$(ls "$dir"/debs/linux-image-[0-9]*.deb | head -n 1)
   local kname
   kname=$(basename "$kdeb" .deb)
   version=$(unpack_kernel "$kdeb" "$dir/$kname")
