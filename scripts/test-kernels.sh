@@ -201,7 +201,7 @@ run_arm64() {
   rm -rf "$pack"
   [ -e "$app/node_modules/nsjail-node/prebuilds/linux-arm64/nsjail-node.node" ] || die "the tarball has no linux-arm64 prebuild"
   [ ! -e "$app/node_modules/nsjail-node/build" ] || die "the installed package has a build/ (scripts ran?)"
-  cp "$project/test/kernels/guest-test.js" "$app/test/kernels/"
+  cp "$project"/test/kernels/guest-*.js "$app/test/kernels/"
   cat >"$dir/test.env" <<EOF
 TEST_DIR=/opt/kernel-test
 TEST_TIMEOUT=${NSJAIL_KERNELS_TEST_TIMEOUT:-900}
