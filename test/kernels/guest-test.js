@@ -84,6 +84,19 @@ for (const engine of ['clone3', 'clone']) {
   });
 }
 
+check('clone fallback without clone3: under a filter that answers clone3 with ENOSYS (a kernel before 5.3), a Node process still spawns sandboxes', async () => {
+  const script = `const { spawnIsolated } = require(${JSON.stringify(pkg)});
+    spawnIsolated({ command: '/bin/sh', args: ['-c', 'exit 4'], pid: true, stdio: 'ignore' }).then((s) => console.log('inner exit ' + s.exitCode));`;
+  const noClone3 = { defaultAction: 'allow', rules: [{ syscalls: ['clone3'], action: { errno: 'ENOSYS' } }] };
+  // Kept (a root caller's sandbox has none by default): CAP_SYS_ADMIN for the inner PID namespace, CAP_SETPCAP to drop the rest.
+  const r = await runIsolated({ command: process.execPath, args: ['-e', script], env: process.env, seccomp: noClone3, capabilities: ['CAP_SYS_ADMIN', 'CAP_SETPCAP'] });
+  assert.equal(r.stderr, '');
+  assert.equal(r.stdout, 'inner exit 4\n');
+  // Control: the filter does refuse clone3 (the engine forced to clone3 fails with ENOSYS).
+  const forced = await runIsolated({ command: process.execPath, args: ['-e', script], env: { ...process.env, NSJAIL_NODE_CLONE: 'clone3' }, seccomp: noClone3, capabilities: ['CAP_SYS_ADMIN', 'CAP_SETPCAP'] });
+  assert.match(forced.stderr, /ENOSYS/);
+});
+
 check('raw layer: unshare(net) and setns back move only this thread; unshare(user) is refused with EINVAL; waitpid', async () => {
   const self = () => fs.readlinkSync(`/proc/self/task/${process.pid}/ns/net`);
   const before = self();
