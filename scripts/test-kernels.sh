@@ -13,6 +13,8 @@
 # debootstrap, into a cache it owns ($NSJAIL_KERNELS_CACHE, default .cache/kernels).
 #   scripts/test-kernels.sh [x86_64] [arm64]      (default: both)
 # Prints each guest's `N passed, N failed`, boot and run times; exits non-zero on any failure.
+# Every qemu runs under timeout (x86_64 450 s, arm64 660 s; NSJAIL_KERNELS_QEMU_TIMEOUT), so
+# that a guest that hangs fails the run instead of holding it.
 set -euo pipefail
 project=$(cd "$(dirname "$0")/.." && pwd)
 cache=${NSJAIL_KERNELS_CACHE:-$project/.cache/kernels}
@@ -127,7 +129,8 @@ run_x86_64() {
   local dir=$cache/amd64 pkg deb version
   mkdir -p "$dir/debs"
   # The kernel bookworm's linux-image-amd64 points at (6.1 LTS), from bookworm or its updates.
-  pkg=$(apt-cache show --no-all-versions linux-image-amd64 2>/dev/null | sed -n 's/^Depends: \(linux-image-[^ ,]*\).*/\1/p' | head -n 1)
+  # NSJAIL_KERNELS_AMD64_KERNEL names another linux-image package apt can get.
+  pkg=${NSJAIL_KERNELS_AMD64_KERNEL:-$(apt-cache show --no-all-versions linux-image-amd64 2>/dev/null | sed -n 's/^Depends: \(linux-image-[^ ,]*\).*/\1/p' | head -n 1)}
   [ -n "$pkg" ] || die "apt-cache knows no linux-image-amd64 (apt-get update?)"
   case "$pkg" in linux-image-6.1.*) ;; *) say "note: linux-image-amd64 is $pkg here, not a 6.1 kernel" ;; esac
   deb=$(ls "$dir/debs/${pkg}_"*.deb 2>/dev/null | head -n 1 || true)
@@ -140,11 +143,11 @@ run_x86_64() {
   version=$(unpack_kernel "$deb" "$dir/$pkg")
   cat >"$dir/test.env" <<EOF
 TEST_DIR='$project'
-TEST_TIMEOUT=${NSJAIL_KERNELS_TEST_TIMEOUT:-600}
+TEST_TIMEOUT=${NSJAIL_KERNELS_TEST_TIMEOUT:-360}
 TEST_COMMAND='env NSJAIL_NODE_ADDON=$project/build/Release/nsjail_node.node $(command -v node) test/kernels/guest-test.js $project'
 EOF
   make_initramfs "$(command -v busybox)" "$dir/initramfs.gz" "$dir/$pkg" "$version" "$dir/test.env"
-  boot x86_64 "$dir/console.log" "${NSJAIL_KERNELS_QEMU_TIMEOUT:-780}" \
+  boot x86_64 "$dir/console.log" "${NSJAIL_KERNELS_QEMU_TIMEOUT:-450}" \
     qemu-system-x86_64 -accel tcg,thread=multi -M pc -cpu max -smp 2 -m 1536 -nographic -no-reboot -nic none \
     -kernel "$dir/$pkg/boot/vmlinuz-$version" -initrd "$dir/initramfs.gz" \
     -append "console=ttyS0 panic=-1 quiet loglevel=3 rdinit=/init" \
@@ -204,11 +207,11 @@ run_arm64() {
   cp "$project"/test/kernels/guest-*.js "$app/test/kernels/"
   cat >"$dir/test.env" <<EOF
 TEST_DIR=/opt/kernel-test
-TEST_TIMEOUT=${NSJAIL_KERNELS_TEST_TIMEOUT:-900}
+TEST_TIMEOUT=${NSJAIL_KERNELS_TEST_TIMEOUT:-540}
 TEST_COMMAND='/usr/bin/node test/kernels/guest-test.js /opt/kernel-test/node_modules/nsjail-node'
 EOF
   make_initramfs "$rootfs/bin/busybox" "$dir/initramfs.gz" "$dir/$kname" "$version" "$dir/test.env"
-  boot arm64 "$dir/console.log" "${NSJAIL_KERNELS_QEMU_TIMEOUT:-1080}" \
+  boot arm64 "$dir/console.log" "${NSJAIL_KERNELS_QEMU_TIMEOUT:-660}" \
     qemu-system-aarch64 -accel tcg,thread=multi -M virt -cpu "${NSJAIL_KERNELS_ARM64_CPU:-max,pauth-impdef=on}" -smp 2 -m 1536 \
     -nographic -no-reboot -nic none \
     -kernel "$dir/$kname/boot/vmlinuz-$version" -initrd "$dir/initramfs.gz" \

@@ -7,6 +7,11 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 
+if (!fs.existsSync('/kernel-test.env')) {
+  console.error('guest-unprivileged.js runs only inside the qemu guests of scripts/test-kernels.sh');
+  process.exit(2);
+}
+
 const [pkg, delegated] = process.argv.slice(2);
 const { spawnIsolated, runIsolated, doctor, formatDoctorReport, IsolationError } = require(pkg);
 const read = (file) => fs.readFileSync(file, 'utf8');
