@@ -209,6 +209,8 @@ check('cgroup v2 memory.max: an OOM kill is reported as status memory, with memo
   const { child, release } = await held({ pid: true, limits: { memory: limit } });
   const dir = cgroupOf(child.pid);
   assert.equal(read(path.join(dir, 'memory.max')).trim(), String(limit));
+  // No swap beyond the limit unless memorySwap says so (Debian's kernels account swap).
+  assert.equal(read(path.join(dir, 'memory.swap.max')).trim(), '0');
   await release();
   const r = await sh('exec tail /dev/zero', { pid: true, limits: { memory: limit } });
   assert.equal(r.status, 'memory');
@@ -274,6 +276,16 @@ check('cgroup v2 cgroup.kill ends a process that left the process group and sess
   const contained = await run({ limits: { pids: 32 } });
   for (let i = 0; i < 100 && alive(contained); i++) await sleep(20);
   assert.ok(!alive(contained), 'the escaped process is gone with the cgroup');
+});
+
+check('cgroup: true with limits under nsdelegate: the program sees its own cgroup as the root, the host sees the sandbox leaf', async () => {
+  const { child, release } = await held({ cgroup: true, pid: true, mount: true, mounts: ROOTED.mounts, limits: { pids: 16 } });
+  const dir = cgroupOf(child.pid);
+  assert.match(path.basename(dir), /^nsjail-/);
+  assert.notEqual(nsId(child.pid, 'cgroup'), nsId(process.pid, 'cgroup'));
+  await release();
+  const r = await sh('cat /proc/self/cgroup', { cgroup: true, pid: true, mount: true, mounts: ROOTED.mounts, limits: { pids: 16 } });
+  assert.equal(r.stdout, '0::/\n');
 });
 
 check('every sandbox cgroup made so far is removed, and the default parent with them', async () => {
