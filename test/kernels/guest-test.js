@@ -157,6 +157,23 @@ check('pivot_root into a tmpfs root with read-only binds (open_tree, mount_setat
   }
 });
 
+check('an overlay with a private upper layer inside a user namespace (userxattr) on a host id', async () => {
+  const dir = fs.mkdtempSync('/var/tmp/kt-ovu-');
+  try {
+    // Host root's files are nobody's inside: a new file in a directory anyone may write.
+    fs.chmodSync(dir, 0o777);
+    fs.writeFileSync(path.join(dir, 'file'), 'lower\n', { mode: 0o644 });
+    const r = await sh('cat /ov/file; echo new > /ov/new && cat /ov/new; id -u', {
+      ...ROOTED, user: true, mounts: [...ROOTED.mounts, { type: 'overlay', target: '/ov', lower: [dir] }],
+    });
+    assert.equal(r.stderr, '');
+    assert.equal(r.stdout, 'lower\nnew\n0\n');
+    assert.deepEqual(fs.readdirSync(dir), ['file']);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 check('user namespace as root: uid/gid maps written by the parent, read from outside', async () => {
   const { child, release } = await held({ user: true, pid: true, uidMap: [{ inside: 0, outside: 200000, count: 1000 }], gidMap: [{ inside: 0, outside: 200000, count: 1000 }] });
   assert.deepEqual(read(`/proc/${child.pid}/uid_map`).trim().split(/\s+/), ['0', '200000', '1000']);
