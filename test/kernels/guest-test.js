@@ -361,7 +361,10 @@ check('doctor on this kernel: cgroup v2 with memory, pids and cpu, clone3 and cl
 
 check('unprivileged (uid 65534) in a delegated cgroup v2 subtree, as doctor advises: user namespace maps, limits under cgroupParent', async () => {
   // What systemd's Delegate=yes does: the unit's cgroup and its control files chowned to the user.
+  // And the controllers enabled above it, as systemd enables them for user@.service
+  // (the root sandboxes above have enabled them too; this keeps the check independent).
   const delegated = path.join(CGROOT, 'kt-delegated');
+  fs.writeFileSync(path.join(CGROOT, 'cgroup.subtree_control'), '+cpu +memory +pids');
   fs.mkdirSync(delegated);
   try {
     for (const f of ['', 'cgroup.procs', 'cgroup.subtree_control', 'cgroup.threads']) fs.chownSync(path.join(delegated, f), 65534, 65534);
