@@ -13,7 +13,7 @@
  * the namespace flags), with its own mmap'd stack, so the comparison is the
  * work the kernel must do, not a different strategy.
  *
- * usage: floor <iterations> [sets] [warmup]
+ * usage: floor <iterations> [sets] [warmup] [args] [vars]
  *   sets    comma-separated namespace sets, default "b":
  *             none  no namespaces
  *             b     pid + net + mount + uts + ipc
@@ -26,6 +26,11 @@
  *           so that noise hits every set alike.
  *   warmup  rounds run first and not printed (default 2): they fault in the
  *           stack and the libc paths so the first printed sample is not a cold one.
+ *   args    arguments after argv[0], "arg-%08d" (12 bytes each, as the bench's
+ *           argv rows give spawnIsolated), default 0
+ *   vars    environment variables "BENCH_VAR_<i>=value-<i>" (as the bench's env
+ *           rows), default 0: an empty environment. The kernel copies argv and
+ *           envp into the new program at every execve: that copy is in the floor.
  *
  * Output: one line per measured spawn, "<set> <total ns> <clone-return ns>".
  *
@@ -54,8 +59,25 @@
 
 #define STACK_SIZE (64 * 1024)
 
-static char *const child_argv[] = {"/bin/true", NULL};
-static char *const child_envp[] = {NULL};
+static char *const default_argv[] = {"/bin/true", NULL};
+static char *const default_envp[] = {NULL};
+static char *const *child_argv = default_argv;
+static char *const *child_envp = default_envp;
+
+/* n strings made by fmt from their index, after `first` if given; NULL-terminated. */
+static char **make_strings(const char *first, long n, int pairs) {
+    char **list = calloc((size_t)n + 2, sizeof *list);
+    if (!list) return NULL;
+    long at = 0;
+    if (first) list[at++] = (char *)first;
+    for (long i = 0; i < n; i++) {
+        char buf[64];
+        if (pairs) snprintf(buf, sizeof buf, "BENCH_VAR_%ld=value-%ld", i, i);
+        else snprintf(buf, sizeof buf, "arg-%08ld", i);
+        if (!(list[at++] = strdup(buf))) return NULL;
+    }
+    return list;
+}
 
 /* The set-up spawnIsolated's child makes by default for (b), in the same order
  * (src-native/child.cc and its steps): signal dispositions reset for the signals
@@ -181,15 +203,20 @@ static long long spawn_once(char *stack_top, int flags, int policy, long long *c
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: floor <iterations> [none|b|c|bp[,...]] [warmup]\n");
+        fprintf(stderr, "usage: floor <iterations> [none|b|c|bp[,...]] [warmup] [args] [vars]\n");
         return 2;
     }
     long n = strtol(argv[1], NULL, 10);
     long warmup = argc > 3 ? strtol(argv[3], NULL, 10) : 2;
-    if (n < 1 || warmup < 0) {
+    long nargs = argc > 4 ? strtol(argv[4], NULL, 10) : 0;
+    long nvars = argc > 5 ? strtol(argv[5], NULL, 10) : 0;
+    if (n < 1 || warmup < 0 || nargs < 0 || nvars < 0) {
         fprintf(stderr, "floor: bad arguments\n");
         return 2;
     }
+
+    if (nargs > 0 && !(child_argv = make_strings("/bin/true", nargs, 0))) return 1;
+    if (nvars > 0 && !(child_envp = make_strings(NULL, nvars, 1))) return 1;
 
     /* Parse the comma-separated sets. */
     char *names[MAX_SETS];

@@ -57,7 +57,7 @@ function prepare(needsBwrap) {
   const lib = setup.loadLibrary();
   const floor = setup.buildFloor();
   const unshare = setup.which('unshare') ? { path: setup.which('unshare') } : { error: 'unshare(1) not on PATH' };
-  // Installing bwrap (apt-get) only makes sense when the latency section will use it.
+  // Installing bwrap (apt-get) only makes sense when the latency or scale section will use it.
   const bwrap = needsBwrap ? setup.ensureBwrap(log) : { error: 'not needed by the selected sections' };
   const nsjail = setup.findNsjail();
   return { lib, floor, unshare, bwrap, nsjail };
@@ -139,7 +139,7 @@ async function main() {
   // Other work on the machine slows every variant, and not all alike: say so up front.
   const load = info.loadavgAtStart[0];
   log(`load average ${load.toFixed(2)}${load > info.cpus / 2 ? ': the machine has been busy, expect noisier numbers' : ''}`);
-  const env = prepare(selected.some((s) => s.name === 'latency'));
+  const env = prepare(selected.some((s) => s.name === 'latency' || s.name === 'scale'));
   log('setup:');
   log(`  spawnIsolated: ${env.lib.error || 'loaded from dist/index.js'}`);
   log(`  floor:         ${env.floor.error || path.relative(setup.ROOT, env.floor.path)}`);

@@ -64,11 +64,16 @@ function latencyVariants(env) {
   const isoSkip = env.lib.error ? `spawnIsolated: ${env.lib.error}` : null;
   const rowsOf = (key, r) => ({ [key]: [r.ns], [`${key}.call`]: [r.callNs] });
   const iso = (key, set) => async () => rowsOf(key, await runIso(env.lib.spawnIsolated, isoOptions(set)));
+  // (i): the options of (b) validated and compiled once, before the rounds.
+  const prepSkip = isoSkip || (typeof env.lib.exports.prepareSandbox !== 'function' ? 'the library exports no prepareSandbox()' : null);
+  const box = prepSkip ? null : env.lib.exports.prepareSandbox(isoOptions('b'));
+  const prepared = async () => rowsOf('i', await runIso(() => box.spawn(), null));
   const viaCp = (key, command, args) => async () => rowsOf(key, await runCp(command, args));
   return [
     { key: 'a', label: '(a) spawnIsolated, no namespaces', skip: isoSkip, run: iso('a', 'none') },
     { key: 'b', label: '(b) spawnIsolated, pid+net+mount+uts+ipc', skip: isoSkip, run: iso('b', 'b') },
     { key: 'c', label: '(c) spawnIsolated, (b)+user+cgroup', skip: isoSkip, run: iso('c', 'c') },
+    { key: 'i', label: '(i) prepareSandbox(b).spawn()', skip: prepSkip, run: prepared },
     { key: 'd', label: "(d) child_process.spawn('/bin/true')", skip: null, run: viaCp('d', TRUE, []) },
     { key: 'e', label: '(e) child_process.spawn unshare --fork', skip: env.unshare.error || null, run: viaCp('e', env.unshare.path, UNSHARE_ARGS) },
     { key: 'f', label: '(f) child_process.spawn bwrap', skip: env.bwrap.error || null, run: viaCp('f', env.bwrap.path, BWRAP_ARGS) },
@@ -89,9 +94,12 @@ function latencyVariants(env) {
   ];
 }
 
-/** One round of the floor with the (b) namespaces: { h: [ns, ns] } (FLOOR_PER_ROUND timed spawns). */
-async function floorRound(env) {
-  const rows = parseFloor(await runCollect(env.floor.path, [String(FLOOR_PER_ROUND), 'b', String(FLOOR_WARMUP)]));
+/**
+ * One round of the floor with the (b) namespaces: { floor: [ns, ns] } (FLOOR_PER_ROUND timed
+ * spawns), with `args` arguments and `vars` environment variables as the argv/env rows give.
+ */
+async function floorRound(env, { args = 0, vars = 0 } = {}) {
+  const rows = parseFloor(await runCollect(env.floor.path, [String(FLOOR_PER_ROUND), 'b', String(FLOOR_WARMUP), String(args), String(vars)]));
   return { floor: rows.h };
 }
 

@@ -381,7 +381,6 @@ const ATTR_NODEV = 0x4;
 const ATTR_NOEXEC = 0x8;
 const FS_RECURSIVE = 1 << 8;
 const FS_TRY = 1 << 9;
-const FS_SOURCE_ONLY = 1 << 10;
 const FS_SOURCE_IN_NEW_ROOT = 1 << 11;
 const FS_IN_STAGING = 1 << 12;
 const FS_PREPARED = 1 << 13;
@@ -422,12 +421,14 @@ function planned(native: PlannedStep['native'], label: StepLabel): PlannedStep {
   return { native, label: { ...label, hints: label.hints ?? HINTS } };
 }
 
+/**
+ * One bind step. The child reports a source it cannot open as part 0 of the step, named
+ * `<name> source` (openat2) where the source must exist (`checkSource`).
+ */
 function bindSteps(name: string, source: string, target: string, flags: number, checkSource: boolean): PlannedStep[] {
+  const parts = checkSource ? [{ step: `${name} source`, syscall: 'openat2', path: source, hints: HINTS }] : undefined;
   return [
-    ...(checkSource
-      ? [planned({ op: 'bindMount', source: rel(source), flags: FS_SOURCE_ONLY }, { step: `${name} source`, syscall: 'openat2', path: source })]
-      : []),
-    planned({ op: 'bindMount', source: rel(source), path: rel(target), flags }, { step: name, syscall: 'move_mount', path: target, hints: BIND_HINTS }),
+    planned({ op: 'bindMount', source: rel(source), path: rel(target), flags }, { step: name, syscall: 'move_mount', path: target, hints: BIND_HINTS, ...(parts ? { parts } : {}) }),
   ];
 }
 

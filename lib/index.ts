@@ -8,6 +8,7 @@ export { IsolatedProcess, type ExitStatus, type CloseStatus, type IsolatedProces
 export { IsolationError, type IsolationErrorDetails } from './errors';
 export { DEFAULT_PATH, type SpawnOptions, type StdioOption } from './options';
 export { runIsolated, type RunOptions, type RunResult } from './run';
+export { prepareSandbox, PreparedSandbox, type SandboxRun, type SandboxRunToEnd } from './prepared';
 export {
   RLIMIT_RESOURCES, DEFAULT_FORCE_KILL_AFTER, type Limits, type LimitOptions, type LimitValue, type RlimitName, type RlimitRange,
 } from './limits';

@@ -139,7 +139,7 @@ export interface ValidatedLimits {
   killSignal: number;
   signal: AbortSignal | undefined;
   forceKillAfterMs: number;
-  /** Set at spawn time (prepareSandbox, lib/supervision.ts): the cgroup.procs files the child joins. */
+  /** Set at spawn time (armSandbox, lib/supervision.ts): the cgroup.procs files the child joins. */
   cgroupProcs: readonly string[];
 }
 

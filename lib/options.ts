@@ -85,11 +85,17 @@ export interface CoreOptions {
 /** The PATH a sandbox gets when `env` does not give one. */
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
+/**
+ * An environment after validation: keys and values in turn (`[key0, value0, key1, ...]`),
+ * one flat array, packed for the addon with a single join (lib/plan.ts: packEnv).
+ */
+export type EnvList = readonly string[];
+
 /** Options after validation: defaults filled in, shapes normalised. */
 export interface ValidatedOptions {
   command: string;
   argv: string[];
-  env: [string, string][];
+  env: EnvList;
   cwd: string | undefined;
   hostname: string | undefined;
   namespaces: { pid: boolean; net: boolean; mount: boolean; uts: boolean; ipc: boolean; user: boolean; cgroup: boolean };
@@ -102,7 +108,7 @@ export interface ValidatedOptions {
   network: ValidatedNetwork;
 }
 
-const CORE_OPTION_KEYS: readonly (keyof CoreOptions)[] = [
+export const CORE_OPTION_KEYS: readonly (keyof CoreOptions)[] = [
   'command', 'args', 'argv0', 'env', 'cwd', 'hostname', 'pid', 'net', 'mount', 'uts', 'ipc', 'user',
   'cgroup', 'stdio', 'dieWithParent', 'newSession',
 ];
@@ -141,6 +147,62 @@ function checkStdio(option: string, value: unknown): StdioOption {
   return fail(option, `must be 'pipe', 'inherit', 'ignore' or a file descriptor, got ${describe(value)}`);
 }
 
+/** `args`: an array of strings without NUL bytes (checked one by one only to name a bad one). */
+export function validateArgs(value: unknown): string[] {
+  return checkArray('args', value, 'an array of strings', (a, i) => (isCString(a, true) ? a : checkCString(`args[${i}]`, a, { allowEmpty: true })));
+}
+
+/**
+ * `env`: an object of strings, as one flat list of keys and values in turn ({@link EnvList});
+ * undefined values are left out. One pass, each string looked at once: it runs on every
+ * spawn, for environments of thousands of variables too.
+ */
+export function validateEnv(value: unknown): EnvList {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) fail('env', `must be an object of strings, got ${describe(value)}`);
+  // Object.keys, not Object.entries: several times faster on a large (dictionary-mode)
+  // object such as an environment of thousands of variables.
+  const vars = value as Record<string, unknown>;
+  const keys = Object.keys(vars);
+  const env: string[] = new Array<string>(keys.length * 2);
+  let n = 0;
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i];
+    const v = vars[key];
+    if (v === undefined) continue;
+    if (key.length === 0 || key.includes('\0') || key.includes('=')) checkEnvKey(key);
+    env[n++] = key;
+    env[n++] = typeof v === 'string' && !v.includes('\0') ? v : checkCString(`env.${key}`, v, { allowEmpty: true });
+  }
+  env.length = n;
+  return env;
+}
+
+/** Throws the error for a bad environment variable name. */
+function checkEnvKey(key: string): void {
+  checkCString(`env key '${key}'`, key);
+  if (key.includes('=')) fail(`env`, `key '${key}' must not contain '='`, 'range');
+}
+
+/** `cwd`: an absolute path inside the sandbox. */
+export function validateCwd(value: unknown): string {
+  if (typeof value === 'string' && value !== '' && !value.startsWith('/')) {
+    fail('cwd', `must be an absolute path inside the sandbox, got '${value}' (for a host directory without root, path.resolve() it first)`, 'range');
+  }
+  return checkAbsolutePath('cwd', value);
+}
+
+/** `stdio`: one value for all three streams, or one each; default 'pipe'. */
+export function validateStdio(value: unknown): [StdioOption, StdioOption, StdioOption] {
+  if (value === undefined) return ['pipe', 'pipe', 'pipe'];
+  if (Array.isArray(value)) {
+    if (value.length !== 3) fail('stdio', `as an array must have 3 entries (stdin, stdout, stderr), got ${value.length}`, 'range');
+    const [stdin, stdout, stderr] = checkArray('stdio', value, 'an array', (s, i) => checkStdio(`stdio[${i}]`, s));
+    return [stdin, stdout, stderr];
+  }
+  const one = checkStdio('stdio', value);
+  return [one, one, one];
+}
+
 /** Validates user options and fills in defaults; throws TypeError/RangeError naming the option. */
 export function validateOptions(options: SpawnOptions): ValidatedOptions {
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
@@ -150,34 +212,13 @@ export function validateOptions(options: SpawnOptions): ValidatedOptions {
 
   const command = checkCString('command', options.command);
   const argv0 = options.argv0 === undefined ? command : checkCString('argv0', options.argv0, { allowEmpty: true });
-  const args = options.args === undefined
-    ? []
-    : checkArray('args', options.args, 'an array of strings', (a, i) => (isCString(a, true) ? a : checkCString(`args[${i}]`, a, { allowEmpty: true })));
-
-  let env: [string, string][] = [['PATH', DEFAULT_PATH]];
-  if (options.env !== undefined) {
-    if (options.env === null || typeof options.env !== 'object' || Array.isArray(options.env)) fail('env', `must be an object of strings, got ${describe(options.env)}`);
-    env = [];
-    // Object.keys, not Object.entries: several times faster on a large (dictionary-mode)
-    // object such as an environment of thousands of variables.
-    const vars = options.env as Record<string, string | undefined>;
-    for (const key of Object.keys(vars)) {
-      const value = vars[key];
-      if (value === undefined) continue;
-      if (!isCString(key)) checkCString(`env key '${key}'`, key);
-      if (key.includes('=')) fail(`env`, `key '${key}' must not contain '='`, 'range');
-      if (!isCString(value, true)) checkCString(`env.${key}`, value, { allowEmpty: true });
-      env.push([key, value]);
-    }
-  }
+  const args = options.args === undefined ? [] : validateArgs(options.args);
+  const env: EnvList = options.env === undefined ? ['PATH', DEFAULT_PATH] : validateEnv(options.env);
 
   const namespaces = {} as ValidatedOptions['namespaces'];
   for (const key of NAMESPACE_KEYS) namespaces[key] = checkBoolean(key, options[key], false);
 
-  if (typeof options.cwd === 'string' && options.cwd !== '' && !options.cwd.startsWith('/')) {
-    fail('cwd', `must be an absolute path inside the sandbox, got '${options.cwd}' (for a host directory without root, path.resolve() it first)`, 'range');
-  }
-  const cwd = options.cwd === undefined ? undefined : checkAbsolutePath('cwd', options.cwd);
+  const cwd = options.cwd === undefined ? undefined : validateCwd(options.cwd);
   let hostname: string | undefined;
   if (options.hostname !== undefined) {
     hostname = checkCString('hostname', options.hostname);
@@ -185,17 +226,7 @@ export function validateOptions(options: SpawnOptions): ValidatedOptions {
     if (!namespaces.uts) fail('hostname', 'needs uts: true (a host name set without a UTS namespace would change the host\'s)');
   }
 
-  let stdio: [StdioOption, StdioOption, StdioOption];
-  if (options.stdio === undefined) {
-    stdio = ['pipe', 'pipe', 'pipe'];
-  } else if (Array.isArray(options.stdio)) {
-    if (options.stdio.length !== 3) fail('stdio', `as an array must have 3 entries (stdin, stdout, stderr), got ${options.stdio.length}`, 'range');
-    const [stdin, stdout, stderr] = checkArray('stdio', options.stdio, 'an array', (s, i) => checkStdio(`stdio[${i}]`, s));
-    stdio = [stdin, stdout, stderr];
-  } else {
-    const one = checkStdio('stdio', options.stdio);
-    stdio = [one, one, one];
-  }
+  const stdio = validateStdio(options.stdio);
 
   const identity = validateIdentity(options, namespaces.user);
   // Installed first: the program's own filter cannot lift it (a filter can only restrict).

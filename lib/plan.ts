@@ -11,7 +11,7 @@ import type { SandboxView } from './exec-diagnosis';
 import { identityPlan, privilegeSteps, userNamespaceSteps } from './identity';
 import { cgroupJoinSteps, deferredCloneFlags, limitSteps } from './limits';
 import { joinSteps, networkSteps, withheldCloneFlags } from './network';
-import { DEFAULT_PATH, type StdioOption, type ValidatedOptions } from './options';
+import { DEFAULT_PATH, type EnvList, type StdioOption, type ValidatedOptions } from './options';
 import { step, type PlannedStep, type StepLabel } from './steps';
 
 const C = binding.constants;
@@ -24,6 +24,34 @@ export interface SpawnPlan {
   parentLabels: StepLabel[];
   /** For execve errors (lib/exec-diagnosis.ts): the command as given, the PATH searched, the sandbox's view. */
   exec: { command: string; pathVar: string; view: SandboxView };
+  /**
+   * Where the working directory's chdir step is in `native.steps` (`present`), or where it
+   * would go: a prepared sandbox (lib/prepared.ts) changes or inserts it for a run's cwd.
+   */
+  cwdStep: { index: number; present: boolean };
+  /** The cgroup-join steps the child runs (writes of its cgroup.procs files): the first `cgroupJoins` steps. */
+  cgroupJoins: number;
+}
+
+/**
+ * Strings packed for the addon: each followed by a NUL, in one Buffer (one copy into C++, one
+ * pass to find them there, however many there are). Validation has made sure none holds a NUL.
+ */
+export function packStrings(list: readonly string[]): Buffer {
+  if (list.length === 0) return Buffer.alloc(0);
+  // The last NUL written on its own: `${joined}\0` would copy the whole string once more.
+  const joined = list.join('\0');
+  const packed = Buffer.allocUnsafe(Buffer.byteLength(joined) + 1);
+  packed[packed.write(joined)] = 0;
+  return packed;
+}
+
+/**
+ * The environment packed as keys and values in turn, each followed by a NUL: the addon turns
+ * each key's NUL into the '=' of `key=value` (src-native/plan.cc: GetPacked).
+ */
+export function packEnv(env: EnvList): Buffer {
+  return packStrings(env);
 }
 
 /** The clone engine: clone3 where the kernel has it, or forced (NSJAIL_NODE_CLONE=clone|clone3). */
@@ -48,22 +76,23 @@ function cloneFlags(ns: ValidatedOptions['namespaces']): number {
   return flags;
 }
 
-function stdioFor(option: StdioOption, fd: number): NativeStdio {
+export function stdioFor(option: StdioOption, fd: number): NativeStdio {
   if (option === 'pipe') return 'pipe';
   if (option === 'ignore') return 'null';
   return option === 'inherit' ? fd : option;
 }
 
 /** The PATH a bare command name is looked up on: the sandbox's own, else the default. */
-function pathVariable(env: [string, string][]): string {
-  return env.find(([key]) => key === 'PATH')?.[1] ?? DEFAULT_PATH;
+export function pathVariable(env: EnvList): string {
+  for (let i = 0; i < env.length; i += 2) if (env[i] === 'PATH') return env[i + 1];
+  return DEFAULT_PATH;
 }
 
 /**
  * Where execve is tried, in order. A command with a slash is used as given; a bare name is
  * looked up on the sandbox's PATH, as execvp would, but inside the new root.
  */
-export function execCandidates(command: string, env: [string, string][]): string[] {
+export function execCandidates(command: string, env: EnvList): string[] {
   if (command.includes('/')) return [command];
   return pathVariable(env).split(':').map((dir) => (dir === '' ? command : path.posix.join(dir, command)));
 }
@@ -75,21 +104,29 @@ export function execCandidates(command: string, env: [string, string][]): string
  * propagation, network, mounts from host paths), the switch to the new root, the working
  * directory, limits, and privileges last, right before execve.
  */
-function orderedSteps(o: ValidatedOptions): PlannedStep[] {
-  const joins = cgroupJoinSteps(o.limits, o.namespaces.cgroup);
-  return [
-    // On a host id the parent joins the child instead (parentCgroupJoins).
-    ...(parentCgroupJoins(o).length > 0 ? joins.filter((s) => s.native.op !== 'writeFile') : joins),
+function orderedSteps(o: ValidatedOptions): { steps: PlannedStep[]; cwdIndex: number; cgroupJoins: number } {
+  const allJoins = cgroupJoinSteps(o.limits, o.namespaces.cgroup);
+  // On a host id the parent joins the child instead (parentCgroupJoins).
+  const joins = parentCgroupJoins(o).length > 0 ? allJoins.filter((s) => s.native.op !== 'writeFile') : allJoins;
+  const before = [
+    ...joins,
     ...joinSteps(o.network),
     ...userNamespaceSteps(o.identity),
     ...makePrivateSteps(o.filesystem),
     ...(o.hostname !== undefined ? [step({ op: 'sethostname', data: o.hostname }, 'sethostname', 'sethostname')] : []),
     ...networkSteps(o.network),
     ...filesystemSteps(o.filesystem),
-    ...(o.cwd !== undefined ? [step({ op: 'chdir', path: o.cwd }, 'chdir', 'chdir', o.cwd)] : []),
-    ...limitSteps(o.limits),
-    ...privilegeSteps(o.identity, o.namespaces.mount, o.network.join.some((t) => t.kind === 'user')),
   ];
+  return {
+    steps: [
+      ...before,
+      ...(o.cwd !== undefined ? [step({ op: 'chdir', path: o.cwd }, 'chdir', 'chdir', o.cwd)] : []),
+      ...limitSteps(o.limits),
+      ...privilegeSteps(o.identity, o.namespaces.mount, o.network.join.some((t) => t.kind === 'user')),
+    ],
+    cwdIndex: before.length,
+    cgroupJoins: joins.filter((s) => s.native.op === 'writeFile').length,
+  };
 }
 
 /**
@@ -104,7 +141,7 @@ function parentCgroupJoins(o: ValidatedOptions): string[] {
 
 /** Compiles validated options into the plan the child executes. */
 export function compilePlan(options: ValidatedOptions): SpawnPlan {
-  const steps = orderedSteps(options);
+  const { steps, cwdIndex, cgroupJoins } = orderedSteps(options);
   const candidates = execCandidates(options.command, options.env);
   // What getppid() returns in the child while this process lives: 0 when the child starts in
   // another PID namespace (a new one, or one joined for it), where its parent is outside.
@@ -127,8 +164,8 @@ export function compilePlan(options: ValidatedOptions): SpawnPlan {
       cloneFlags: cloneFlags(options.namespaces) & ~heldBack,
       engine: cloneEngine(),
       execCandidates: candidates,
-      argv: options.argv,
-      envp: options.env.map(([key, value]) => `${key}=${value}`),
+      argv: packStrings(options.argv),
+      envp: packEnv(options.env),
       stdio: [stdioFor(options.stdio[0], 0), stdioFor(options.stdio[1], 1), stdioFor(options.stdio[2], 2)],
       steps: steps.map((s) => s.native),
       dieWithParent: options.dieWithParent,
@@ -139,5 +176,7 @@ export function compilePlan(options: ValidatedOptions): SpawnPlan {
     labels: steps.map((s) => s.label),
     parentLabels: identity.parentLabels,
     exec: { command: options.command, pathVar: pathVariable(options.env), view: options.filesystem },
+    cwdStep: { index: cwdIndex, present: options.cwd !== undefined },
+    cgroupJoins,
   };
 }

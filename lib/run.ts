@@ -1,7 +1,7 @@
 /** runIsolated: a sandbox run to its end with its output collected, as execFile does. */
 import type { Readable } from 'node:stream';
-import type { SpawnOptions } from './options';
-import type { CloseStatus } from './process';
+import type { SpawnOptions, StdioOption } from './options';
+import type { CloseStatus, IsolatedProcess } from './process';
 import { spawnIsolated } from './spawn';
 import { describe } from './validate';
 
@@ -36,11 +36,6 @@ export interface RunResult<T extends string | Buffer = string> extends CloseStat
   stdout: T;
   /** What the program wrote to stderr, at most `maxBuffer` bytes. */
   stderr: T;
-}
-
-function fail(option: string, reason: string, kind: 'type' | 'range' = 'type'): never {
-  const message = `runIsolated: options.${option} ${reason}`;
-  throw kind === 'range' ? new RangeError(message) : new TypeError(message);
 }
 
 function isReadable(value: unknown): value is Readable {
@@ -111,7 +106,27 @@ export async function runIsolated(options: RunOptions): Promise<RunResult<string
   if ('stdio' in o) {
     throw new TypeError('runIsolated: options.stdio is not accepted (stdout and stderr are collected, stdin comes from options.input); use spawnIsolated for other stdio');
   }
-  const { maxBuffer = 1024 * 1024, input, encoding = 'utf8', ...spawnOptions } = o;
+  const { maxBuffer, input, encoding, ...spawnOptions } = o;
+  return runToEnd({ maxBuffer, input, encoding }, (stdio) => spawnIsolated({ ...spawnOptions, stdio }));
+}
+
+/** What a run to the end collects: the options of {@link runIsolated} beyond spawnIsolated's. */
+export type CollectOptions = Pick<RunOptions, 'maxBuffer' | 'input' | 'encoding'>;
+
+/**
+ * runIsolated's work once `spawn` starts the sandbox with the stdio it is given: checks the
+ * collecting options, feeds the input, collects the output (a prepared sandbox's run() too).
+ */
+export async function runToEnd(
+  options: CollectOptions,
+  spawn: (stdio: [StdioOption, StdioOption, StdioOption]) => IsolatedProcess,
+  name = 'runIsolated',
+): Promise<RunResult<string | Buffer>> {
+  const { maxBuffer = 1024 * 1024, input, encoding = 'utf8' } = options;
+  const fail = (option: string, reason: string, kind: 'type' | 'range' = 'type'): never => {
+    const message = `${name}: options.${option} ${reason}`;
+    throw kind === 'range' ? new RangeError(message) : new TypeError(message);
+  };
   if (typeof maxBuffer !== 'number' || !(maxBuffer === Infinity || Number.isSafeInteger(maxBuffer)) || maxBuffer <= 0) {
     fail('maxBuffer', `must be a positive integer number of bytes (or Infinity), got ${describe(maxBuffer)}`, typeof maxBuffer === 'number' ? 'range' : 'type');
   }
@@ -120,7 +135,7 @@ export async function runIsolated(options: RunOptions): Promise<RunResult<string
   }
   if (encoding !== 'buffer' && !Buffer.isEncoding(encoding)) fail('encoding', `must be a Buffer encoding or 'buffer', got ${describe(encoding)}`, 'range');
 
-  const child = spawnIsolated({ ...spawnOptions, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+  const child = spawn([input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe']);
   if (child.stdin !== null) {
     const stdin = child.stdin;
     stdin.on('error', () => undefined); // EPIPE: the program did not read it all

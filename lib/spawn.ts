@@ -3,11 +3,12 @@ import type { NativeExitStatus, NativeFailure, NativeSpawned } from '../types/na
 import { binding } from './binding';
 import { describeErrno, IsolationError } from './errors';
 import { explainExecFailure } from './exec-diagnosis';
+import { deliverExit } from './exits';
 import { validateOptions, type SpawnOptions, type ValidatedOptions } from './options';
 import { compilePlan, type SpawnPlan } from './plan';
 import { initExitStatus, initProgramPid } from './init';
 import { IsolatedProcess } from './process';
-import { prepareSandbox, type SandboxControl } from './supervision';
+import { armSandbox, type SandboxControl } from './supervision';
 import { allocateHostId, closePrepared, prepareIdmappedTrees, type PreparedTrees } from './hostids';
 import { withHostId } from './identity';
 import { withNetwork } from './network';
@@ -36,7 +37,11 @@ const HINTS: Record<string, string> = {
 const CLONE_EAGAIN_HINT =
   "no process could be created: this user's process limit (RLIMIT_NPROC, `ulimit -u`), the pids cgroup of this process, or the system's (kernel.threads-max, pid_max) is reached";
 
-function toError(failure: NativeFailure, plan: SpawnPlan): IsolationError {
+/** What naming a failed spawn needs of its plan (a prepared sandbox builds it only on failure). */
+export type ErrorContext = Pick<SpawnPlan, 'labels' | 'parentLabels' | 'exec'> & { native: Pick<SpawnPlan['native'], 'execCandidates' | 'cloneFlags'> };
+
+/** The IsolationError for a spawn that failed before exec, named by the plan's labels. */
+export function toError(failure: NativeFailure, plan: ErrorContext): IsolationError {
   const code = describeErrno(failure.errno).code;
   if (failure.where === 'child') {
     if (failure.step === -1) {
@@ -72,9 +77,9 @@ function toError(failure: NativeFailure, plan: SpawnPlan): IsolationError {
 }
 
 /** A spawn under way: validated options, the limits' control, and the exit to come. */
-interface Launch {
+export interface Launch {
   validated: ValidatedOptions;
-  control: ReturnType<typeof prepareSandbox>['control'];
+  control: SandboxControl;
   exited: Promise<NativeExitStatus | null>;
   onExit: (status: NativeExitStatus | null) => void;
   /** Idmapped trees for the child to attach: closed here once the spawn has returned. */
@@ -96,9 +101,10 @@ function onHostId(v: ValidatedOptions, control: SandboxControl): { validated: Va
   return { validated: { ...v, identity: withHostId(v.identity, lease.id), filesystem: { ...fsv, prepared } }, prepared };
 }
 
-function launch(options: SpawnOptions): Launch {
+/** Arms the sandbox's supervision for validated options: its own cgroup, host id and exit promise. */
+export function launch(validated: ValidatedOptions): Launch {
   // Limits: the aborted-signal check and the cgroup (created now, joined by the child).
-  const sandbox = prepareSandbox(validateOptions(options));
+  const sandbox = armSandbox(validated);
   const control = sandbox.control;
   let hosted: ReturnType<typeof onHostId>;
   try {
@@ -108,15 +114,16 @@ function launch(options: SpawnOptions): Launch {
     throw e;
   }
   let onExit!: (status: NativeExitStatus | null) => void;
-  const exited = new Promise<NativeExitStatus | null>((resolve) => (onExit = resolve));
+  // One exit per loop iteration (lib/exits.ts): several at once would each start a spawn in it.
+  const exited = new Promise<NativeExitStatus | null>((resolve) => (onExit = (status) => deliverExit(() => resolve(status))));
   return { validated: hosted.validated, control, exited, onExit, prepared: hosted.prepared };
 }
 
 /** The handle for a successful spawn, or the IsolationError for a failed one. */
-function handleFor(l: Launch, plan: SpawnPlan, result: NativeSpawned | { error: NativeFailure }): IsolatedProcess {
+export function handleFor(l: Launch, plan: ErrorContext | (() => ErrorContext), result: NativeSpawned | { error: NativeFailure }): IsolatedProcess {
   if ('error' in result) {
     l.control.abandon();
-    throw toError(result.error, plan);
+    throw toError(result.error, typeof plan === 'function' ? plan() : plan);
   }
   // With init, the program's pid and exact status come from init's status pipe (lib/init.ts);
   // the pid is read now, before init may reap the program.
@@ -150,11 +157,11 @@ function planFor(l: Launch): SpawnPlan {
  * const { pid, exitCode } = await spawnIsolated({ command: '/bin/true', pid: true, net: true, mount: true, root: dir });
  */
 export function spawnIsolated(options: SpawnOptions): IsolatedProcess {
-  return spawnOnThisThread(launch(options));
+  return spawnOnThisThread(launch(validateOptions(options)));
 }
 
 /** Clone on the calling thread, with the network's joins and veth prepared around it. */
-function spawnOnThisThread(l: Launch): IsolatedProcess {
+export function spawnOnThisThread(l: Launch): IsolatedProcess {
   let plan!: SpawnPlan;
   let result: ReturnType<typeof binding.spawn>;
   try {
@@ -209,35 +216,48 @@ export interface Spawned {
  */
 export function spawnIsolatedAsync(options: SpawnOptions): Promise<Spawned> {
   try {
-    const l = launch(options);
-    if (l.validated.network.join.length > 0 || l.validated.network.veth !== undefined) {
-      return Promise.resolve({ child: spawnOnThisThread(l) });
-    }
-    let plan: SpawnPlan;
-    try {
-      plan = planFor(l);
-    } catch (e) {
-      closePrepared(l.prepared);
-      throw e;
-    }
-    return new Promise((resolve, reject) => {
-      // The addon may refuse the plan before queueing it: then no callback comes, and the
-      // cgroup and the idmapped trees made for the sandbox are released here (the throw
-      // becomes the rejection).
-      spawnAsyncOrAbandon(l, plan, (result) => {
-        closePrepared(l.prepared);
-        try {
-          if ('thrown' in result) {
-            l.control.abandon();
-            throw result.thrown;
-          }
-          resolve({ child: handleFor(l, plan, result) });
-        } catch (e) {
-          reject(e);
-        }
-      });
-    });
+    return spawnValidatedAsync(validateOptions(options));
   } catch (e) {
     return Promise.reject(e);
   }
+}
+
+/** spawnIsolatedAsync of options validated already. */
+export function spawnValidatedAsync(validated: ValidatedOptions): Promise<Spawned> {
+  try {
+    return spawnLaunchedAsync(launch(validated));
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+/** The asynchronous spawn of a launched sandbox: its plan compiled now, clone on a spawner thread. */
+export function spawnLaunchedAsync(l: Launch): Promise<Spawned> {
+  if (l.validated.network.join.length > 0 || l.validated.network.veth !== undefined) {
+    return Promise.resolve({ child: spawnOnThisThread(l) });
+  }
+  let plan: SpawnPlan;
+  try {
+    plan = planFor(l);
+  } catch (e) {
+    closePrepared(l.prepared);
+    throw e;
+  }
+  return new Promise((resolve, reject) => {
+    // The addon may refuse the plan before queueing it: then no callback comes, and the
+    // cgroup and the idmapped trees made for the sandbox are released here (the throw
+    // becomes the rejection).
+    spawnAsyncOrAbandon(l, plan, (result) => {
+      closePrepared(l.prepared);
+      try {
+        if ('thrown' in result) {
+          l.control.abandon();
+          throw result.thrown;
+        }
+        resolve({ child: handleFor(l, plan, result) });
+      } catch (e) {
+        reject(e);
+      }
+    });
+  });
 }

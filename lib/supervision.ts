@@ -81,7 +81,7 @@ export type EndListener = (reason: KillReason, afterExit: boolean) => void;
 
 /**
  * The parent's side of one sandbox beyond its pidfd: its cgroup, timers, abort listener,
- * how to kill all of it, and the accounting at the end. Created by {@link prepareSandbox}.
+ * how to kill all of it, and the accounting at the end. Created by {@link armSandbox}.
  *
  * Lifetime: {@link attach} at spawn; {@link finish} when the program has been reaped (stops
  * the CPU poll and the SIGKILL escalation, ends the cgroup); {@link close} when the handle
@@ -114,7 +114,7 @@ export class SandboxControl {
     private readonly ownProcessGroup: boolean,
   ) {}
 
-  /** A control without limits or cgroup, for a handle made without {@link prepareSandbox}. */
+  /** A control without limits or cgroup, for a handle made without {@link armSandbox}. */
   static none(): SandboxControl {
     return new SandboxControl(validateLimits({}), null, false, false);
   }
@@ -298,12 +298,12 @@ function abortError(signal: AbortSignal): Error {
 }
 
 /**
- * Before clone (spawnIsolated calls it after validation): refuses an aborted signal, creates
+ * Before clone (every spawn calls it after validation, a prepared sandbox's too): refuses an aborted signal, creates
  * the cgroup and writes its limits (IsolationError when a controller is missing), and returns
  * the options with the cgroup's join files, plus the control for the handle. On a failed
  * spawn call `control.abandon()`.
  */
-export function prepareSandbox<T extends { limits: ValidatedLimits; namespaces: { pid: boolean }; newSession: boolean; dieWithParent?: boolean }>(
+export function armSandbox<T extends { limits: ValidatedLimits; namespaces: { pid: boolean }; newSession: boolean; dieWithParent?: boolean }>(
   options: T,
 ): { options: T; control: SandboxControl } {
   const limits = options.limits;

@@ -4,6 +4,7 @@
 #include "addon.h"
 #include "child_handle.h"
 #include "hostids.h"
+#include "plan.h"
 #include "spawner.h"
 #include "teardown.h"
 
@@ -58,9 +59,13 @@ Napi::Object Constants(Napi::Env env) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   data->child_constructor = Napi::Persistent(ChildHandle::DefineClass(env));
+  data->prepared_constructor = Napi::Persistent(PreparedPlan::DefineClass(env));
   env.SetInstanceData(data);
   exports.Set("spawn", Napi::Function::New(env, Spawn, "spawn"));
   exports.Set("spawnAsync", Napi::Function::New(env, SpawnAsync, "spawnAsync"));
+  exports.Set("preparePlan", Napi::Function::New(env, PreparePlan, "preparePlan"));
+  exports.Set("spawnPrepared", Napi::Function::New(env, SpawnPrepared, "spawnPrepared"));
+  exports.Set("spawnPreparedAsync", Napi::Function::New(env, SpawnPreparedAsync, "spawnPreparedAsync"));
   exports.Set("constants", Constants(env));
   InitSyscalls(env, exports);
   InitNetns(env, exports);

@@ -9,6 +9,7 @@ struct Leftovers;   // teardown.cc
 
 struct AddonData {
   Napi::FunctionReference child_constructor;
+  Napi::FunctionReference prepared_constructor;  // PreparedPlan (plan.h)
   AsyncSpawns* async_spawns = nullptr;  // made by the first spawnAsync, freed with the environment
   Leftovers* leftovers = nullptr;       // fds and cgroups to reclaim with the environment
 };
@@ -27,6 +28,9 @@ void ReportCallbackException(Napi::Env env);
 // Entry points, one file each.
 Napi::Value Spawn(const Napi::CallbackInfo& info);      // spawn.cc
 Napi::Value SpawnAsync(const Napi::CallbackInfo& info); // spawn.cc
+Napi::Value PreparePlan(const Napi::CallbackInfo& info);          // spawn.cc
+Napi::Value SpawnPrepared(const Napi::CallbackInfo& info);        // spawn.cc
+Napi::Value SpawnPreparedAsync(const Napi::CallbackInfo& info);   // spawn.cc
 void InitSyscalls(Napi::Env env, Napi::Object exports);  // syscalls.cc
 void InitNetns(Napi::Env env, Napi::Object exports);     // netns.cc
 void InitSyscallTable(Napi::Env env, Napi::Object exports);  // syscall_table.cc

@@ -148,23 +148,23 @@ int MarkInheritedFdsCloexec() noexcept {
 }
 
 // `part` (ChildError::candidate) says which part of a step failed, where the step has parts.
-int RunStep(const Step& s, int32_t* part) noexcept {
+int RunStep(const Step& s, FsRoots* roots, int32_t* part) noexcept {
   switch (s.op) {
     case StepOp::kWriteFile: return StepWriteFile(s);
     case StepOp::kMount: return StepMount(s);
     case StepOp::kMkdir: return StepMkdir(s);
-    case StepOp::kPivotRoot: return StepPivotRoot(s);
-    case StepOp::kChroot: return StepChroot(s);
+    case StepOp::kPivotRoot: return StepPivotRoot(s, roots);
+    case StepOp::kChroot: return StepChroot(s, roots);
     case StepOp::kChdir: return StepChdir(s);
-    case StepOp::kStageRoot: return StepStageRoot(s);
-    case StepOp::kBindMount: return StepBindMount(s);
-    case StepOp::kMountFs: return StepMountFs(s);
-    case StepOp::kMountSetattr: return StepMountSetattr(s);
-    case StepOp::kCreateDir: return StepCreateDir(s);
-    case StepOp::kCreateFile: return StepCreateFile(s);
-    case StepOp::kCreateSymlink: return StepCreateSymlink(s);
-    case StepOp::kChmod: return StepChmod(s);
-    case StepOp::kMountOverlay: return StepMountOverlay(s, part);
+    case StepOp::kStageRoot: return StepStageRoot(s, roots);
+    case StepOp::kBindMount: return StepBindMount(s, roots, part);
+    case StepOp::kMountFs: return StepMountFs(s, roots);
+    case StepOp::kMountSetattr: return StepMountSetattr(s, roots);
+    case StepOp::kCreateDir: return StepCreateDir(s, roots);
+    case StepOp::kCreateFile: return StepCreateFile(s, roots);
+    case StepOp::kCreateSymlink: return StepCreateSymlink(s, roots);
+    case StepOp::kChmod: return StepChmod(s, roots);
+    case StepOp::kMountOverlay: return StepMountOverlay(s, roots, part);
     case StepOp::kSetHostname: return StepSetHostname(s);
     case StepOp::kSetns: return StepSetns(s);
     case StepOp::kLoopbackUp: return StepLoopbackUp(s);
@@ -251,6 +251,7 @@ int RunChild(void* arg) noexcept {
   }
 
   bool armed_last = die;  // armed with nothing since that could clear it
+  FsRoots roots;          // opened by the first mount step that needs each (child_fs.cc)
   for (size_t i = 0; i < plan->step_count; i++) {
     const Step& s = plan->steps[i];
     // The seccomp filter (the last step) may forbid prctl and poll: arm for the last time first.
@@ -259,7 +260,7 @@ int RunChild(void* arg) noexcept {
       armed_last = true;  // and nothing after the filter may need prctl or ppoll again
     }
     int32_t part = -1;
-    if (int err = RunStep(s, &part)) Fail(plan, static_cast<int32_t>(i), err, part);
+    if (int err = RunStep(s, &roots, &part)) Fail(plan, static_cast<int32_t>(i), err, part);
     if (die && ChangesCredentials(s.op)) {
       ArmDeathSignal(plan);
       armed_last = true;
@@ -267,6 +268,7 @@ int RunChild(void* arg) noexcept {
       armed_last = false;
     }
   }
+  CloseFsRoots(&roots);
   if (die && !armed_last) ArmDeathSignal(plan);
 
   // Signals were blocked by the parent around clone; the program starts with none blocked.

@@ -49,6 +49,9 @@ namespace {
 #ifndef SYS_mount_setattr
 #define SYS_mount_setattr 442
 #endif
+#ifndef SYS_open_tree_attr
+#define SYS_open_tree_attr 467
+#endif
 #ifndef SYS_fchmodat2
 #define SYS_fchmodat2 452
 #endif
@@ -83,7 +86,6 @@ constexpr unsigned kAtEmptyPath = 0x1000;
 constexpr unsigned long kAttrMask = 0xff;
 constexpr unsigned long kRecursive = 1UL << 8;        // bind / setattr the whole subtree
 constexpr unsigned long kTry = 1UL << 9;              // a missing bind source skips the step
-constexpr unsigned long kSourceOnly = 1UL << 10;      // only check that the source exists
 constexpr unsigned long kSourceInNewRoot = 1UL << 11; // source is inside the new root (e.g. proc/sys)
 constexpr unsigned long kInStaging = 1UL << 12;       // path is in the staging root, not the new root
 constexpr unsigned long kPrepared = 1UL << 13;        // values[0]: a detached tree the parent made (idmapped)
@@ -120,7 +122,30 @@ long OpenInRoot(int root, const char* rel, uint64_t flags) noexcept {
 
 long OpenDir(const char* path) noexcept { return ::open(path, O_PATH | O_DIRECTORY | O_CLOEXEC); }
 
-long OpenTargetRoot(const Step& s) noexcept { return OpenDir((s.flags & kInStaging) ? "/" : kNewRoot); }
+// A root directory of the mount plan, opened at its first use and kept in `*slot` until the
+// next root switch (CloseFsRoots): -1 with errno when it cannot be opened. Not to be closed
+// by the caller.
+int CachedDir(int* slot, const char* path) noexcept {
+  if (*slot < 0) *slot = static_cast<int>(OpenDir(path));
+  return *slot;
+}
+
+// After a mount attached at the target root itself ("."): the kept fd is of the directory
+// under that mount, so the root is opened again next time, reaching the new mount.
+int AfterAttach(int err, const Step& s, FsRoots* roots) noexcept {
+  if (err == 0 && s.path[0] == '.' && s.path[1] == '\0') {
+    int* slot = (s.flags & kInStaging) ? &roots->staging : &roots->new_root;
+    if (*slot >= 0) ::close(*slot);
+    *slot = -1;
+  }
+  return err;
+}
+
+int TargetRoot(const Step& s, FsRoots* roots) noexcept {
+  return (s.flags & kInStaging) ? CachedDir(&roots->staging, "/") : CachedDir(&roots->new_root, kNewRoot);
+}
+
+int HostRoot(FsRoots* roots) noexcept { return CachedDir(&roots->old_root, kOldRoot); }
 
 enum class Create { kNothing, kDir, kFile };
 
@@ -137,31 +162,46 @@ long ResolveTarget(int root, const char* rel, Create last, unsigned mode, bool* 
   size_t len = std::strlen(rel);
   if (len >= sizeof buf) return -ENAMETOOLONG;
   std::memcpy(buf, rel, len + 1);
+  // The deepest ancestor that exists, looked up from the end: usually the parent (one
+  // lookup, not one per component). Each found or made prefix is resolved from the root.
   int parent = -1;
-  for (size_t start = 0;;) {
+  size_t start = 0;
+  for (size_t cut = len; cut > 0;) {
+    while (cut > 0 && buf[cut - 1] != '/') cut--;
+    if (cut == 0) break;
+    buf[cut - 1] = '\0';
+    long dir = OpenInRoot(root, buf, O_PATH);
+    int err = errno;
+    buf[cut - 1] = '/';
+    if (dir >= 0) {
+      parent = static_cast<int>(dir);
+      start = cut;
+      break;
+    }
+    if (err != ENOENT) return -err;
+    cut--;
+  }
+  for (;;) {
     size_t end = start;
     while (buf[end] != '\0' && buf[end] != '/') end++;
     bool is_last = buf[end] == '\0';
     buf[end] = '\0';
-    long child = OpenInRoot(root, buf, O_PATH);
-    if (child < 0 && errno == ENOENT) {
-      int dir = parent >= 0 ? parent : root;
-      const char* name = buf + start;
-      int rc;
-      if (is_last && last == Create::kFile) {
-        rc = ::openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-        if (rc >= 0) rc = ::close(rc);
-      } else {
-        rc = ::mkdirat(dir, name, is_last ? mode : 0755);
-      }
-      if (rc < 0 && errno != EEXIST) {
-        int err = errno;
-        if (parent >= 0) ::close(parent);
-        return -err;
-      }
-      if (rc == 0 && is_last && created) *created = true;
-      child = OpenInRoot(root, buf, O_PATH);
+    int dir = parent >= 0 ? parent : root;
+    const char* name = buf + start;
+    int rc;
+    if (is_last && last == Create::kFile) {
+      rc = ::openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+      if (rc >= 0) rc = ::close(rc);
+    } else {
+      rc = ::mkdirat(dir, name, is_last ? mode : 0755);
     }
+    if (rc < 0 && errno != EEXIST) {
+      int err = errno;
+      if (parent >= 0) ::close(parent);
+      return -err;
+    }
+    if (rc == 0 && is_last && created) *created = true;
+    long child = OpenInRoot(root, buf, O_PATH);
     int err = errno;
     if (parent >= 0) ::close(parent);
     if (child < 0) return -err;
@@ -283,7 +323,16 @@ int StepMount(const Step& s) noexcept {
 
 int StepMkdir(const Step& s) noexcept { return ::mkdir(s.path, s.mode) < 0 && errno != EEXIST ? errno : 0; }
 
-int StepPivotRoot(const Step& s) noexcept {
+void CloseFsRoots(FsRoots* roots) noexcept {
+  int* fds[] = {&roots->old_root, &roots->new_root, &roots->staging};
+  for (int* fd : fds) {
+    if (*fd >= 0) ::close(*fd);
+    *fd = -1;
+  }
+}
+
+int StepPivotRoot(const Step& s, FsRoots* roots) noexcept {
+  CloseFsRoots(roots);  // the staging root and the host's go
   // pivot_root(".", ".") stacks the old root on top of the new one; detaching "." then
   // removes the old root (with everything mounted under it) without needing a directory
   // for it inside the new root.
@@ -293,14 +342,16 @@ int StepPivotRoot(const Step& s) noexcept {
   return ::chdir("/") < 0 ? errno : 0;
 }
 
-int StepChroot(const Step& s) noexcept {
+int StepChroot(const Step& s, FsRoots* roots) noexcept {
+  CloseFsRoots(roots);
   if (::chroot(s.path) < 0) return errno;
   return ::chdir("/") < 0 ? errno : 0;
 }
 
 int StepChdir(const Step& s) noexcept { return ::chdir(s.path) < 0 ? errno : 0; }
 
-int StepStageRoot(const Step& s) noexcept {
+int StepStageRoot(const Step& s, FsRoots* roots) noexcept {
+  CloseFsRoots(roots);
   // Mounting over s.path hides nothing for long: after the pivot the host's root, whole
   // again (the staging tmpfs has left s.path), is reachable at /oldroot for bind sources.
   if (::mount("tmpfs", s.path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700") < 0) return errno;
@@ -314,43 +365,56 @@ namespace {
 
 // A detached tree the parent made before clone (lib/filesystem.ts: idmapped writable binds,
 // src-native/hostids.cc), attached at s.path. The fd is the parent's: not closed here.
-int AttachPrepared(const Step& s) noexcept {
+int AttachPrepared(const Step& s, FsRoots* roots) noexcept {
   int tree = static_cast<int>(s.values[0]);
   struct stat st;
   if (::fstat(tree, &st) < 0) return errno;
-  Fd root(OpenTargetRoot(s));
-  if (root.bad()) return errno;
+  int root = TargetRoot(s, roots);
+  if (root < 0) return errno;
   bool dir = S_ISDIR(st.st_mode);
-  Fd target(ResolveTarget(root.fd, s.path, dir ? Create::kDir : Create::kFile, dir ? 0755 : 0644));
+  Fd target(ResolveTarget(root, s.path, dir ? Create::kDir : Create::kFile, dir ? 0755 : 0644));
   if (target.bad()) return -target.fd;
-  return MoveMount(tree, target.fd);
+  return AfterAttach(MoveMount(tree, target.fd), s, roots);
 }
 
 }  // namespace
 
-int StepBindMount(const Step& s) noexcept {
-  if (s.flags & kPrepared) return AttachPrepared(s);
-  Fd from_root(OpenDir((s.flags & kSourceInNewRoot) ? kNewRoot : kOldRoot));
-  if (from_root.bad()) return errno;
-  Fd source(OpenInRoot(from_root.fd, s.source, O_PATH));
+int StepBindMount(const Step& s, FsRoots* roots, int32_t* part) noexcept {
+  if (s.flags & kPrepared) return AttachPrepared(s, roots);
+  int from_root = (s.flags & kSourceInNewRoot) ? CachedDir(&roots->new_root, kNewRoot) : HostRoot(roots);
+  if (from_root < 0) return errno;
+  *part = 0;  // the source
+  Fd source(OpenInRoot(from_root, s.source, O_PATH));
   if (source.bad()) return errno == ENOENT && (s.flags & kTry) ? 0 : errno;
-  if (s.flags & kSourceOnly) return 0;
+  *part = -1;
   struct stat st;
   if (::fstat(source.fd, &st) < 0) return errno;
   bool recursive = s.flags & kRecursive;
-  // A detached copy of the source mount (and, recursive, everything under it); its flags
-  // are set before it is attached, so a read-only bind is never writable, not even briefly.
-  Fd tree(::syscall(SYS_open_tree, source.fd, "", kOpenTreeClone | O_CLOEXEC | kAtEmptyPath | (recursive ? kAtRecursive : 0)));
+  // A detached copy of the source mount (and, recursive, everything under it) with its flags
+  // set before it is attached, so a read-only bind is never writable, not even briefly: in
+  // one call where the kernel has open_tree_attr (Linux 6.15), else open_tree + mount_setattr.
+  unsigned tree_flags = kOpenTreeClone | O_CLOEXEC | kAtEmptyPath | (recursive ? kAtRecursive : 0);
+  unsigned long attrs = s.flags & kAttrMask;
+  MountAttr attr{attrs, 0, 0, 0};
+  Fd tree(attrs != 0 ? ::syscall(SYS_open_tree_attr, source.fd, "", tree_flags, &attr, sizeof attr) : -1);
+  if (attrs == 0 || (tree.bad() && (errno == ENOSYS || errno == EINVAL))) {
+    tree.fd = static_cast<int>(::syscall(SYS_open_tree, source.fd, "", tree_flags));
+    if (tree.bad()) return errno;
+    if (int err = SetAttr(tree.fd, attrs, recursive)) return err;
+  }
   if (tree.bad()) return errno;
-  if (int err = SetAttr(tree.fd, s.flags & kAttrMask, recursive)) return err;
-  Fd root(OpenTargetRoot(s));
-  if (root.bad()) return errno;
+  int root = TargetRoot(s, roots);
+  if (root < 0) return errno;
   bool dir = S_ISDIR(st.st_mode);
-  Fd target(ResolveTarget(root.fd, s.path, dir ? Create::kDir : Create::kFile, dir ? 0755 : 0644));
+  bool created = false;
+  Fd target(ResolveTarget(root, s.path, dir ? Create::kDir : Create::kFile, dir ? 0755 : 0644, &created));
   if (target.bad()) return -target.fd;
-  // An existing target of the other kind: move_mount would say only EINVAL.
-  if (int err = CheckTargetKind(target.fd, dir)) return err;
-  return MoveMount(tree.fd, target.fd);
+  // An existing target of the other kind: move_mount would say only EINVAL. (One just made
+  // is of the kind it was made as.)
+  if (!created) {
+    if (int err = CheckTargetKind(target.fd, dir)) return err;
+  }
+  return AfterAttach(MoveMount(tree.fd, target.fd), s, roots);
 }
 
 namespace {
@@ -370,22 +434,22 @@ bool NextPair(const char** p, const char* end, const char** key, const char** va
 
 // The end of every fsopen-based step: create the superblock, mount it detached, and attach it
 // at the step's target, resolved inside the new root.
-int CreateAndAttach(int fs_fd, const Step& s) noexcept {
+int CreateAndAttach(int fs_fd, const Step& s, FsRoots* roots) noexcept {
   if (::syscall(SYS_fsconfig, fs_fd, kFsconfigCmdCreate, nullptr, nullptr, 0) < 0) return errno;
   Fd mnt(::syscall(SYS_fsmount, fs_fd, kFsmountCloexec, s.flags & kAttrMask));
   if (mnt.bad()) return errno;
-  Fd root(OpenTargetRoot(s));
-  if (root.bad()) return errno;
-  Fd target(ResolveTarget(root.fd, s.path, Create::kDir, 0755));
+  int root = TargetRoot(s, roots);
+  if (root < 0) return errno;
+  Fd target(ResolveTarget(root, s.path, Create::kDir, 0755));
   if (target.bad()) return -target.fd;
   // A filesystem's root is a directory: an existing file there is ENOTDIR, not move_mount's EINVAL.
   if (int err = CheckTargetKind(target.fd, true)) return err;
-  return MoveMount(mnt.fd, target.fd);
+  return AfterAttach(MoveMount(mnt.fd, target.fd), s, roots);
 }
 
 }  // namespace
 
-int StepMountFs(const Step& s) noexcept {
+int StepMountFs(const Step& s, FsRoots* roots) noexcept {
   Fd fs(::syscall(SYS_fsopen, s.fstype, kFsopenCloexec));
   if (fs.bad()) return errno;
   if (s.source && ::syscall(SYS_fsconfig, fs.fd, kFsconfigSetString, "source", s.source, 0) < 0) return errno;
@@ -399,22 +463,22 @@ int StepMountFs(const Step& s) noexcept {
                      : ::syscall(SYS_fsconfig, fs.fd, kFsconfigSetFlag, key, nullptr, 0);
     if (rc < 0) return errno;
   }
-  return CreateAndAttach(fs.fd, s);
+  return CreateAndAttach(fs.fd, s, roots);
 }
 
-int StepMountSetattr(const Step& s) noexcept {
-  Fd root(OpenTargetRoot(s));
-  if (root.bad()) return errno;
-  Fd target(OpenInRoot(root.fd, s.path, O_PATH));
+int StepMountSetattr(const Step& s, FsRoots* roots) noexcept {
+  int root = TargetRoot(s, roots);
+  if (root < 0) return errno;
+  Fd target(OpenInRoot(root, s.path, O_PATH));
   if (target.bad()) return errno;
   return SetAttr(target.fd, s.flags & kAttrMask, s.flags & kRecursive);
 }
 
-int StepCreateDir(const Step& s) noexcept {
-  Fd root(OpenTargetRoot(s));
-  if (root.bad()) return errno;
+int StepCreateDir(const Step& s, FsRoots* roots) noexcept {
+  int root = TargetRoot(s, roots);
+  if (root < 0) return errno;
   bool created = false;
-  Fd dir(ResolveTarget(root.fd, s.path, Create::kDir, s.mode & 0777, &created));
+  Fd dir(ResolveTarget(root, s.path, Create::kDir, s.mode & 0777, &created));
   if (dir.bad()) return -dir.fd;
   struct stat st;
   if (::fstat(dir.fd, &st) < 0) return errno;
@@ -423,11 +487,11 @@ int StepCreateDir(const Step& s) noexcept {
   return created ? ChmodFd(dir.fd, s.mode) : 0;
 }
 
-int StepCreateFile(const Step& s) noexcept {
-  Fd root(OpenTargetRoot(s));
-  if (root.bad()) return errno;
+int StepCreateFile(const Step& s, FsRoots* roots) noexcept {
+  int root = TargetRoot(s, roots);
+  if (root < 0) return errno;
   char name[256];
-  Fd parent(ResolveParent(root.fd, s.path, name));
+  Fd parent(ResolveParent(root, s.path, name));
   if (parent.bad()) return -parent.fd;
   // A new file: O_EXCL makes it, so nothing else can be what is opened.
   Fd file(::openat(parent.fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, s.mode & 0777));
@@ -460,11 +524,11 @@ int StepCreateFile(const Step& s) noexcept {
   return ::fchmod(file.fd, s.mode) < 0 ? errno : 0;
 }
 
-int StepCreateSymlink(const Step& s) noexcept {
-  Fd root(OpenTargetRoot(s));
-  if (root.bad()) return errno;
+int StepCreateSymlink(const Step& s, FsRoots* roots) noexcept {
+  int root = TargetRoot(s, roots);
+  if (root < 0) return errno;
   char name[256];
-  Fd parent(ResolveParent(root.fd, s.path, name));
+  Fd parent(ResolveParent(root, s.path, name));
   if (parent.bad()) return -parent.fd;
   if (::symlinkat(s.source, parent.fd, name) == 0) return 0;
   if (errno != EEXIST) return errno;
@@ -475,12 +539,12 @@ int StepCreateSymlink(const Step& s) noexcept {
   return n >= 0 && static_cast<size_t>(n) == want && std::memcmp(existing, s.source, want) == 0 ? 0 : EEXIST;
 }
 
-int StepChmod(const Step& s) noexcept {
-  Fd root(OpenTargetRoot(s));
-  if (root.bad()) return errno;
+int StepChmod(const Step& s, FsRoots* roots) noexcept {
+  int root = TargetRoot(s, roots);
+  if (root < 0) return errno;
   // O_PATH: resolving opens nothing (no FIFO wait, no device open); the mode is changed on
   // what this resolved to, never on a path resolved again.
-  Fd target(OpenInRoot(root.fd, s.path, O_PATH));
+  Fd target(OpenInRoot(root, s.path, O_PATH));
   if (target.bad()) return errno;
   return ChmodFd(target.fd, s.mode);
 }
@@ -493,11 +557,11 @@ int StepChmod(const Step& s) noexcept {
 // given by fd (Linux 6.13); on older kernels by its /proc fd link, one lowerdir+ at a time
 // (6.8) or all in one lowerdir string (fsconfig takes strings of up to 256 bytes; before 6.5
 // overlayfs has only the legacy option string, which refuses fds with EOPNOTSUPP).
-int StepMountOverlay(const Step& s, int32_t* part) noexcept {
-  Fd host(OpenDir(kOldRoot));
-  if (host.bad()) return errno;
-  Fd staging(OpenDir("/"));
-  if (staging.bad()) return errno;
+int StepMountOverlay(const Step& s, FsRoots* roots, int32_t* part) noexcept {
+  int host = HostRoot(roots);
+  if (host < 0) return errno;
+  int staging = CachedDir(&roots->staging, "/");
+  if (staging < 0) return errno;
   Fd fs(::syscall(SYS_fsopen, "overlay", kFsopenCloexec));
   if (fs.bad()) return errno;
   enum class Pass { kFd, kLinkEach, kLinksJoined } pass = Pass::kFd;
@@ -520,7 +584,7 @@ int StepMountOverlay(const Step& s, int32_t* part) noexcept {
     int index = layers.count;
     if (index == FdList::kMax || (*value != 'h' && *value != 's')) return EINVAL;
     *part = 2 * index;  // opening it
-    long fd = OpenInRoot(*value == 's' ? staging.fd : host.fd, value + 1, O_PATH | O_DIRECTORY);
+    long fd = OpenInRoot(*value == 's' ? staging : host, value + 1, O_PATH | O_DIRECTORY);
     if (fd < 0) return errno;
     layers.fds[layers.count++] = static_cast<int>(fd);
     *part = 2 * index + 1;  // handing it to overlayfs
@@ -547,7 +611,7 @@ int StepMountOverlay(const Step& s, int32_t* part) noexcept {
   }
   *part = -1;
   if (joined_len > 0 && ::syscall(SYS_fsconfig, fs.fd, kFsconfigSetString, "lowerdir", joined, 0) < 0) return errno;
-  return CreateAndAttach(fs.fd, s);
+  return CreateAndAttach(fs.fd, s, roots);
 }
 
 }  // namespace nsjail

@@ -5,22 +5,30 @@
 
 namespace nsjail {
 
-// child_fs.cc: files, mounts, the root switch.
+// child_fs.cc: files, mounts, the root switch. The mount-plan steps resolve their paths in
+// three directories, each opened once per child (every open is a system call), on the
+// child's own stack, and closed when a root switch makes them stale (CloseFsRoots).
+struct FsRoots {
+  int old_root = -1;  // /oldroot: the host's root, where host sources are resolved
+  int new_root = -1;  // /newroot: the sandbox's root being built
+  int staging = -1;   // "/" while staging: the staging tmpfs
+};
+void CloseFsRoots(FsRoots* roots) noexcept;
 int StepWriteFile(const Step& s) noexcept;
 int StepMount(const Step& s) noexcept;
 int StepMkdir(const Step& s) noexcept;
-int StepPivotRoot(const Step& s) noexcept;
-int StepChroot(const Step& s) noexcept;
+int StepPivotRoot(const Step& s, FsRoots* roots) noexcept;
+int StepChroot(const Step& s, FsRoots* roots) noexcept;
 int StepChdir(const Step& s) noexcept;
-int StepStageRoot(const Step& s) noexcept;
-int StepBindMount(const Step& s) noexcept;
-int StepMountFs(const Step& s) noexcept;
-int StepMountSetattr(const Step& s) noexcept;
-int StepCreateDir(const Step& s) noexcept;
-int StepCreateFile(const Step& s) noexcept;
-int StepCreateSymlink(const Step& s) noexcept;
-int StepChmod(const Step& s) noexcept;
-int StepMountOverlay(const Step& s, int32_t* part) noexcept;  // *part: which layer (2 * index + phase) failed
+int StepStageRoot(const Step& s, FsRoots* roots) noexcept;
+int StepBindMount(const Step& s, FsRoots* roots, int32_t* part) noexcept;  // *part 0: opening the source failed
+int StepMountFs(const Step& s, FsRoots* roots) noexcept;
+int StepMountSetattr(const Step& s, FsRoots* roots) noexcept;
+int StepCreateDir(const Step& s, FsRoots* roots) noexcept;
+int StepCreateFile(const Step& s, FsRoots* roots) noexcept;
+int StepCreateSymlink(const Step& s, FsRoots* roots) noexcept;
+int StepChmod(const Step& s, FsRoots* roots) noexcept;
+int StepMountOverlay(const Step& s, FsRoots* roots, int32_t* part) noexcept;  // *part: which layer (2 * index + phase) failed
 
 // child_net.cc: UTS and network.
 int StepSetHostname(const Step& s) noexcept;

@@ -3,6 +3,8 @@
 // The plan's shape is the private contract in types/native.d.ts; lib/plan.ts builds it.
 #include "plan.h"
 
+#include "addon.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -142,11 +144,8 @@ bool PlanStorage::Parse(const Napi::Object& plan, std::string* error) {
     return false;
   }
 
-  std::vector<std::string> argv, envp, candidates;
-  if (!GetStringList(plan, "argv", &argv, error) || !GetStringList(plan, "envp", &envp, error) ||
-      !GetStringList(plan, "execCandidates", &candidates, error)) {
-    return false;
-  }
+  std::vector<std::string> candidates;
+  if (!GetStringList(plan, "execCandidates", &candidates, error)) return false;
   if (candidates.empty()) {
     *error = "plan.execCandidates is empty";
     return false;
@@ -155,8 +154,6 @@ bool PlanStorage::Parse(const Napi::Object& plan, std::string* error) {
     for (auto& s : from) to->push_back(const_cast<char*>(Keep(std::move(s))));
     to->push_back(nullptr);
   };
-  keep_list(argv, &argv_);
-  keep_list(envp, &envp_);
   keep_list(candidates, &candidates_);
 
   // Identity extras (lib/identity.ts, lib/init.ts): parent-written id maps and init.
@@ -202,28 +199,6 @@ bool PlanStorage::Parse(const Napi::Object& plan, std::string* error) {
         return false;
       }
       parent_setup.push_back(std::move(p));
-    }
-  }
-
-  Napi::Value stdio_value = plan.Get("stdio");
-  if (!stdio_value.IsArray() || stdio_value.As<Napi::Array>().Length() != 3) {
-    *error = "plan.stdio must be an array of 3";
-    return false;
-  }
-  Napi::Array stdio_array = stdio_value.As<Napi::Array>();
-  for (uint32_t i = 0; i < 3; i++) {
-    Napi::Value s = stdio_array.Get(i);
-    if (s.IsNumber()) {
-      stdio[i] = {StdioRequest::kFd, s.As<Napi::Number>().Int32Value()};
-    } else if (s.IsString() && s.As<Napi::String>().Utf8Value() == "pipe") {
-      stdio[i] = {StdioRequest::kPipe, -1};
-    } else if (s.IsString() && s.As<Napi::String>().Utf8Value() == "null") {
-      stdio[i] = {StdioRequest::kNull, -1};
-    } else if (s.IsString() && s.As<Napi::String>().Utf8Value() == "close") {
-      stdio[i] = {StdioRequest::kClose, -1};
-    } else {
-      *error = "plan.stdio entries must be 'pipe', 'null', 'close' or an fd";
-      return false;
     }
   }
 
@@ -279,8 +254,8 @@ bool PlanStorage::Parse(const Napi::Object& plan, std::string* error) {
 
   child.steps = steps_.data();
   child.step_count = steps_.size();
-  child.argv = argv_.data();
-  child.envp = envp_.data();
+  child.argv = nullptr;  // RunStorage::Apply
+  child.envp = nullptr;
   child.exec_candidates = candidates_.data();
   child.exec_candidate_count = candidates_.size() - 1;
   child.die_with_parent = GetFlag(plan, "dieWithParent");
@@ -293,6 +268,194 @@ bool PlanStorage::Parse(const Napi::Object& plan, std::string* error) {
   child.error_fd = -1;
   child.sync_fd[0] = child.sync_fd[1] = -1;
   return true;
+}
+
+namespace {
+
+// A packed list: one Buffer of strings each ended by a NUL (lib/plan.ts: packStrings), copied
+// once into `bytes`; `out` gets a pointer to each string and a final null. With `pairs` the
+// strings are keys and values in turn (lib/plan.ts: packEnv), and each key's NUL becomes the
+// '=' of a "key=value" string. One pass over the bytes, no per-string call into JavaScript.
+bool GetPacked(const Napi::Object& obj, const char* key, bool pairs, std::string* bytes, std::vector<char*>* out,
+               std::string* error) {
+  Napi::Value v = obj.Get(key);
+  if (!v.IsBuffer()) {
+    *error = std::string("plan.") + key + " must be a Buffer";
+    return false;
+  }
+  Napi::Buffer<char> b = v.As<Napi::Buffer<char>>();
+  if (b.Length() > 0 && b.Data()[b.Length() - 1] != '\0') {
+    *error = std::string("plan.") + key + " must end with a NUL";
+    return false;
+  }
+  bytes->assign(b.Data(), b.Length());
+  char* p = bytes->data();
+  char* end = p + bytes->size();
+  // Every string ends with a NUL, the last one at end - 1: memchr always finds one.
+  auto next = [end](char* from) { return static_cast<char*>(std::memchr(from, '\0', static_cast<size_t>(end - from))); };
+  size_t count = 0;
+  for (char* q = p; q < end; q = next(q) + 1) count++;
+  if (pairs && count % 2 != 0) {
+    *error = std::string("plan.") + key + " must hold key and value pairs";
+    return false;
+  }
+  out->reserve((pairs ? count / 2 : count) + 1);
+  while (p < end) {
+    out->push_back(p);
+    char* nul = next(p);
+    if (pairs) {
+      *nul = '=';
+      nul = next(nul + 1);
+    }
+    p = nul + 1;
+  }
+  out->push_back(nullptr);
+  return true;
+}
+
+bool ParseStdio(const Napi::Object& plan, StdioRequest (&stdio)[3], std::string* error) {
+  Napi::Value stdio_value = plan.Get("stdio");
+  if (!stdio_value.IsArray() || stdio_value.As<Napi::Array>().Length() != 3) {
+    *error = "plan.stdio must be an array of 3";
+    return false;
+  }
+  Napi::Array stdio_array = stdio_value.As<Napi::Array>();
+  for (uint32_t i = 0; i < 3; i++) {
+    Napi::Value s = stdio_array.Get(i);
+    if (s.IsNumber()) {
+      stdio[i] = {StdioRequest::kFd, s.As<Napi::Number>().Int32Value()};
+    } else if (s.IsString() && s.As<Napi::String>().Utf8Value() == "pipe") {
+      stdio[i] = {StdioRequest::kPipe, -1};
+    } else if (s.IsString() && s.As<Napi::String>().Utf8Value() == "null") {
+      stdio[i] = {StdioRequest::kNull, -1};
+    } else if (s.IsString() && s.As<Napi::String>().Utf8Value() == "close") {
+      stdio[i] = {StdioRequest::kClose, -1};
+    } else {
+      *error = "plan.stdio entries must be 'pipe', 'null', 'close' or an fd";
+      return false;
+    }
+  }
+
+  return true;
+}
+
+// An optional uint32 index field below `limit` (inclusive when `inclusive`).
+bool GetIndex(const Napi::Object& obj, const char* key, size_t limit, bool inclusive, size_t* out) {
+  Napi::Value v = obj.Get(key);
+  if (!v.IsNumber()) return false;
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0) || d != static_cast<double>(static_cast<size_t>(d))) return false;
+  *out = static_cast<size_t>(d);
+  return inclusive ? *out <= limit : *out < limit;
+}
+
+}  // namespace
+
+const char* RunStorage::Keep(std::string s) {
+  strings_.push_back(std::move(s));
+  return strings_.back().c_str();
+}
+
+bool RunStorage::Parse(const Napi::Object& run, const PlanStorage& base, std::string* error) {
+  if (!GetPacked(run, "argv", false, &argv_bytes_, &argv_, error) || !GetPacked(run, "envp", true, &envp_bytes_, &envp_, error)) {
+    return false;
+  }
+  if (argv_.size() < 2) {
+    *error = "plan.argv is empty";
+    return false;
+  }
+  if (!ParseStdio(run, stdio, error)) return false;
+  // A prepared sandbox's run: what differs from the prepared plan.
+  Napi::Value candidates = run.Get("runCandidates");
+  if (!candidates.IsUndefined()) {
+    std::vector<std::string> list;
+    if (!GetStringList(run, "runCandidates", &list, error)) return false;
+    if (list.empty()) {
+      *error = "plan.runCandidates is empty";
+      return false;
+    }
+    for (auto& c : list) candidates_.push_back(const_cast<char*>(Keep(std::move(c))));
+    candidates_.push_back(nullptr);
+  }
+  Napi::Value paths = run.Get("stepPaths");
+  Napi::Value chdir = run.Get("chdirAt");
+  if (paths.IsUndefined() && chdir.IsUndefined()) return true;
+  steps_ = base.steps();
+  if (!paths.IsUndefined()) {
+    if (!paths.IsArray()) {
+      *error = "plan.stepPaths must be an array";
+      return false;
+    }
+    Napi::Array items = paths.As<Napi::Array>();
+    for (uint32_t i = 0; i < items.Length(); i++) {
+      Napi::Value item = items.Get(i);
+      size_t index = 0;
+      if (!item.IsObject() || !GetIndex(item.As<Napi::Object>(), "index", steps_.size(), false, &index) ||
+          !item.As<Napi::Object>().Get("path").IsString()) {
+        *error = "plan.stepPaths[" + std::to_string(i) + "] must be {index, path}";
+        return false;
+      }
+      steps_[index].path = Keep(item.As<Napi::Object>().Get("path").As<Napi::String>().Utf8Value());
+    }
+  }
+  if (!chdir.IsUndefined()) {
+    size_t index = 0;
+    if (!chdir.IsObject() || !GetIndex(chdir.As<Napi::Object>(), "index", steps_.size(), true, &index) ||
+        !chdir.As<Napi::Object>().Get("path").IsString()) {
+      *error = "plan.chdirAt must be {index, path}";
+      return false;
+    }
+    Step step{};
+    step.op = StepOp::kChdir;
+    step.path = Keep(chdir.As<Napi::Object>().Get("path").As<Napi::String>().Utf8Value());
+    steps_.insert(steps_.begin() + static_cast<std::ptrdiff_t>(index), step);
+  }
+  return true;
+}
+
+void RunStorage::Apply(const PlanStorage& base, ChildPlan* child) const {
+  *child = base.child;
+  child->argv = argv_.data();
+  child->envp = envp_.data();
+  if (!candidates_.empty()) {
+    child->exec_candidates = candidates_.data();
+    child->exec_candidate_count = candidates_.size() - 1;
+  }
+  if (!steps_.empty()) {
+    child->steps = steps_.data();
+    child->step_count = steps_.size();
+  }
+}
+
+Napi::Function PreparedPlan::DefineClass(Napi::Env env) {
+  return ObjectWrap<PreparedPlan>::DefineClass(env, "PreparedPlan", {});
+}
+
+PreparedPlan::PreparedPlan(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PreparedPlan>(info) {
+  if (!info[0].IsObject()) {
+    Napi::TypeError::New(info.Env(), "preparePlan(plan): bad arguments").ThrowAsJavaScriptException();
+    return;
+  }
+  auto storage = std::make_shared<PlanStorage>();
+  std::string reason;
+  if (!storage->Parse(info[0].As<Napi::Object>(), &reason)) {
+    Napi::TypeError::New(info.Env(), "prepareSandbox: malformed native plan: " + reason).ThrowAsJavaScriptException();
+    return;
+  }
+  // Parsed while the environment was going away (a worker terminated): reads may have failed
+  // unseen; such a plan is never used (From refuses a PreparedPlan without storage).
+  if (!CanCallIntoJs(info.Env())) return;
+  storage_ = std::move(storage);
+}
+
+PreparedPlan* PreparedPlan::From(Napi::Env env, const Napi::Value& value) {
+  AddonData* data = GetAddonData(env);
+  if (value.IsObject() && value.As<Napi::Object>().InstanceOf(data->prepared_constructor.Value())) {
+    PreparedPlan* prepared = Unwrap(value.As<Napi::Object>());
+    if (prepared && prepared->storage_) return prepared;
+  }
+  Napi::TypeError::New(env, "spawnPrepared: not a prepared plan").ThrowAsJavaScriptException();
+  return nullptr;
 }
 
 }  // namespace nsjail

@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include <deque>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -27,26 +28,69 @@ struct ParentStep {
   std::vector<std::string> argv;
 };
 
-// Owns every byte the child will read. Strings live in a deque so their addresses stay put
-// while more are added; the ChildPlan points into it.
+// The part of a spawn that the options fix: steps, exec candidates, clone flags, identity.
+// Owns every byte of it the child will read (strings live in a deque so their addresses stay
+// put while more are added; `child` points into it). Parsed for every spawnIsolated, or once
+// for many spawns of a prepared sandbox (lib/prepared.ts, PreparedPlan below): read-only
+// after Parse, so spawns running on several spawner threads may share it.
 class PlanStorage {
  public:
+  PlanStorage() = default;
+  PlanStorage(const PlanStorage&) = delete;
+  PlanStorage& operator=(const PlanStorage&) = delete;
+
   // Reads and checks the plan; on a malformed plan returns false with a reason. TypeScript
   // validates user options, so a failure here is a bug in the library, not user error.
+  // argv, envp and stdio are a run's (RunStorage), not read here.
   bool Parse(const Napi::Object& plan, std::string* error);
 
-  ChildPlan child{};
-  StdioRequest stdio[3];
+  ChildPlan child{};  // a template: each spawn copies it and fills in its run's part
   unsigned long long clone_flags = 0;
   CloneEngine engine = CloneEngine::kAuto;
   std::vector<ParentStep> parent_setup;  // non-empty: the child waits for it (ChildPlan::sync_fd)
   long host_id = -1;                     // >= 0: clone as this host id (lib/hostids.ts)
+  const std::vector<Step>& steps() const { return steps_; }
 
  private:
   const char* Keep(std::string s);
   std::deque<std::string> strings_;
   std::vector<Step> steps_;
-  std::vector<char*> argv_, envp_, candidates_, init_argv_;
+  std::vector<char*> candidates_, init_argv_;
+};
+
+// What one run adds to a PlanStorage: argv and envp (each one packed Buffer of NUL-terminated
+// strings, copied once and pointed into, so their cost grows with their bytes as the
+// kernel's own copy at execve does), stdio and, for a prepared sandbox, the exec candidates
+// of a PATH given for this run, replaced step paths (the cgroup.procs files of this run's
+// cgroup, its cwd) and an inserted chdir step.
+class RunStorage {
+ public:
+  bool Parse(const Napi::Object& run, const PlanStorage& base, std::string* error);
+  // Points `child` (a copy of base.child) at this run's strings and steps.
+  void Apply(const PlanStorage& base, ChildPlan* child) const;
+
+  StdioRequest stdio[3];
+
+ private:
+  const char* Keep(std::string s);
+  std::string argv_bytes_, envp_bytes_;
+  std::vector<char*> argv_, envp_, candidates_;
+  std::vector<Step> steps_;  // empty: the base's steps as they are
+  std::deque<std::string> strings_;
+};
+
+// A prepared sandbox's parsed plan, held by a JavaScript object (binding.preparePlan); each
+// spawn from it holds a reference too, so it outlives the object while a spawn is under way.
+class PreparedPlan : public Napi::ObjectWrap<PreparedPlan> {
+ public:
+  static Napi::Function DefineClass(Napi::Env env);
+  explicit PreparedPlan(const Napi::CallbackInfo& info);
+  std::shared_ptr<const PlanStorage> storage() const { return storage_; }
+  // The PreparedPlan wrapped by `value`, or null (with a TypeError pending) if it is none.
+  static PreparedPlan* From(Napi::Env env, const Napi::Value& value);
+
+ private:
+  std::shared_ptr<const PlanStorage> storage_;
 };
 
 }  // namespace nsjail

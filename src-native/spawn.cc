@@ -107,44 +107,58 @@ class SpawnJob {
 
   // Parses the plan and makes the pipes. False with a TypeError pending for a malformed plan.
   bool Prepare(Napi::Env env, const Napi::Object& plan_object) {
+    auto base = std::make_shared<PlanStorage>();
     std::string reason;
-    if (!plan_.Parse(plan_object, &reason)) {
+    if (!base->Parse(plan_object, &reason)) {
       Napi::TypeError::New(env, "spawnIsolated: malformed native plan: " + reason).ThrowAsJavaScriptException();
       return false;
     }
+    return Prepare(env, std::move(base), plan_object);
+  }
+
+  // The same for a run of a parsed plan (a prepared sandbox's, or the one just parsed).
+  bool Prepare(Napi::Env env, std::shared_ptr<const PlanStorage> base, const Napi::Object& run_object) {
+    base_ = std::move(base);
+    std::string reason;
+    if (!run_.Parse(run_object, *base_, &reason)) {
+      Napi::TypeError::New(env, "spawnIsolated: malformed native plan: " + reason).ThrowAsJavaScriptException();
+      return false;
+    }
+    run_.Apply(*base_, &child_);
     // A worker being terminated makes every later property read fail, and Parse would read
     // such a field as absent (a step's flags as 0): a plan parsed while the environment could
     // no longer run JavaScript is not to be trusted. The flag only ever goes one way, so if
-    // JavaScript can still run now, every read above succeeded.
+    // JavaScript can still run now, every read above succeeded (a prepared plan's were checked
+    // so when it was parsed).
     if (!CanCallIntoJs(env)) return false;
     for (int i = 0; i < 3 && !failure_.where; i++) PrepareStdio(i);
     if (failure_.where) return true;
-    if (plan_.child.die_with_parent) plan_.child.parent_pidfd = SelfPidfd();
+    if (child_.die_with_parent) child_.parent_pidfd = SelfPidfd();
     // The child's verdict: in our memory when it borrows it until exec (see ChildPlan), else
     // through the error pipe.
-    if ((plan_.clone_flags & (CLONE_VM | CLONE_VFORK)) == (CLONE_VM | CLONE_VFORK) && plan_.child.init_fd < 0) {
-      plan_.child.error_slot = &verdict_;
+    if ((base_->clone_flags & (CLONE_VM | CLONE_VFORK)) == (CLONE_VM | CLONE_VFORK) && child_.init_fd < 0) {
+      child_.error_slot = &verdict_;
     } else {
       if (int err = MakePipe(&errors_)) return Fail("parent", "pipe2", err);
-      plan_.child.error_fd = errors_.write.get();
+      child_.error_fd = errors_.write.get();
     }
     // Parent-written id maps (parent_setup.cc): the clone is then without CLONE_VM|CLONE_VFORK
     // (lib/plan.ts) and the child waits on this pipe until the maps are written.
-    if (!plan_.parent_setup.empty()) {
+    if (!base_->parent_setup.empty()) {
       if (int err = MakePipe(&sync_)) return Fail("parent", "pipe2", err);
-      plan_.child.sync_fd[0] = sync_.read.get();
-      plan_.child.sync_fd[1] = sync_.write.get();
+      child_.sync_fd[0] = sync_.read.get();
+      child_.sync_fd[1] = sync_.write.get();
     }
     // init writes the program's wait status here before it exits (lib/init.ts reads it).
-    if (plan_.child.init_fd >= 0) {
+    if (child_.init_fd >= 0) {
       // Our own copy of init's fd: lib/init.ts's is fs's, which a worker's exit closes (Node
       // closes the fds a worker opened through fs) perhaps while a spawner thread still clones
       // with it, and its number could by then name another file.
-      if (int err = DupHigh(plan_.child.init_fd, &init_)) return Fail("parent", "fcntl", err);
-      plan_.child.init_fd = init_.get();
+      if (int err = DupHigh(child_.init_fd, &init_)) return Fail("parent", "fcntl", err);
+      child_.init_fd = init_.get();
       if (int err = MakePipe(&status_)) return Fail("parent", "pipe2", err);
       if (::fcntl(status_.read.get(), F_SETFL, O_NONBLOCK) < 0) return Fail("parent", "fcntl", errno);
-      plan_.child.status_fd = status_.write.get();
+      child_.status_fd = status_.write.get();
     }
     return true;
   }
@@ -152,7 +166,7 @@ class SpawnJob {
   // Clones and waits for the child's verdict. No N-API: may run on any thread.
   void Run() {
     if (failure_.where) return;
-    CloneResult cloned = CloneChild({plan_.clone_flags, RunChild, &plan_.child, plan_.engine, plan_.host_id});
+    CloneResult cloned = CloneChild({base_->clone_flags, RunChild, &child_, base_->engine, base_->host_id});
     if (cloned.pid <= 0) {
       Fail("parent", cloned.syscall, cloned.err);
       return;
@@ -165,9 +179,9 @@ class SpawnJob {
     for (auto& fd : child_end_) fd.reset();
     null_in_.reset();
     null_out_.reset();  // the discard thread sees end of file once the sandbox closed its copies
-    if (!plan_.parent_setup.empty()) {
+    if (!base_->parent_setup.empty()) {
       sync_.read.reset();
-      ParentSetupResult setup = RunParentSetup(plan_.parent_setup, pid_);
+      ParentSetupResult setup = RunParentSetup(base_->parent_setup, pid_);
       if (setup.err != 0) {
         ::kill(pid_, SIGKILL);  // not reaped yet, so the pid is still this child
         Reap(pid_);
@@ -184,7 +198,7 @@ class SpawnJob {
       sync_.write.reset();
     }
 
-    if (plan_.child.error_slot) {
+    if (child_.error_slot) {
       // clone has returned: the child has exec'd (nothing written) or exited.
       if (__atomic_load_n(&verdict_.step, __ATOMIC_ACQUIRE) != kStepNone) {
         Reap(pid_);
@@ -222,7 +236,7 @@ class SpawnJob {
       return result;
     }
     handed_off_ = true;  // from here the watcher (or Create, if it fails) owns the child
-    napi_value child = ChildHandle::Create(env, pid_, std::move(pidfd_), on_exit, plan_.child.die_with_parent);
+    napi_value child = ChildHandle::Create(env, pid_, std::move(pidfd_), on_exit, child_.die_with_parent);
     if (!child) return env.Null();  // an exception pending, or the environment going away
     // Our fds go to JavaScript through the environment's registry (teardown.h): if it is torn
     // down before they reach their owners (a net.Socket, lib/init.ts), they are closed then.
@@ -249,7 +263,7 @@ class SpawnJob {
   }
 
   void PrepareStdio(int i) {
-    const StdioRequest& req = plan_.stdio[i];
+    const StdioRequest& req = run_.stdio[i];
     int err = 0;
     const char* syscall = "fcntl";
     switch (req.kind) {
@@ -288,7 +302,7 @@ class SpawnJob {
           syscall = "fcntl";
           if ((err = KeepHigh(&end)) != 0) break;
         }
-        plan_.child.stdio[i] = end.get();
+        child_.stdio[i] = end.get();
         return;
       }
       case StdioRequest::kFd:
@@ -301,10 +315,12 @@ class SpawnJob {
       Fail("stdio", syscall, err, i);
       return;
     }
-    plan_.child.stdio[i] = child_end_[i].get();
+    child_.stdio[i] = child_end_[i].get();
   }
 
-  PlanStorage plan_;
+  std::shared_ptr<const PlanStorage> base_;  // the fixed part, perhaps shared with other spawns
+  RunStorage run_;                            // this run's argv, envp, stdio, step changes
+  ChildPlan child_{};                         // what the child reads: base_ with run_ applied
   // The child's ends (closed after clone) and ours (handed to JavaScript).
   UniqueFd child_end_[3], parent_end_[3], init_;
   UniqueFd null_in_, null_out_;  // the child's ends for 'ignore' (closed after clone)
@@ -463,6 +479,44 @@ Napi::Value SpawnAsync(const Napi::CallbackInfo& info) {
   if (!job->Prepare(env, info[0].As<Napi::Object>())) return env.Null();
   AsyncSpawns* spawns = AsyncSpawns::For(env);
   spawns->Submit(new AsyncSpawn(spawns, std::move(job), info[1].As<Napi::Function>(), info[2].As<Napi::Function>()));
+  return env.Undefined();
+}
+
+// preparePlan(plan) -> a PreparedPlan: the plan's fixed part parsed once (plan.h).
+Napi::Value PreparePlan(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckArguments(info, 0, "preparePlan(plan): bad arguments")) return env.Null();
+  return GetAddonData(env)->prepared_constructor.New({info[0]});
+}
+
+// spawnPrepared(prepared, run, onExit): spawn() of a prepared plan with this run's part.
+Napi::Value SpawnPrepared(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  PreparedPlan* prepared = PreparedPlan::From(env, info[0]);
+  if (!prepared) return env.Null();
+  if (!info[1].IsObject() || !info[2].IsFunction()) {
+    Napi::TypeError::New(env, "spawnPrepared(prepared, run, onExit): bad arguments").ThrowAsJavaScriptException();
+    return env.Null();
+  }
+  SpawnJob job;
+  if (!job.Prepare(env, prepared->storage(), info[1].As<Napi::Object>())) return env.Null();
+  job.Run();
+  return job.Finish(env, info[2].As<Napi::Function>());
+}
+
+// spawnPreparedAsync(prepared, run, onExit, onDone): spawnAsync() of a prepared plan.
+Napi::Value SpawnPreparedAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  PreparedPlan* prepared = PreparedPlan::From(env, info[0]);
+  if (!prepared) return env.Null();
+  if (!info[1].IsObject() || !info[2].IsFunction() || !info[3].IsFunction()) {
+    Napi::TypeError::New(env, "spawnPreparedAsync(prepared, run, onExit, onDone): bad arguments").ThrowAsJavaScriptException();
+    return env.Null();
+  }
+  auto job = std::make_unique<SpawnJob>();
+  if (!job->Prepare(env, prepared->storage(), info[1].As<Napi::Object>())) return env.Null();
+  AsyncSpawns* spawns = AsyncSpawns::For(env);
+  spawns->Submit(new AsyncSpawn(spawns, std::move(job), info[2].As<Napi::Function>(), info[3].As<Napi::Function>()));
   return env.Undefined();
 }
 

@@ -91,7 +91,7 @@ describe('packaging', () => {
         const b = require(${JSON.stringify(addon)});
         const c = b.constants;
         const r = b.spawn({ cloneFlags: c.CLONE_VM | c.CLONE_VFORK | c.CLONE_NEWPID, engine: 'auto', execCandidates: ['/bin/sh'],
-          argv: ['sh', '-c', 'exit 7'], envp: [], stdio: ['null', 'null', 'null'], steps: [], dieWithParent: true, newSession: true },
+          argv: Buffer.from('sh\\0-c\\0exit 7\\0'), envp: Buffer.alloc(0), stdio: ['null', 'null', 'null'], steps: [], dieWithParent: true, newSession: true },
           (status) => console.log(status.exitCode));
         if (!r.pid) process.exit(9);`;
       expect(exec(process.execPath, ['-e', script], tmp.dir)).toBe('7\n');

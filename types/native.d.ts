@@ -28,8 +28,10 @@ export interface NativePlan {
   cloneFlags: number;
   engine: 'auto' | 'clone3' | 'clone';
   execCandidates: string[];
-  argv: string[];
-  envp: string[];
+  /** The program's argv, packed: each string followed by a NUL (lib/plan.ts: packStrings). */
+  argv: Buffer;
+  /** Its environment as `key=value` strings, packed the same way. */
+  envp: Buffer;
   stdio: [NativeStdio, NativeStdio, NativeStdio];
   steps: NativeStep[];
   dieWithParent: boolean;
@@ -49,6 +51,25 @@ export interface NativePlan {
    * CloneAsHostId), so the sandbox's user namespace is owned by it.
    */
   hostId?: number;
+}
+
+/**
+ * What one spawn of a prepared plan adds to it (src-native/plan.h: RunStorage): argv, envp
+ * and stdio as in {@link NativePlan}, exec candidates for a PATH of this run's, step paths
+ * replaced (its cgroup.procs files, its cwd) and a chdir step inserted before `index`.
+ */
+export interface NativeRun {
+  argv: Buffer;
+  envp: Buffer;
+  stdio: [NativeStdio, NativeStdio, NativeStdio];
+  runCandidates?: string[];
+  stepPaths?: { index: number; path: string }[];
+  chdirAt?: { index: number; path: string };
+}
+
+/** A plan parsed once by the addon (src-native/plan.h: PreparedPlan); opaque to JavaScript. */
+export interface NativePreparedPlan {
+  readonly __nativePreparedPlan: never;
 }
 
 /**
@@ -120,6 +141,17 @@ export interface NativeBinding {
    */
   spawnAsync(
     plan: NativePlan,
+    onExit: (status: NativeExitStatus | null) => void,
+    onDone: (result: NativeSpawned | { error: NativeFailure } | { thrown: unknown }) => void,
+  ): void;
+  /** Parses the fixed part of a plan once (its argv, envp and stdio are ignored). */
+  preparePlan(plan: Omit<NativePlan, 'argv' | 'envp' | 'stdio'>): NativePreparedPlan;
+  /** spawn of a prepared plan with one run's part. */
+  spawnPrepared(prepared: NativePreparedPlan, run: NativeRun, onExit: (status: NativeExitStatus | null) => void): NativeSpawned | { error: NativeFailure };
+  /** spawnAsync of a prepared plan with one run's part. */
+  spawnPreparedAsync(
+    prepared: NativePreparedPlan,
+    run: NativeRun,
     onExit: (status: NativeExitStatus | null) => void,
     onDone: (result: NativeSpawned | { error: NativeFailure } | { thrown: unknown }) => void,
   ): void;

@@ -118,6 +118,15 @@ async function run(ctx) {
       label: 'spawnIsolatedAsync(b)',
       work: (d) => runInFlight(() => runIsoAsync(env.lib.spawnIsolatedAsync, isoOptions('b')), INFLIGHT, d),
     });
+  // The same two through a prepared sandbox: the synchronous one beside the asynchronous one.
+  if (!env.lib.error && typeof env.lib.exports.prepareSandbox === 'function') {
+    const box = env.lib.exports.prepareSandbox(isoOptions('b'));
+    const at = variants.findIndex((v) => v.key === 'cp');
+    variants.splice(at, 0,
+      { key: 'prep', label: 'prepareSandbox(b).spawn()', work: (d) => runInFlight(() => runIso(() => box.spawn(), null), INFLIGHT, d) },
+      { key: 'prepAsync', label: 'prepareSandbox(b).spawnAsync()', work: (d) => runInFlight(() => runIsoAsync(() => box.spawnAsync(), null), INFLIGHT, d) },
+    );
+  }
 
   const measured = {};
   for (const v of variants) measured[v.key] = await measure(v.work, durationMs);

@@ -63,6 +63,14 @@ async function run(ctx) {
   const overhead = b && setupFloor && floor
     ? { p50: b.p50 / setupFloor.p50, mean: b.mean / setupFloor.mean, setupCostMs: setupFloor.p50 - floor.p50 }
     : null;
+  const prepared = byKey.i;
+  const preparedOverhead = prepared && setupFloor ? { p50: prepared.p50 / setupFloor.p50, mean: prepared.mean / setupFloor.mean, vsIso: b ? prepared.p50 / b.p50 : null } : null;
+  if (preparedOverhead) {
+    lines.push(
+      `  prepareSandbox(b).spawn() vs the floor with its set-up: ${fmtRatio(preparedOverhead.p50)} at p50, ${fmtRatio(preparedOverhead.mean)} on the mean` +
+        (preparedOverhead.vsIso !== null ? `; vs spawnIsolated(b): ${fmtRatio(preparedOverhead.vsIso)} at p50` : ''),
+    );
+  }
   if (overhead) {
     lines.push(
       `  spawnIsolated(b) vs the floor with its set-up: ${fmtRatio(overhead.p50)} at p50, ${fmtRatio(overhead.mean)} on the mean ` +
@@ -94,6 +102,7 @@ async function run(ctx) {
       ),
       comparisons,
       overSetupFloor: overhead,
+      preparedOverSetupFloor: preparedOverhead,
     },
     chartRows: rows.filter((r) => r.stats).map((r) => ({ label: r.label.trim(), p50: r.stats.p50, p99: r.stats.p99 })),
   };

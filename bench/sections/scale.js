@@ -151,6 +151,25 @@ async function memoryScale(ctx, out) {
   );
 }
 
+/**
+ * The argv/env step's variants: spawnIsolated, a prepared sandbox, child_process and the C
+ * floor, all with the same arguments or variables. The prepared sandbox gets the arguments per
+ * run (what varies between a judge's runs) and the variables at prepare (what does not).
+ */
+function argvVariants(env, kind, n, strings) {
+  const variants = pair(env, kind === 'args' ? { args: strings } : { vars: strings });
+  const prepSkip = env.lib.error ? `spawnIsolated: ${env.lib.error}` : typeof env.lib.exports.prepareSandbox !== 'function' ? 'no prepareSandbox()' : null;
+  const box = prepSkip ? null : env.lib.exports.prepareSandbox(isoOptions('b', kind === 'env' ? { env: strings } : {}));
+  const run = kind === 'args' ? () => box.spawn({ args: strings }) : () => box.spawn();
+  variants.push(
+    { key: 'prep', skip: prepSkip, run: async () => ({ prep: [(await runIso(run, null)).ns] }) },
+    { key: 'floor', skip: env.floor.error ? `floor: ${env.floor.error}` : null, run: () => floorRound(env, kind === 'args' ? { args: n } : { vars: n }) },
+  );
+  return variants;
+}
+
+const ARGV_HEADER = ['', 'iso p50', 'iso vs 1st', 'prep p50', 'prep vs 1st', 'floor p50', 'floor vs 1st', 'iso/floor growth', 'cp p50', 'cp vs 1st', 'cp/iso', ''];
+
 async function argvScale(ctx, out) {
   const rounds = ctx.quick ? 15 : 100;
   const warmup = ctx.quick ? 2 : 5;
@@ -158,22 +177,35 @@ async function argvScale(ctx, out) {
   const rows = [];
   const data = { args: [], env: [] };
   // argv: N arguments of 12 bytes; env: N variables of about 20 bytes (replacing the
-  // inherited environment, identically for both variants).
-  for (const [kind, make] of [
-    ['args', (n) => ({ args: Array.from({ length: n }, (_, i) => `arg-${String(i).padStart(8, '0')}`) })],
-    ['env', (n) => ({ vars: Object.fromEntries(Array.from({ length: n }, (_, i) => [`BENCH_VAR_${i}`, `value-${i}`])) })],
-  ]) {
+  // inherited environment, identically for every variant; the floor's are the same strings).
+  const makers = {
+    args: (n) => Array.from({ length: n }, (_, i) => `arg-${String(i).padStart(8, '0')}`),
+    env: (n) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`BENCH_VAR_${i}`, `value-${i}`])),
+  };
+  for (const kind of ['args', 'env']) {
     let base = null;
     for (const n of counts) {
-      const r = await step(pair(ctx.env, make(n)), rounds, warmup);
+      const variants = argvVariants(ctx.env, kind, n, makers[kind](n));
+      const { samples, failures, skipped } = await runRounds(variants, { rounds, warmup });
+      const r = Object.fromEntries(['iso', 'prep', 'cp', 'floor'].map((k) => [k, samples[k] ? summarize(samples[k]) : null]));
       base ||= r;
-      rows.push(stepRow(`${kind} = ${n}`, r, base));
-      data[kind].push({ count: n, iso: r.iso, cp: r.cp, failures: r.failures });
-      Object.assign(out.skipped, r.skipped);
+      const relative = r.iso && r.floor && base.iso && base.floor ? r.iso.p50 / base.iso.p50 / (r.floor.p50 / base.floor.p50) : null;
+      rows.push([
+        `${kind} = ${n}`, cell(r.iso), growth(r.iso, base.iso), cell(r.prep), growth(r.prep, base.prep), cell(r.floor), growth(r.floor, base.floor),
+        relative === null ? '-' : fmtRatio(relative), cell(r.cp), growth(r.cp, base.cp), r.iso && r.cp ? fmtRatio(r.cp.p50 / r.iso.p50) : '-',
+        failuresText({ failures }),
+      ]);
+      data[kind].push({ count: n, ...r, isoOverFloorGrowth: relative, failures });
+      Object.assign(out.skipped, skipped);
     }
   }
   out.data.argv = { rounds, warmup, ...data };
-  out.text.push(`argv / env size (${rounds} interleaved rounds per step, ms):`, table(HEADER, rows), '');
+  out.text.push(
+    `argv / env size (${rounds} interleaved rounds per step, ms); prep = prepareSandbox(b) (args per run, env at prepare); floor = the C floor with the same strings;`,
+    '"iso/floor growth" = iso\'s growth since 0 over the floor\'s (1.00: spawnIsolated grows as the kernel\'s copy does):',
+    table(ARGV_HEADER, rows),
+    '',
+  );
 }
 
 // Extra bind mounts: n read-only binds of one host directory at n places.
@@ -237,18 +269,33 @@ async function mountScale(ctx, out) {
       skip: null,
       run: async () => ({ [st.key]: [(await runIso(env.lib.spawnIsolated, isoOptions('b', st.extra))).ns] }),
     }));
+    // bwrap with the same namespaces, the same system binds and the same extra read-only binds.
+    const bwrapSystem = support.base.flatMap((m) =>
+      m.type === 'bind' ? ['--ro-bind-try', m.source, m.target ?? m.source] : m.type === 'symlink' ? ['--symlink', m.to, m.target] : []);
+    for (const n of counts) {
+      const binds = bindMounts(dir, n).flatMap((m) => ['--ro-bind', m.source, m.target]);
+      const args = ['--unshare-pid', '--unshare-net', '--unshare-uts', '--unshare-ipc', ...bwrapSystem, ...binds, TRUE];
+      const key = `bw${n}`;
+      steps.push({ key, label: `bwrap, the same system binds + ${n} binds`, extra: null });
+      variants.push({ key, skip: env.bwrap.error ? `bwrap: ${env.bwrap.error}` : null, run: async () => ({ [key]: [(await runCp(env.bwrap.path, args)).ns] }) });
+    }
     const { samples, failures, skipped } = await runRounds(variants, { rounds, warmup });
     const stats = Object.fromEntries(steps.map((st) => [st.key, samples[st.key] ? summarize(samples[st.key]) : null]));
-    const ref = stats.m0;
     const rows = steps.map((st) => {
       const x = stats[st.key];
+      const ref = st.key.startsWith('bw') ? stats.bw0 : stats.m0;
       const f = failures[st.key] || (skipped[st.key] && { count: 'all', first: skipped[st.key] });
       return [st.label, x ? fmtMs(x.p50) : '-', x ? fmtMs(x.p99) : '-', x && ref ? fmtRatio(x.p50 / ref.p50) : '-', f ? `${f.count} failed (${f.first})` : ''];
     });
-    out.data.mounts = { rounds, warmup, systemMounts: support.base.length, steps: steps.map((st) => ({ key: st.key, label: st.label, ...stats[st.key], failures: failures[st.key] || null })) };
+    // Each extra bind's cost: (p50 with 100 - p50 with 0) / 100, in microseconds.
+    const perBind = (a, b) => (stats[a] && stats[b] ? ((stats[b].p50 - stats[a].p50) / 100) * 1000 : null);
+    const perBindUs = { iso: perBind('m0', 'm100'), bwrap: perBind('bw0', 'bw100') };
+    out.data.mounts = { rounds, warmup, systemMounts: support.base.length, perBindUs, steps: steps.map((st) => ({ key: st.key, label: st.label, ...stats[st.key], failures: failures[st.key] || null })) };
+    const us = (x) => (x === null ? '-' : `${x.toFixed(1)} us`);
     out.text.push(
-      `Mounts, spawnIsolated(b) only (${rounds} interleaved rounds, ms); "vs +0" = p50 / the p50 with the system binds alone:`,
+      `Mounts (${rounds} interleaved rounds, ms); "vs +0" = p50 / the same tool's p50 with the system binds alone:`,
       table(['', 'p50', 'p99', 'vs +0', ''], rows),
+      `Each extra read-only bind (p50 with 100 minus with 0, / 100): spawnIsolated ${us(perBindUs.iso)}, bwrap ${us(perBindUs.bwrap)}`,
       '',
     );
   } finally {

@@ -1,6 +1,6 @@
 // Type tests: compiled with `tsc --noEmit` by test/packaging.test.ts. Each @ts-expect-error
 // line must be an error; everything else must compile.
-import { runIsolated, spawnIsolated, IsolationError, type CloseStatus, type ExitStatus, type IsolatedProcess, type SpawnOptions } from 'nsjail-node';
+import { prepareSandbox, runIsolated, spawnIsolated, IsolationError, type PreparedSandbox, type SandboxRun, type CloseStatus, type ExitStatus, type IsolatedProcess, type SpawnOptions } from 'nsjail-node';
 import { Readable } from 'node:stream';
 import { unshare, setns, waitpid, type NamespaceKind } from 'nsjail-node/syscalls';
 import { buildRootfs, type RootfsManifest } from 'nsjail-node/rootfs';
@@ -50,6 +50,22 @@ export async function usage(): Promise<void> {
   setns('/proc/1/ns/net', 'net');
   // @ts-expect-error not a namespace kind
   unshare(['network']);
+
+  // A prepared sandbox: only a run's differences per spawn.
+  const box: PreparedSandbox = prepareSandbox({ command: '/bin/sh', pid: true, limits: { memory: 1 << 28 } });
+  const runPart: SandboxRun = { args: ['-c', 'true'], env: { A: '1', B: undefined }, cwd: '/', stdio: 'ignore', timeout: 1000, limits: { wallTime: 5000 } };
+  const once: IsolatedProcess = box.spawn(runPart);
+  const { child: later } = await box.spawnAsync({ args: ['-c', 'exit 3'] });
+  const collected: string = (await box.run({ input: 'x', maxBuffer: 1024 })).stdout;
+  const bytes: Buffer = (await box.run({ encoding: 'buffer' })).stdout;
+  void [once, later, collected, bytes];
+  // @ts-expect-error namespaces are fixed when the sandbox is prepared
+  box.spawn({ pid: false });
+  // @ts-expect-error only wallTime varies between runs
+  box.spawn({ limits: { memory: 1 } });
+  // @ts-expect-error run() collects stdout and stderr itself
+  void box.run({ stdio: 'inherit' });
+  box.close();
 
   const manifest: RootfsManifest = await buildRootfs('/tmp/root', ['/bin/sh']);
   void manifest.programs;
