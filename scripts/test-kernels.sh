@@ -12,6 +12,9 @@
 # test/kernels/stage2.sh). Everything it downloads is Debian's, through apt-get and
 # debootstrap, into a cache it owns ($NSJAIL_KERNELS_CACHE, default .cache/kernels).
 #   scripts/test-kernels.sh [x86_64] [arm64]      (default: both)
+# NSJAIL_KERNELS_ONLY=regex (no spaces) runs only the guest checks whose names match;
+# NSJAIL_KERNELS_ARM64_CPU picks the emulated arm64 CPU (default max,pauth-impdef=on: the
+# newest architecture features, pointer authentication included; cortex-a57 has none).
 # Prints each guest's `N passed, N failed`, boot and run times; exits non-zero on any failure.
 # Every qemu runs under timeout (x86_64 450 s, arm64 660 s; NSJAIL_KERNELS_QEMU_TIMEOUT), so
 # that a guest that hangs fails the run instead of holding it.
@@ -23,6 +26,7 @@ arches=("$@")
 [ ${#arches[@]} -gt 0 ] || arches=(x86_64 arm64)
 export DEBIAN_FRONTEND=noninteractive
 mkdir -p "$cache"
+only=${NSJAIL_KERNELS_ONLY:+KERNEL_TEST_ONLY=$NSJAIL_KERNELS_ONLY}
 
 say() { echo "test-kernels: $*"; }
 die() { echo "test-kernels: $*" >&2; exit 2; }
@@ -144,7 +148,7 @@ run_x86_64() {
   cat >"$dir/test.env" <<EOF
 TEST_DIR='$project'
 TEST_TIMEOUT=${NSJAIL_KERNELS_TEST_TIMEOUT:-360}
-TEST_COMMAND='env NSJAIL_NODE_ADDON=$project/build/Release/nsjail_node.node $(command -v node) test/kernels/guest-test.js $project'
+TEST_COMMAND='env $only NSJAIL_NODE_ADDON=$project/build/Release/nsjail_node.node $(command -v node) test/kernels/guest-test.js $project'
 EOF
   make_initramfs "$(command -v busybox)" "$dir/initramfs.gz" "$dir/$pkg" "$version" "$dir/test.env"
   boot x86_64 "$dir/console.log" "${NSJAIL_KERNELS_QEMU_TIMEOUT:-450}" \
@@ -208,7 +212,7 @@ run_arm64() {
   cat >"$dir/test.env" <<EOF
 TEST_DIR=/opt/kernel-test
 TEST_TIMEOUT=${NSJAIL_KERNELS_TEST_TIMEOUT:-540}
-TEST_COMMAND='/usr/bin/node test/kernels/guest-test.js /opt/kernel-test/node_modules/nsjail-node'
+TEST_COMMAND='env $only /usr/bin/node test/kernels/guest-test.js /opt/kernel-test/node_modules/nsjail-node'
 EOF
   make_initramfs "$rootfs/bin/busybox" "$dir/initramfs.gz" "$dir/$kname" "$version" "$dir/test.env"
   boot arm64 "$dir/console.log" "${NSJAIL_KERNELS_QEMU_TIMEOUT:-660}" \
