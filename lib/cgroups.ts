@@ -278,7 +278,8 @@ function errnoOf(e: unknown): number {
 
 const DELEGATION_HINT =
   'creating cgroups needs write access to the parent: run as root, or in a cgroup delegated to this user ' +
-  '(cgroup v2: e.g. `systemd-run --user --scope -p Delegate=yes`, then give its path as cgroupParent), ' +
+  '(cgroup v2: e.g. `systemd-run --user --scope -p Delegate=yes`, then move this process into a child cgroup of the scope\'s, ' +
+  'since cgroup v2 enables controllers only below a cgroup without processes of its own, and give the scope\'s cgroup as cgroupParent), ' +
   'or without the limits that need a cgroup (limits.memory, limits.pids, limits.cpu; limits.wallTime, limits.cpuTime and limits.rlimits work without one)';
 
 function cgroupError(step: string, syscall: string, file: string, e: unknown, hint?: string): IsolationError {
@@ -674,6 +675,27 @@ export function subtreeControlWrites(levels: readonly { dir: string; enabled: re
   return writes;
 }
 
+/**
+ * The hint of an EBUSY from cgroup.subtree_control: `dir` has processes of its own. When
+ * this process is one of them (`ownDir`, its cgroup v2 directory), the way out is to move it
+ * into a child cgroup (what doctor advises for a delegated cgroup). Pure.
+ */
+export function busyParentHint(dir: string, ownDir: string | undefined, pid: number): string {
+  const rule = 'cgroup v2 enables controllers only for the children of a cgroup without processes of its own';
+  if (ownDir !== undefined && path.resolve(ownDir) === path.resolve(dir)) {
+    return `${rule}, and this process is in ${dir} itself: move it into a child cgroup first ` +
+      `(mkdir ${path.join(dir, 'supervisor')}, then write ${pid} into ${path.join(dir, 'supervisor', 'cgroup.procs')}) and keep ${dir} as cgroupParent`;
+  }
+  return `${rule}: give cgroupParent a cgroup whose processes are elsewhere (or move them into a child cgroup of it through its cgroup.procs)`;
+}
+
+/** This process's cgroup v2 directory (from /proc/self/cgroup under the cgroup2 mount), if any. */
+function ownV2Dir(): string | undefined {
+  const rel = /^0::(\/.*)$/m.exec(readTextIfExists('/proc/self/cgroup') ?? '')?.[1];
+  const mount = detectHierarchies().find((h) => h.version === 2);
+  return rel === undefined || mount === undefined ? undefined : path.join(mount.mountPoint, rel);
+}
+
 function enableControllers(dir: string, controllers: readonly string[]): void {
   const enabled = readControlIfExists(path.join(dir, 'cgroup.subtree_control'), 'cgroup-enable')?.trim().split(/\s+/).filter(Boolean) ?? [];
   for (const w of subtreeControlWrites([{ dir, enabled }], controllers)) {
@@ -681,9 +703,7 @@ function enableControllers(dir: string, controllers: readonly string[]): void {
       writeControl(w.file, w.data);
     } catch (e) {
       const busy = (e as NodeJS.ErrnoException).code === 'EBUSY';
-      throw cgroupError('cgroup-enable', 'write', w.file, e, busy
-        ? 'cgroup v2 enables controllers only for the children of a cgroup without processes of its own: give cgroupParent a cgroup whose processes are elsewhere'
-        : undefined);
+      throw cgroupError('cgroup-enable', 'write', w.file, e, busy ? busyParentHint(dir, ownV2Dir(), process.pid) : undefined);
     }
   }
 }

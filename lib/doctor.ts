@@ -518,8 +518,15 @@ export function doctorChecks(r: DoctorFacts): DoctorCheck[] {
     cgAdvice = c.mode === 'none'
       ? 'no cgroup filesystem is mounted: mount cgroup2 on /sys/fs/cgroup (mount -t cgroup2 none /sys/fs/cgroup)'
       : c.v2.mountpoint !== null && !(v1Usable.has('memory') && v1Usable.has('pids'))
-        ? 'memory/pids limits need the memory and pids controllers delegated to this user: run under a delegated systemd unit ' +
-          '(systemd-run --user --scope -p Delegate=yes ...) and pass its cgroup as cgroupParent, or run as root'
+        ? (c.v2.delegated && c.v2.cgroup !== null
+          // Delegated, yet the default parent is out of reach and this process's own cgroup
+          // cannot be the parent while the process is in it (no internal processes in v2).
+          ? `this process's cgroup ${c.v2.cgroup} is delegated to this user, but cgroup v2 enables controllers only below a cgroup ` +
+            `without processes of its own: move this process into a child of it (mkdir ${path.join(c.v2.cgroup, 'supervisor')}, then write its pid into ` +
+            `${path.join(c.v2.cgroup, 'supervisor', 'cgroup.procs')}) and pass ${c.v2.cgroup} as cgroupParent`
+          : 'memory/pids limits need the memory and pids controllers delegated to this user: run under a delegated systemd unit ' +
+            '(systemd-run --user --scope -p Delegate=yes ...), move this process from the unit\'s cgroup into a child of it ' +
+            '(mkdir <unit cgroup>/supervisor, then write its pid into supervisor/cgroup.procs) and pass the unit\'s cgroup as cgroupParent, or run as root')
         : 'memory/pids limits need the memory and pids controllers writable for this user (v1 hierarchies you may write to, or a delegated cgroup v2 subtree)';
   }
   if (c.socketMemory === 'v1-none') {

@@ -580,7 +580,8 @@ int StepChmod(const Step& s, FsRoots* roots) noexcept {
 // the host's root, /oldroot) or 's' (inside the staging root) and a relative path, resolved
 // here once; other keys are passed on as strings, an empty value as a flag. Each layer is
 // given by fd (Linux 6.13); on older kernels by its /proc fd link, one lowerdir+ at a time
-// (6.8) or all in one lowerdir string (fsconfig takes strings of up to 256 bytes).
+// (6.8) or all in one lowerdir string (fsconfig takes strings of up to 256 bytes; before 6.5
+// overlayfs has only the legacy option string, which refuses fds with EOPNOTSUPP).
 int StepMountOverlay(const Step& s, FsRoots* roots, int32_t* part) noexcept {
   int host = HostRoot(roots);
   if (host < 0) return errno;
@@ -614,8 +615,11 @@ int StepMountOverlay(const Step& s, FsRoots* roots, int32_t* part) noexcept {
     *part = 2 * index + 1;  // handing it to overlayfs
     if (pass == Pass::kFd) {
       if (::syscall(SYS_fsconfig, fs.fd, kFsconfigSetFd, key, nullptr, static_cast<int>(fd)) == 0) continue;
-      if (errno != EINVAL || index != 0) return errno;
-      pass = Pass::kLinkEach;  // not by fd: before Linux 6.13
+      if ((errno != EINVAL && errno != EOPNOTSUPP) || index != 0) return errno;
+      // EOPNOTSUPP: overlayfs still parses a legacy option string (before Linux 6.5), which
+      // takes any key now and refuses an unknown one (lowerdir+) only when the mount is
+      // created: straight to the one lowerdir string.
+      pass = errno == EOPNOTSUPP ? Pass::kLinksJoined : Pass::kLinkEach;  // not by fd: before Linux 6.13
     }
     char link[48];
     ProcFdPath(static_cast<int>(fd), link);

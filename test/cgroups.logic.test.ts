@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
-  chooseVersion, cpuQuotaMicros, limitWrites, parseKeyedFile, parseMountinfo, readAccounting, requiredControllers,
+  busyParentHint, chooseVersion, cpuQuotaMicros, limitWrites, parseKeyedFile, parseMountinfo, readAccounting, requiredControllers,
   subtreeControlWrites, type CgroupHierarchy, type CgroupRequest,
 } from '../lib/cgroups';
 import { makeTempDir } from './helpers';
@@ -174,5 +174,21 @@ describe('accounting files (fake cgroup trees in a temp dir)', () => {
 
   test('keyed files ignore what is not `key integer`', () => {
     expect([...parseKeyedFile('a 1\n\nb x\n c  -2 \n')]).toEqual([['a', 1], ['c', -2]]);
+  });
+});
+
+describe('cgroup v2 EBUSY from cgroup.subtree_control (checked against a real kernel by npm run test:kernels)', () => {
+  test('this process in the parent itself (a delegated cgroup given as cgroupParent): the hint says to move it into a child cgroup first', () => {
+    const hint = busyParentHint('/sys/fs/cgroup/user.slice/app.scope', '/sys/fs/cgroup/user.slice/app.scope/', 4242);
+    expect(hint).toContain('this process is in /sys/fs/cgroup/user.slice/app.scope itself');
+    expect(hint).toContain('mkdir /sys/fs/cgroup/user.slice/app.scope/supervisor');
+    expect(hint).toContain('write 4242 into /sys/fs/cgroup/user.slice/app.scope/supervisor/cgroup.procs');
+  });
+
+  test('other processes in the parent: the hint names the rule, not this process', () => {
+    const hint = busyParentHint('/sys/fs/cgroup/app.scope', '/sys/fs/cgroup/app.scope/supervisor', 4242);
+    expect(hint).toMatch(/^cgroup v2 enables controllers only for the children of a cgroup without processes of its own: /);
+    expect(hint).not.toContain('4242');
+    expect(busyParentHint('/sys/fs/cgroup/app.scope', undefined, 1)).not.toContain('itself');
   });
 });

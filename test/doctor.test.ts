@@ -201,6 +201,23 @@ describe('doctor puts other hosts in words', () => {
       socketMemory: 'v2',
     };
     expect(check(f, 'cgroups')).toMatchObject({ level: 'warn', advice: expect.stringContaining('Delegate=yes') });
+    // Followed literally, "pass its cgroup as cgroupParent" ends in EBUSY while the process is in it.
+    expect(check(f, 'cgroups')?.advice).toContain('into a child of it');
+  });
+
+  test('cgroup v2 delegated to this user but holding this process: move it into a child, then pass the delegated cgroup', () => {
+    // As in the uid 65534 check of npm run test:kernels (a cgroup chowned as Delegate=yes does).
+    const f = facts();
+    f.cgroups = {
+      mode: 'v2', v1: [], v2: { mountpoint: '/sys/fs/cgroup', cgroup: '/sys/fs/cgroup/app.scope', controllers: ['cpu', 'memory', 'pids'], subtreeControl: [], delegated: true },
+      limits: { works: false, code: 'EACCES', error: 'spawnIsolated: cgroup-parent /sys/fs/cgroup/nsjail-node: EACCES (permission denied) [mkdir]' },
+      socketMemory: 'v2',
+    };
+    const advice = check(f, 'cgroups')?.advice ?? '';
+    expect(advice).toContain('/sys/fs/cgroup/app.scope is delegated to this user');
+    expect(advice).toContain('mkdir /sys/fs/cgroup/app.scope/supervisor');
+    expect(advice).toContain('/sys/fs/cgroup/app.scope/supervisor/cgroup.procs');
+    expect(advice).toContain('pass /sys/fs/cgroup/app.scope as cgroupParent');
   });
 
   test('inside Docker with its default profile: container named, and what to change', () => {

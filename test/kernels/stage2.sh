@@ -1,0 +1,30 @@
+#!/bin/sh
+# PID 1 after switch_root, on the overlay over the shared tree: the mounts of a normal
+# systemd-less host with a pure cgroup v2 hierarchy, then the test program
+# (test/kernels/guest-test.js), its exit status printed for the host, and a power-off.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+# nsdelegate, as systemd mounts it: cgroup namespaces are delegation boundaries.
+mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm
+mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts
+mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+mount -t tmpfs -o mode=0755 tmpfs /run
+ip link set lo up 2>/dev/null || busybox ip link set lo up
+hostname kernel-test
+. /kernel-test.env
+echo "KERNEL-TEST-BOOTED uptime=$(cut -d' ' -f1 /proc/uptime) kernel=$(uname -r) machine=$(uname -m)"
+cd "$TEST_DIR" || { echo "KERNEL-TEST-RC=98"; echo o > /proc/sysrq-trigger; sleep 5; exit 1; }
+start=$(cut -d' ' -f1 /proc/uptime)
+# Orphans of the tests are reparented to this shell, whose wait reaps them.
+timeout -s KILL "$TEST_TIMEOUT" $TEST_COMMAND &
+wait $!
+rc=$?
+echo "KERNEL-TEST-RUNTIME start=$start end=$(cut -d' ' -f1 /proc/uptime)"
+echo "KERNEL-TEST-RC=$rc"
+sync
+echo o > /proc/sysrq-trigger
+sleep 10
