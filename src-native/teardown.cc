@@ -102,6 +102,9 @@ void KillCgroup(const TrackedCgroup& cg) {
         while (*p == '\n') p++;
       }
     }
+    // A v1 freezer left FROZEN (a JavaScript kill cut short between freeze and thaw when its
+    // thread was terminated) holds SIGKILLed tasks: thaw it so that they die.
+    for (const std::string& dir : cg.dirs) WriteFile(dir + "/freezer.state", "THAWED");
     if (!any) return;
     SleepMillis(5);
   }
@@ -298,6 +301,10 @@ Napi::Value CgroupSweepOrphans(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// How long an ending environment waits for its killed sandboxes' cgroups to empty. Only a
+// sandbox that cannot die (a process stuck in the kernel) makes it wait that long.
+constexpr int kCgroupWaitMillis = 10000;
+
 void OnEnvCleanup(void* arg) {
   auto* data = static_cast<AddonData*>(arg);
   Leftovers* l = data->leftovers;
@@ -310,8 +317,9 @@ void OnEnvCleanup(void* arg) {
     if (!cg.keep) {
       KillCgroup(cg);
       // Killed processes leave their cgroup only once they have exited and been reaped, which
-      // a busy machine can take a while to do: wait up to 2 s, then leave it to the sweep.
-      for (int i = 0; i < 400 && !(removed = RemoveCgroup(cg)); i++) SleepMillis(5);
+      // a busy machine can take a while to do (seconds, with both cores taken): wait up to
+      // kCgroupWaitMillis, then leave it to the sweep.
+      for (int i = 0; i < kCgroupWaitMillis / 5 && !(removed = RemoveCgroup(cg)); i++) SleepMillis(5);
     }
     if (!removed && !RemoveCgroup(cg)) {
       OrphanCgroups& o = TheOrphanCgroups();
@@ -321,8 +329,8 @@ void OnEnvCleanup(void* arg) {
   }
   delete l;
   // Killed sandboxes' cgroups that were still busy, of this or an earlier environment: a
-  // process that ends (the last environment) must not leave them. Bounded: 2 s.
-  for (int i = 0; i < 400 && !SweepOrphanCgroups(); i++) SleepMillis(5);
+  // process that ends (the last environment) must not leave them. Bounded the same way.
+  for (int i = 0; i < kCgroupWaitMillis / 5 && !SweepOrphanCgroups(); i++) SleepMillis(5);
 }
 
 }  // namespace
