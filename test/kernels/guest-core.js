@@ -19,6 +19,7 @@ const phoff = Number(eh.readBigUInt64LE(32));
 const phentsize = eh.readUInt16LE(54);
 const phnum = eh.readUInt16LE(56);
 const loads = [];
+const files = [];
 let regs;
 for (let i = 0; i < phnum; i++) {
   const ph = read(phoff + i * phentsize, phentsize);
@@ -36,6 +37,16 @@ for (let i = 0; i < phnum; i++) {
       const descsz = notes.readUInt32LE(at + 4);
       const ntype = notes.readUInt32LE(at + 8);
       const desc = at + 12 + Math.ceil(namesz / 4) * 4;
+      if (ntype === 0x46494c45) {
+        // NT_FILE: count, page size, then {start, end, offset} per file mapping, then the names.
+        const count = Number(notes.readBigUInt64LE(desc));
+        let name = desc + 16 + count * 24;
+        for (let f = 0; f < count; f++) {
+          const end = notes.indexOf(0, name);
+          files.push({ start: notes.readBigUInt64LE(desc + 16 + f * 24), end: notes.readBigUInt64LE(desc + 24 + f * 24), name: notes.toString('utf8', name, end) });
+          name = end + 1;
+        }
+      }
       if (ntype === 1 && regs === undefined) {
         // struct elf_prstatus: pr_reg at 112 on both 64-bit architectures.
         const n = machine === 183 ? 34 : 27;
@@ -60,6 +71,8 @@ if (machine === 183) {
   console.log(`rip=${hex(pc)} rsp=${hex(regs[19])}`);
 }
 function dump(name, address, before, after) {
+  const file = files.find((f) => address >= f.start && address < f.end);
+  if (file) console.log(`${name} ${hex(address)}: ${file.name} + ${hex(address - file.start)} (mapping ${hex(file.start)})`);
   const seg = loads.find((l) => address >= l.vaddr && address < l.vaddr + l.memsz);
   if (!seg) {
     console.log(`${name} ${hex(address)}: in no dumped segment`);

@@ -23,6 +23,8 @@ echo 1 >/proc/sys/debug/exception-trace 2>/dev/null || true
 # and a core file of a test program that dies of a signal, for guest-core.js below.
 echo /tmp/core.%p >/proc/sys/kernel/core_pattern
 ulimit -c unlimited
+# Also of a process whose ids changed (the addon's host ids make Node non-dumpable for a while).
+echo 1 >/proc/sys/fs/suid_dumpable
 start=$(cut -d' ' -f1 /proc/uptime)
 # Orphans of the tests are reparented to this shell, whose wait reaps them.
 timeout -s KILL "$TEST_TIMEOUT" $TEST_COMMAND &
