@@ -17,6 +17,8 @@ ip link set lo up 2>/dev/null || busybox ip link set lo up
 hostname kernel-test
 . /kernel-test.env
 echo "KERNEL-TEST-BOOTED uptime=$(cut -d' ' -f1 /proc/uptime) kernel=$(uname -r) machine=$(uname -m)"
+# The CPU features the guest's programs see (glibc picks its SVE string functions by them).
+echo "KERNEL-TEST-CPU: $(grep -m 1 -i '^features' /proc/cpuinfo | cut -d: -f2)"
 cd "$TEST_DIR" || { echo "KERNEL-TEST-RC=98"; echo o > /proc/sysrq-trigger; sleep 5; exit 1; }
 # Unhandled faults logged (the default on x86_64; arm64 reads the same switch).
 echo 1 >/proc/sys/debug/exception-trace 2>/dev/null || true
