@@ -17,6 +17,12 @@
 # --no-sparkplug to tell a fault in V8's baseline code from one elsewhere;
 # NSJAIL_KERNELS_ARM64_CPU picks the emulated arm64 CPU (default max,pauth-impdef=on: the
 # newest architecture features, pointer authentication included; cortex-a57 has none).
+# With max the guest's glibc (2.36) copies memory with its SVE functions (__memcpy_sve,
+# __memmove_sve, __memset_sve_zva64); libnode and the addon have no SVE code. A guest Node
+# that dies of SIGILL in V8's generated code only with SVE visible (passes with sve=off,
+# kernel arm64.nosve, cortex-a76/a57 or node --no-sparkplug; pauth=off, -smp 1 and clones
+# without CLONE_VM still fail) points at the emulated SVE path, not at the addon: the guest
+# prints the kernel's fault lines and the code bytes at pc (stage2.sh, guest-core.js).
 # Prints each guest's `N passed, N failed`, boot and run times; exits non-zero on any failure.
 # Every qemu runs under timeout (x86_64 450 s, arm64 660 s; NSJAIL_KERNELS_QEMU_TIMEOUT), so
 # that a guest that hangs fails the run instead of holding it.
