@@ -6,7 +6,7 @@
 import * as path from 'node:path';
 import type { NativePlan, NativeStdio } from '../types/native';
 import { binding } from './binding';
-import { filesystemSteps, makePrivateSteps } from './filesystem';
+import { filesystemSteps, makePrivateSteps } from './mount-steps';
 import type { SandboxView } from './exec-diagnosis';
 import { identityPlan, privilegeSteps, userNamespaceSteps } from './identity';
 import { cgroupJoinSteps, deferredCloneFlags, limitSteps } from './limits';

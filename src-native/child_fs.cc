@@ -1,6 +1,6 @@
 // Child steps: files, mounts and the root switch. Async-signal-safe only (see child.cc).
 //
-// A mount plan (lib/filesystem.ts) runs in three phases:
+// A mount plan (lib/filesystem.ts, compiled by lib/mount-steps.ts) runs in three phases:
 //   1. StepStageRoot mounts a private tmpfs on a directory every host has, pivots into it and
 //      keeps the host's root at /oldroot and an empty /newroot beside it (bubblewrap's model).
 //   2. Each entry resolves its target inside /newroot with openat2(RESOLVE_IN_ROOT), so no
@@ -10,7 +10,7 @@
 //      files are written and modes changed through fds checked to be what the entry expects.
 //   3. StepPivotRoot makes /newroot the root and detaches the staging tmpfs with the old root.
 // These system calls need Linux 5.12 (mount_setattr); older kernels get ENOSYS, which
-// lib/filesystem.ts turns into a hint naming the version.
+// lib/mount-steps.ts turns into a hint naming the version.
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mount.h>
@@ -81,7 +81,7 @@ constexpr unsigned kFsconfigCmdCreate = 6;
 constexpr unsigned kAtRecursive = 0x8000;
 constexpr unsigned kAtEmptyPath = 0x1000;
 
-// Step::flags of the mount-plan steps; the same numbers are in lib/filesystem.ts (FS_*).
+// Step::flags of the mount-plan steps; the same numbers are in lib/mount-steps.ts (FS_*).
 // The low byte is MOUNT_ATTR_RDONLY | NOSUID | NODEV | NOEXEC as the kernel numbers them.
 constexpr unsigned long kAttrMask = 0xff;
 constexpr unsigned long kRecursive = 1UL << 8;        // bind / setattr the whole subtree
@@ -97,7 +97,7 @@ constexpr unsigned long kSourceFd = 1UL << 16;        // values[0]: an fd of the
 // to all, as bubblewrap makes it; what is bound over it is what the sandbox sees.
 constexpr unsigned kMountPointFileMode = 0444;
 
-// The staging layout after StepStageRoot (lib/filesystem.ts: NEW_ROOT, OLD_ROOT).
+// The staging layout after StepStageRoot (lib/mount-steps.ts: NEW_ROOT, OLD_ROOT).
 constexpr const char* kNewRoot = "/newroot";
 constexpr const char* kOldRoot = "/oldroot";
 
@@ -376,7 +376,7 @@ int StepStageRoot(const Step& s, FsRoots* roots) noexcept {
 
 namespace {
 
-// A detached tree the parent made before clone (lib/filesystem.ts: idmapped writable binds,
+// A detached tree the parent made before clone (lib/hostids.ts: idmapped writable binds,
 // src-native/hostids.cc), attached at s.path. The fd is the parent's: not closed here.
 int AttachPrepared(const Step& s, FsRoots* roots) noexcept {
   int tree = static_cast<int>(s.values[0]);
