@@ -11,11 +11,19 @@ mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm
 mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+. /kernel-test.env
+# The guest's /tmp is a tmpfs of its own; a checkout under the host's /tmp (a CI clone, say)
+# is bound back at the same path over it, since the build's paths are absolute.
+case $TEST_DIR in
+  /tmp/*) mkdir -p /kernel-test-project && mount --bind "$TEST_DIR" /kernel-test-project ;;
+esac
 mount -t tmpfs -o mode=1777 tmpfs /tmp
+if [ -d /kernel-test-project ]; then
+  mkdir -p "$TEST_DIR" && mount --bind /kernel-test-project "$TEST_DIR"
+fi
 mount -t tmpfs -o mode=0755 tmpfs /run
 ip link set lo up 2>/dev/null || busybox ip link set lo up
 hostname kernel-test
-. /kernel-test.env
 echo "KERNEL-TEST-BOOTED uptime=$(cut -d' ' -f1 /proc/uptime) kernel=$(uname -r) machine=$(uname -m)"
 # The CPU features the guest's programs see (glibc picks its SVE string functions by them).
 echo "KERNEL-TEST-CPU: $(grep -m 1 -i '^features' /proc/cpuinfo | cut -d: -f2)"
