@@ -55,6 +55,40 @@ describe('usage, version and bubblewrap\'s own errors', () => {
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 1, stderr: `${line}\n` });
   });
 
+  test('seccomp fds as bubblewrap reads them: the combination refused before any fd is read, each fd read once and closed, the size checked after parsing', async () => {
+    const tmp = makeTempDir('nsjail-bwrap-seccomp-');
+    try {
+      const empty = path.join(tmp.dir, 'empty');
+      const odd = path.join(tmp.dir, 'odd');
+      fs.writeFileSync(empty, '');
+      fs.writeFileSync(odd, Buffer.from([1]));
+      const run = async (args: string[], files: string[]): Promise<{ code: number | null; stderr: string }> => {
+        const fds = files.map((f) => fs.openSync(f, 'r'));
+        try {
+          const r = await bwrap(['--ro-bind', '/', '/', ...args, 'true'], { fds });
+          return { code: r.code, stderr: r.stderr };
+        } finally {
+          for (const fd of fds) fs.closeSync(fd);
+        }
+      };
+      // Empty programs: only the combination is wrong, and it is what is reported.
+      expect(await run(['--add-seccomp-fd', '4', '--seccomp', '5'], [empty, empty]))
+        .toEqual({ code: 1, stderr: 'bwrap: --seccomp cannot be combined with --add-seccomp-fd\n' });
+      expect(await run(['--seccomp', '5', '--add-seccomp-fd', '4'], [empty, empty]))
+        .toEqual({ code: 1, stderr: 'bwrap: --add-seccomp-fd cannot be combined with --seccomp\n' });
+      // The same fd twice: the first read closed it.
+      expect(await run(['--add-seccomp-fd', '4', '--add-seccomp-fd', '4'], [empty]))
+        .toEqual({ code: 1, stderr: "bwrap: Can't read seccomp data: Bad file descriptor\n" });
+      // Sizes after parsing, bubblewrap's multiple-of-8 check over all programs first.
+      expect(await run(['--add-seccomp-fd', '4', '--add-seccomp-fd', '5'], [empty, odd]))
+        .toEqual({ code: 1, stderr: 'bwrap: Invalid seccomp data, must be multiple of 8\n' });
+      expect(await run(['--add-seccomp-fd', '-1'], []))
+        .toEqual({ code: 1, stderr: 'bwrap: Invalid fd: -1\n' });
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
   test('a missing bind source: "Can\'t find source path", exit 1', async () => {
     const r = await bwrap(['--bind', '/', '/', '--bind', '/nonexistent-source-of-this-test', '/mnt', 'true']);
     expect(r.code).toBe(1);
