@@ -135,8 +135,8 @@ function runIsoAsync(spawnIsolatedAsync, options) {
  * itself and prints its timings, and the soak worker, which prints JSON (and runs for
  * longer than the watchdog's default allows, hence maxAgeMs).
  */
-function runCollect(command, args, { maxAgeMs } = {}) {
-  const child = cp.spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+function runCollect(command, args, { maxAgeMs, env } = {}) {
+  const child = cp.spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: env && { ...process.env, ...env } });
   let out = '';
   let err = '';
   child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
@@ -151,7 +151,8 @@ function runCollect(command, args, { maxAgeMs } = {}) {
     child.once('close', (code, signal) => {
       untrack();
       if (code === 0) resolve(out);
-      else reject(new Error(`${command} failed (${signal || `code ${code}`}): ${err.trim()}`));
+      if (err.includes('FLOORSPLIT')) require('fs').appendFileSync('/tmp/prof/splits.txt', err);
+      if (code === 0) {} else reject(new Error(`${command} failed (${signal || `code ${code}`}): ${err.trim()}`));
     });
   });
   untrack = track(command, (sig) => child.kill(sig), done, maxAgeMs);
@@ -160,4 +161,4 @@ function runCollect(command, args, { maxAgeMs } = {}) {
 
 module.exports = {
   runIsoAsync,
-  runCp, runIso, runCollect, killAll, startWatchdog };
+  runCp, runIso, runCollect, killAll, startWatchdog, track };

@@ -22,6 +22,11 @@
  *                   spawnIsolated's child does by default for (b) (see
  *                   policy_steps): the cost of that set-up in the kernel, so that
  *                   spawnIsolated(b) / bp is the library's own overhead. Needs root.
+ *                   The seccomp filters that set-up installs (net: true's socket-family
+ *                   filter) are the library's own programs: FLOOR_SECCOMP names files
+ *                   of raw struct sock_filter arrays, colon-separated, which bp
+ *                   installs in that order (the bench writes them from the library's
+ *                   plan for (b)); without it bp installs none.
  *           With several sets the iterations interleave (none b c none b c ...)
  *           so that noise hits every set alike.
  *   warmup  rounds run first and not printed (default 2): they fault in the
@@ -32,7 +37,12 @@
  *           rows), default 0: an empty environment. The kernel copies argv and
  *           envp into the new program at every execve: that copy is in the floor.
  *
- * Output: one line per measured spawn, "<set> <total ns> <clone-return ns>".
+ * FLOOR_PROGRAM, if set, is run instead of /bin/true (the breakdown section's
+ * bench/stamp.c).
+ *
+ * Output: one line per measured spawn, "<set> <total ns> <clone-return ns> <start>":
+ * <start> is CLOCK_MONOTONIC in ns just before clone, to line the spawn up with the
+ * times its program reports (bench/stamp.c).
  *
  * Exit status 0 when every iteration exec'd and exited 0; 1 otherwise, with
  * the reason on stderr.
@@ -41,7 +51,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -59,7 +72,7 @@
 
 #define STACK_SIZE (64 * 1024)
 
-static char *const default_argv[] = {"/bin/true", NULL};
+static char *default_argv[] = {"/bin/true", NULL};
 static char *const default_envp[] = {NULL};
 static char *const *child_argv = default_argv;
 static char *const *child_envp = default_envp;
@@ -79,12 +92,57 @@ static char **make_strings(const char *first, long n, int pairs) {
     return list;
 }
 
+#define MAX_FILTERS 4
+/* The seccomp programs bp installs (FLOOR_SECCOMP), read before the first spawn. */
+static struct sock_fprog filters[MAX_FILTERS];
+static int nfilters;
+
+/* Reads FLOOR_SECCOMP's files into filters[]; 0, or -1 with the reason on stderr. */
+static int load_filters(void) {
+    const char *list = getenv("FLOOR_SECCOMP");
+    if (!list || !*list) return 0;
+    char *copy = strdup(list);
+    for (char *file = strtok(copy, ":"); file; file = strtok(NULL, ":")) {
+        FILE *f = fopen(file, "rb");
+        if (!f || nfilters == MAX_FILTERS) {
+            fprintf(stderr, "floor: FLOOR_SECCOMP: %s: %s\n", file, f ? "too many filters" : strerror(errno));
+            return -1;
+        }
+        struct sock_filter *prog = malloc(4096 * sizeof *prog);
+        size_t n = prog ? fread(prog, sizeof *prog, 4096, f) : 0;
+        fclose(f);
+        if (n == 0) {
+            fprintf(stderr, "floor: FLOOR_SECCOMP: %s: empty or unreadable\n", file);
+            return -1;
+        }
+        filters[nfilters].len = (unsigned short)n;
+        filters[nfilters].filter = prog;
+        nfilters++;
+    }
+    return 0;
+}
+
+/* A pidfd of this process: the child checks it after arming its parent-death signal. */
+static int self_pidfd = -1;
+
+/* As src-native/child.cc arms the death signal: then a look at whether the parent died
+ * before (its pidfd readable, or getppid changed). */
+static int arm_death_signal(void) {
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) return -1;
+    struct pollfd p = {self_pidfd, POLLIN, 0};
+    struct timespec now = {0, 0};
+    if (syscall(SYS_ppoll, &p, 1, &now, NULL, 0) != 0) return -1;
+    (void)getppid();
+    return 0;
+}
+
 /* The set-up spawnIsolated's child makes by default for (b), in the same order
  * (src-native/child.cc and its steps): signal dispositions reset for the signals
  * /proc/self/status lists as ignored or caught, parent-death signal, new session,
  * stdio on /dev/null, every other fd close-on-exec, mounts private, lo up, every
- * capability dropped (bounding set included), no_new_privs, signal mask cleared.
- * Returns 0, or -1 when a step failed. */
+ * capability dropped (bounding set included), the death signal armed again (after a
+ * credential change), no_new_privs, once more before the seccomp filters, signal mask
+ * cleared. Returns 0, or -1 when a step failed. */
 static int policy_steps(int dev_null) {
     char text[8192];
     int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
@@ -103,7 +161,7 @@ static int policy_steps(int dev_null) {
     dfl.sa_handler = SIG_DFL;
     for (int sig = 1; sig <= 64; sig++)
         if (sig != SIGKILL && sig != SIGSTOP && (mask & (1ULL << (sig - 1)))) sigaction(sig, &dfl, NULL);
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || setsid() < 0) return -1;
+    if (arm_death_signal() < 0 || setsid() < 0) return -1;
     for (int i = 0; i < 3; i++)
         if (dup2(dev_null, i) < 0) return -1;
     if (syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */) < 0) return -1;
@@ -129,9 +187,14 @@ static int policy_steps(int dev_null) {
     if (syscall(SYS_capset, &header, caps) < 0) return -1;
     if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) return -1;
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0) return -1;
+    if (arm_death_signal() < 0) return -1;
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -1;
+    if (arm_death_signal() < 0) return -1;
     sigset_t none;
     sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    for (int i = 0; i < nfilters; i++)
+        if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &filters[i]) < 0) return -1;
     sigprocmask(SIG_SETMASK, &none, NULL);
     return 0;
 }
@@ -162,8 +225,9 @@ static int ns_flags(const char *set) {
 
 /* One spawn; returns elapsed ns (and the time clone took in *clone_ns), or -1
  * on failure (reason on stderr). */
-static long long spawn_once(char *stack_top, int flags, int policy, long long *clone_ns) {
+static long long spawn_once(char *stack_top, int flags, int policy, long long *clone_ns, long long *start_ns) {
     long long t0 = now_ns();
+    *start_ns = t0;
     /* With the set-up, also what spawnIsolated's parent does around clone: /dev/null
      * opened for the child's stdio, every signal blocked until clone returns. */
     int dev_null = -1;
@@ -215,6 +279,10 @@ int main(int argc, char **argv) {
         return 2;
     }
 
+    if (load_filters() < 0) return 1;
+    self_pidfd = (int)syscall(434 /* SYS_pidfd_open */, getpid(), 0);
+    const char *program = getenv("FLOOR_PROGRAM");
+    if (program && *program) default_argv[0] = (char *)program;
     if (nargs > 0 && !(child_argv = make_strings("/bin/true", nargs, 0))) return 1;
     if (nvars > 0 && !(child_envp = make_strings(NULL, nvars, 1))) return 1;
 
@@ -260,20 +328,23 @@ int main(int argc, char **argv) {
             signal(SIGXFSZ, SIG_IGN);
         }
 
-    long long ignored;
+    long long ignored, ignored_start;
     for (long i = 0; i < warmup; i++)
         for (int s = 0; s < nsets; s++)
-            if (spawn_once(stack_top, flags[s], policy[s], &ignored) < 0) return 1;
+            if (spawn_once(stack_top, flags[s], policy[s], &ignored, &ignored_start) < 0) return 1;
 
     /* Collect first, print after: stdio must not run between the timed spawns. */
     long long *t = calloc((size_t)(n * nsets), sizeof *t);
     long long *c = calloc((size_t)(n * nsets), sizeof *c);
-    if (!t || !c) return 1;
+    long long *st = calloc((size_t)(n * nsets), sizeof *st);
+    if (!t || !c || !st) return 1;
+    for (long i = 0; i < n; i++)
+        for (int s = 0; s < nsets; s++) {
+            long k = i * nsets + s;
+            if ((t[k] = spawn_once(stack_top, flags[s], policy[s], &c[k], &st[k])) < 0) return 1;
+        }
     for (long i = 0; i < n; i++)
         for (int s = 0; s < nsets; s++)
-            if ((t[i * nsets + s] = spawn_once(stack_top, flags[s], policy[s], &c[i * nsets + s])) < 0) return 1;
-    for (long i = 0; i < n; i++)
-        for (int s = 0; s < nsets; s++)
-            printf("%s %lld %lld\n", names[s], t[i * nsets + s], c[i * nsets + s]);
+            printf("%s %lld %lld %lld\n", names[s], t[i * nsets + s], c[i * nsets + s], st[i * nsets + s]);
     return 0;
 }

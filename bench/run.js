@@ -16,9 +16,11 @@ const children = require('./children');
 const { ourChildren } = require('./procfs');
 const { latencyChart } = require('./svg');
 const { evaluateTargets, formatTargets } = require('./targets');
+const { isoOptions } = require('./variants');
 
 const SECTIONS = [
   require('./sections/latency'),
+  require('./sections/breakdown'),
   require('./sections/throughput'),
   require('./sections/eventloop'),
   require('./sections/scale'),
@@ -56,11 +58,18 @@ const log = (msg) => console.log(msg);
 function prepare(needsBwrap) {
   const lib = setup.loadLibrary();
   const floor = setup.buildFloor();
+  // The floor's set-up row installs the seccomp programs spawnIsolated(b) installs.
+  if (!floor.error && !lib.error) {
+    const filters = setup.floorFilters(isoOptions('b'));
+    if (filters.error) floor.error = filters.error;
+    else floor.env = filters.env;
+  }
+  const stamp = setup.buildStamp();
   const unshare = setup.which('unshare') ? { path: setup.which('unshare') } : { error: 'unshare(1) not on PATH' };
   // Installing bwrap (apt-get) only makes sense when the latency or scale section will use it.
   const bwrap = needsBwrap ? setup.ensureBwrap(log) : { error: 'not needed by the selected sections' };
   const nsjail = setup.findNsjail();
-  return { lib, floor, unshare, bwrap, nsjail };
+  return { lib, floor, stamp, unshare, bwrap, nsjail };
 }
 
 function machineInfo(opts) {

@@ -34,10 +34,10 @@ function which(cmd) {
   return null;
 }
 
-/** Compile bench/floor.c into bench/build/floor unless the binary is newer than the source. */
-function buildFloor() {
-  const src = path.join(__dirname, 'floor.c');
-  const bin = path.join(BUILD_DIR, 'floor');
+/** Compile bench/<name>.c into bench/build/<name> unless the binary is newer than the source. */
+function buildC(name) {
+  const src = path.join(__dirname, `${name}.c`);
+  const bin = path.join(BUILD_DIR, name);
   try {
     if (fs.existsSync(bin) && fs.statSync(bin).mtimeMs >= fs.statSync(src).mtimeMs) return { path: bin };
     fs.mkdirSync(BUILD_DIR, { recursive: true });
@@ -47,6 +47,36 @@ function buildFloor() {
     return { path: bin };
   } catch (err) {
     return { error: err.message };
+  }
+}
+
+/** The C floor (bench/floor.c). */
+const buildFloor = () => buildC('floor');
+
+/** The breakdown section's program (bench/stamp.c). */
+const buildStamp = () => buildC('stamp');
+
+/**
+ * The seccomp programs spawnIsolated's child installs for `options` (net: true's
+ * socket-family filter), taken from the library's own compiled plan and written to
+ * bench/build/, so that the floor's set-up row installs the very same ones. Returns the
+ * environment for the floor ({ FLOOR_SECCOMP: 'file:file' }, empty when the plan has none),
+ * or { error }.
+ */
+function floorFilters(options) {
+  try {
+    const { validateOptions } = require(path.join(ROOT, 'dist', 'options.js'));
+    const { compilePlan } = require(path.join(ROOT, 'dist', 'plan.js'));
+    const programs = compilePlan(validateOptions(options)).native.steps.filter((s) => s.op === 'seccomp').map((s) => s.data);
+    fs.mkdirSync(BUILD_DIR, { recursive: true });
+    const files = programs.map((program, i) => {
+      const file = path.join(BUILD_DIR, `floor-seccomp-${i}.bin`);
+      fs.writeFileSync(file, program);
+      return file;
+    });
+    return { env: files.length ? { FLOOR_SECCOMP: files.join(':') } : {} };
+  } catch (err) {
+    return { error: `the library's seccomp programs for the floor's set-up: ${err.message.split('\n')[0]}` };
   }
 }
 
@@ -72,4 +102,4 @@ function findNsjail() {
   return p ? { path: p } : { error: 'nsjail not on PATH (not packaged for this distribution; install it to include it)' };
 }
 
-module.exports = { loadLibrary, buildFloor, ensureBwrap, findNsjail, which, ROOT };
+module.exports = { loadLibrary, buildFloor, buildStamp, floorFilters, ensureBwrap, findNsjail, which, ROOT };

@@ -89,7 +89,7 @@ function latencyVariants(env) {
       },
       skip: env.floor.error ? `floor: ${env.floor.error}` : null,
       run: async () =>
-        parseFloor(await runCollect(env.floor.path, [String(FLOOR_PER_ROUND), FLOOR_SETS, String(FLOOR_WARMUP)])),
+        parseFloor(await runCollect(env.floor.path, [String(FLOOR_PER_ROUND), FLOOR_SETS, String(FLOOR_WARMUP)], { env: env.floor.env })),
     },
   ];
 }

@@ -136,7 +136,7 @@ export function initExitStatus(statusFd: number, raw: NativeExitStatus | null): 
   }
   if (status === null) return raw;
   const termsig = status & 0x7f;
-  const rusage = raw?.rusage ?? { userMicros: 0, systemMicros: 0, maxRssKiB: 0 };
+  const rusage = raw?.rusage ?? { userMicros: 0, systemMicros: 0, maxRssKiB: null };
   if (termsig === 0) return { exitCode: (status >> 8) & 0xff, signal: null, coreDumped: false, rusage };
   return { exitCode: null, signal: termsig, coreDumped: (status & 0x80) !== 0, rusage };
 }

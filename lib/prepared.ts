@@ -37,7 +37,7 @@ export interface SandboxRun {
    * variable given as `undefined` is removed from it for this run.
    */
   env?: Readonly<Record<string, string | undefined>>;
-  /** Standard streams for this run (see {@link SpawnOptions.stdio}); default 'pipe'. */
+  /** Standard streams for this run (see {@link SpawnOptions.stdio}); default: the prepared options' `stdio`. */
   stdio?: StdioOption | readonly [StdioOption, StdioOption, StdioOption];
   /** Working directory inside the sandbox for this run (absolute). */
   cwd?: string;
@@ -255,7 +255,7 @@ export class PreparedSandbox {
         argv,
         envSet,
         envRemoved,
-        stdio: validateStdio(run.stdio),
+        stdio: run.stdio === undefined ? o.stdio : validateStdio(run.stdio),
         cwd: run.cwd === undefined ? o.cwd : validateCwd(run.cwd),
         limits: this.#runLimits(run),
       };

@@ -92,7 +92,6 @@ export class SandboxControl {
   #native: NativeChild | null = null;
   #pid = 0;
   #started = 0;
-  #nodeMaxRssKiB = 0;
   #killedBy: KillReason | null = null;
   #killedWith = 0;
   #timers: NodeJS.Timeout[] = [];
@@ -129,8 +128,6 @@ export class SandboxControl {
     this.#native = native;
     this.#pid = native.pid;
     this.#started = performance.now();
-    // Bounds what wait4's ru_maxrss inherits from this process at exec (see maxRssKiB).
-    this.#nodeMaxRssKiB = process.resourceUsage().maxRSS;
     const { wallTimeMs, timeoutMs, cpuTimeMs, signal, killSignal } = this.limits;
     if (wallTimeMs !== undefined) this.#timers.push(setTimeout(() => this.terminate('wallTime', SIGKILL), wallTimeMs));
     if (timeoutMs !== undefined) this.#timers.push(setTimeout(() => this.terminate('timeout', killSignal), timeoutMs));
@@ -273,7 +270,6 @@ export class SandboxControl {
     const oomKilled = acct.oomKills !== undefined
       ? acct.oomKills > 0
       : (acct.memoryFailcnt ?? 0) > 0 && signal === SIGKILL && this.#killedBy === null;
-    const maxRss = ru?.maxRssKiB;
     return {
       status: exitReason(exitCode, signal, this.#killedBy, oomKilled, raw !== null),
       killedBy: this.#killedBy,
@@ -282,7 +278,8 @@ export class SandboxControl {
       userCpuMs: userMicros / 1000,
       systemCpuMs: systemMicros / 1000,
       memoryPeakBytes: acct.memoryPeakBytes ?? null,
-      maxRssKiB: maxRss !== undefined && maxRss > this.#nodeMaxRssKiB ? maxRss : null,
+      // The addon leaves out a value not above this process's own at clone (inherited at exec).
+      maxRssKiB: ru?.maxRssKiB ?? null,
       oomKilled,
       pidsLimitHit: (acct.pidsLimitHits ?? 0) > 0,
     };

@@ -17,12 +17,14 @@ namespace nsjail {
 AddonData* GetAddonData(Napi::Env env) { return env.GetInstanceData<AddonData>(); }
 
 bool CanCallIntoJs(napi_env env) {
-  // Raw N-API with its statuses: a trivial call into JavaScript (Object()) fails exactly when
-  // the environment can no longer run it.
-  napi_value global, object_function, result;
+  // Raw N-API with its statuses: a trivial call into JavaScript (Object(), kept from Init: no
+  // lookup on every exit) fails exactly when the environment can no longer run it.
+  AddonData* data = nullptr;
+  napi_value probe, global, result;
+  if (napi_get_instance_data(env, reinterpret_cast<void**>(&data)) != napi_ok || !data || !data->probe) return false;
+  if (napi_get_reference_value(env, data->probe, &probe) != napi_ok || !probe) return false;
   if (napi_get_global(env, &global) != napi_ok) return false;
-  if (napi_get_named_property(env, global, "Object", &object_function) != napi_ok) return false;
-  if (napi_call_function(env, global, object_function, 0, nullptr, &result) == napi_ok) return true;
+  if (napi_call_function(env, global, probe, 0, nullptr, &result) == napi_ok) return true;
   bool pending = false;
   if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
     napi_value ignored;
@@ -60,6 +62,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   data->child_constructor = Napi::Persistent(ChildHandle::DefineClass(env));
   data->prepared_constructor = Napi::Persistent(PreparedPlan::DefineClass(env));
+  napi_create_reference(env, env.Global().Get("Object"), 1, &data->probe);
   env.SetInstanceData(data);
   exports.Set("spawn", Napi::Function::New(env, Spawn, "spawn"));
   exports.Set("spawnAsync", Napi::Function::New(env, SpawnAsync, "spawnAsync"));

@@ -23,7 +23,8 @@ namespace {
 
 double Micros(const timeval& tv) { return static_cast<double>(tv.tv_sec) * 1e6 + static_cast<double>(tv.tv_usec); }
 
-Napi::Object ExitObject(Napi::Env env, int status, const rusage& ru) {
+// maxRssKiB is null when it is not above `spawner_max_rss_kib` (see ChildHandle).
+Napi::Object ExitObject(Napi::Env env, int status, const rusage& ru, long spawner_max_rss_kib) {
   Napi::Object result = Napi::Object::New(env);
   bool exited = WIFEXITED(status);
   result.Set("exitCode", exited ? Napi::Value(Napi::Number::New(env, WEXITSTATUS(status))) : env.Null());
@@ -32,7 +33,8 @@ Napi::Object ExitObject(Napi::Env env, int status, const rusage& ru) {
   Napi::Object usage = Napi::Object::New(env);
   usage.Set("userMicros", Micros(ru.ru_utime));
   usage.Set("systemMicros", Micros(ru.ru_stime));
-  usage.Set("maxRssKiB", static_cast<double>(ru.ru_maxrss));
+  usage.Set("maxRssKiB", ru.ru_maxrss > spawner_max_rss_kib ? Napi::Value(Napi::Number::New(env, static_cast<double>(ru.ru_maxrss)))
+                                                            : Napi::Value(env.Null()));
   result.Set("rusage", usage);
   return result;
 }
@@ -69,6 +71,8 @@ napi_value ChildHandle::Create(Napi::Env env, pid_t pid, UniqueFd pidfd, Napi::F
   self->pid_ = pid;
   self->pidfd_ = std::move(pidfd);
   self->die_with_parent_ = die_with_parent;
+  rusage self_usage{};
+  if (::getrusage(RUSAGE_SELF, &self_usage) == 0) self->spawner_max_rss_kib_ = self_usage.ru_maxrss;
   self->env_ = env;
   napi_ref callback = nullptr;
   if (napi_create_reference(env, on_exit, 1, &callback) != napi_ok) {
@@ -152,7 +156,7 @@ void ChildHandle::OnReadable() {
     ObjectWrap::Unref();
     return;
   }
-  Napi::Value arg = r < 0 ? Napi::Value(env.Null()) : Napi::Value(ExitObject(env, status, ru));
+  Napi::Value arg = r < 0 ? Napi::Value(env.Null()) : Napi::Value(ExitObject(env, status, ru, spawner_max_rss_kib_));
   Napi::FunctionReference callback = std::move(on_exit_);
   ObjectWrap::Unref();
   callback.MakeCallback(env.Global(), {arg});

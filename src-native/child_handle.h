@@ -42,6 +42,9 @@ class ChildHandle : public Napi::ObjectWrap<ChildHandle> {
   napi_env env_ = nullptr;
   bool reaped_ = false;
   bool die_with_parent_ = true;
+  // This process's RSS high-water mark when the child was cloned: the child inherits it at
+  // exec (CLONE_VM, or a fork's copy), so an ru_maxrss not above it says nothing of the program.
+  long spawner_max_rss_kib_ = 0;
 };
 
 }  // namespace nsjail

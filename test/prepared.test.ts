@@ -43,6 +43,20 @@ describe('a prepared sandbox is the sandbox spawnIsolated makes', () => {
     expect({ stdout: r.stdout, exitCode: r.exitCode }).toEqual(expected);
   });
 
+  test('a run without stdio gets the prepared stdio, not pipes: no streams where the options said ignore', async () => {
+    const box = prepareSandbox({ command: SH, args: ['-c', 'echo out; echo err >&2'], stdio: ['ignore', 'pipe', 'ignore'], pid: true });
+    for (const child of [box.spawn(), (await box.spawnAsync()).child]) {
+      expect(child.stdin).toBeNull();
+      expect(child.stderr).toBeNull();
+      expect(await output(child)).toEqual({ stdout: 'out\n', exitCode: 0 });
+    }
+    // The control: a run's own stdio still replaces it.
+    const piped = box.spawn({ stdio: 'pipe' });
+    expect(piped.stderr).not.toBeNull();
+    const [err] = await Promise.all([collect(piped.stderr), collect(piped.stdout), piped.exited]);
+    expect(err).toBe('err\n');
+  });
+
   test('a run\'s differences: args, argv0, env added/replaced/removed, cwd (replaced or added), stdio, timers; the next run is the prepared one again', async () => {
     const box = prepareSandbox({ command: SH, args: ['-c', 'echo "$0|$*|A=${A-unset}|B=${B-unset}|$(pwd)"', 'p0', 'p1'], env: { A: 'a', PATH: '/usr/bin:/bin' }, pid: true, mount: true });
     const prepared = (await box.run()).stdout;

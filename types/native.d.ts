@@ -89,7 +89,8 @@ export interface NativeExitStatus {
   exitCode: number | null;
   signal: number | null;
   coreDumped: boolean;
-  rusage: { userMicros: number; systemMicros: number; maxRssKiB: number };
+  /** maxRssKiB: null when not above this process's own high-water mark at clone (inherited at exec). */
+  rusage: { userMicros: number; systemMicros: number; maxRssKiB: number | null };
 }
 
 /** A live child watched through its pidfd. */
