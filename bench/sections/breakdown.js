@@ -74,6 +74,7 @@ async function run(ctx) {
 
   const variants = [];
   let probe = null;
+  let box = null;
   if (env.floor.error) skipped.hp = `floor: ${env.floor.error}`;
   else if (process.geteuid() !== 0) skipped.hp = 'the floor with the set-up mounts and drops capabilities: root only';
   else {
@@ -99,7 +100,7 @@ async function run(ctx) {
     const { binding } = require(path.join(__dirname, '..', '..', 'dist', 'binding.js'));
     probe = instrument(binding, ['spawn', 'spawnPrepared']);
     const options = isoOptions('b', { command: program });
-    const box = env.lib.exports.prepareSandbox(options);
+    box = env.lib.exports.prepareSandbox(options);
     const timed = (key, spawn) => async () => {
       fresh();
       const start = Number(process.hrtime.bigint());
@@ -123,6 +124,7 @@ async function run(ctx) {
     ({ samples, failures } = await runRounds(variants, { rounds, warmup }));
   } finally {
     probe?.restore();
+    box?.close();
     fs.rmSync(stampFile, { force: true });
   }
 

@@ -81,7 +81,7 @@ async function run(ctx) {
   const text = [
     `${rounds} interleaved rounds after ${warmup} warm-up rounds; times in ms, from the spawn call until the exit is known.`,
     `The floor (h) times itself in C (clone to waitpid); p50/floor and mean/floor divide by (h); "own floor" divides (a) and (c) by the floor with their namespaces.`,
-    `"floor + spawnIsolated's set-up" is (h) with the child first doing in C what spawnIsolated's child does by default (signals, session, stdio, private mounts, lo up, capabilities, no_new_privs).`,
+    `"floor + spawnIsolated's set-up" is (h) with the child first doing in C what spawnIsolated's child does by default (signals, death signal, session, stdio, private mounts, lo up, capabilities, no_new_privs, the library's own seccomp programs).`,
     `"in call": how long the spawn call took to return, i.e. blocked the event loop; for the floor, clone's return (the child has exec'd).`,
     '',
     table(['variant', 'n', 'p50', 'p99', 'mean', 'p50/floor', 'mean/floor', 'own floor', 'in call p50', 'in call p99', ''], tableRows),
