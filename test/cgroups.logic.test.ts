@@ -1,5 +1,6 @@
 /**
- * The decisions of lib/cgroups.ts as plain functions: which hierarchy, which files get which
+ * The decisions of lib/cgroups.ts and the lib/cgroup-*.ts files it re-exports (hierarchies,
+ * limits, v2 delegation) as plain functions: which hierarchy, which files get which
  * values, how accounting files parse. This is how the cgroup v2 limit and accounting logic
  * is covered on a machine whose v2 hierarchy has no controllers: the parsing is run on a fake
  * cgroup directory tree in a temp dir (testing file-reading logic, not mocking a syscall);
