@@ -77,7 +77,7 @@ export function killPids(pids: readonly number[]): void {
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 const sleepBuffer = new Int32Array(new SharedArrayBuffer(4));
-/** A synchronous sleep, for the process 'exit' hook only. */
+/** A synchronous sleep, where waiting on the event loop is not possible: releaseSync (a failed spawn, the process 'exit' hook) and the sweep of stale cgroups during a synchronous creation. */
 export function sleepSync(ms: number): void {
   Atomics.wait(sleepBuffer, 0, 0, ms);
 }
