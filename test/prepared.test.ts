@@ -45,7 +45,10 @@ describe('a prepared sandbox is the sandbox spawnIsolated makes', () => {
 
   test('a run without stdio gets the prepared stdio, not pipes: no streams where the options said ignore', async () => {
     const box = prepareSandbox({ command: SH, args: ['-c', 'echo out; echo err >&2'], stdio: ['ignore', 'pipe', 'ignore'], pid: true });
-    for (const child of [box.spawn(), (await box.spawnAsync()).child]) {
+    // Each child's output is read before the next spawn: a stream nobody reads is drained at exit.
+    // (The handle is awaitable itself: wrapped, so that awaiting gives the handle, not its exit.)
+    for (const start of [async () => ({ child: box.spawn() }), () => box.spawnAsync()]) {
+      const { child } = await start();
       expect(child.stdin).toBeNull();
       expect(child.stderr).toBeNull();
       expect(await output(child)).toEqual({ stdout: 'out\n', exitCode: 0 });
