@@ -1,23 +1,21 @@
 /**
  * The sandbox's network and the namespaces it joins: `lo` up in a new network namespace,
  * a veth link to the host, and existing namespaces of any kind entered instead of created
- * (what nsenter does). Compiled into child steps (src-native/child_net.cc); what has to
- * exist before clone (fds of the namespaces to join, the veth pair and its namespace) is
- * made by {@link withNetwork} over rtnetlink and setns (src-native/netns.cc, netlink.cc).
+ * (what nsenter does). Here: the options, their validation, and the child steps they
+ * compile into (src-native/child_net.cc). Addresses are parsed in ip-addresses.ts; what has
+ * to exist before clone (fds of the namespaces to join, the veth pair and its namespace) is
+ * made by withNetwork in network-host.ts, over rtnetlink and setns.
  */
-import * as fs from 'node:fs';
-import * as net from 'node:net';
-import type { NativeIpAddress, NativeNetError } from '../types/native';
 import { binding } from './binding';
-import { describeErrno, IsolationError } from './errors';
-import { NETNS_DIR, openNamespaceFd } from './netns';
+import { checkPair, parseCidr, type Cidr } from './ip-addresses';
+import { NETNS_DIR } from './netns';
 import type { ValidatedOptions } from './options';
 import type { PlannedStep } from './steps';
 import { checkBoolean, checkCString, checkObject, describe, fail, rejectUnknownKeys } from './validate';
 
+export type { Cidr } from './ip-addresses';
+
 const C = binding.constants;
-const EEXIST = 17;
-const ENODEV = 19;
 
 /** Namespace kinds that can be joined, named as in /proc/PID/ns. */
 export type JoinKind = 'user' | 'cgroup' | 'ipc' | 'uts' | 'net' | 'pid' | 'mnt' | 'time';
@@ -149,7 +147,8 @@ const JOIN_FLAGS: Readonly<Record<JoinKind, number>> = {
   net: C.CLONE_NEWNET, pid: C.CLONE_NEWPID, mnt: C.CLONE_NEWNS, time: C.CLONE_NEWTIME,
 };
 
-const JOIN_NAMES: Readonly<Record<JoinKind, string>> = {
+/** Each kind as named in error messages. */
+export const JOIN_NAMES: Readonly<Record<JoinKind, string>> = {
   user: 'user', cgroup: 'cgroup', ipc: 'IPC', uts: 'UTS', net: 'network', pid: 'PID', mnt: 'mount', time: 'time',
 };
 
@@ -168,17 +167,6 @@ export interface JoinTarget {
   flag: number;
   /** The name in /run/netns, when `net` was given by name. */
   netnsName?: string;
-}
-
-/** An address with its prefix, parsed. */
-export interface Cidr {
-  family: 4 | 6;
-  bytes: Buffer;
-  prefix: number;
-  /** As the user wrote it. */
-  text: string;
-  /** The option it came from, for errors: `veth.hostAddress`, `veth.ipv6.host`, ... */
-  option: string;
 }
 
 /** veth options after validation. */
@@ -203,9 +191,9 @@ export interface ValidatedNetwork {
   join: JoinTarget[];
   veth: ValidatedVeth | undefined;
   /**
-   * Filled by {@link withNetwork} right before the plan is compiled: the fds (in this
-   * process) of the namespaces to join and of the veth's namespace, which the child's setns
-   * steps use.
+   * Filled by withNetwork (network-host.ts) right before the plan is compiled: the fds (in
+   * this process) of the namespaces to join and of the veth's namespace, which the child's
+   * setns steps use.
    */
   prepared: ReadonlyMap<JoinKind | 'veth' | 'userAfterSetup', number> | undefined;
   /** With join.user: the clone flags of the new namespaces, unshared once the user namespace is joined. */
@@ -214,122 +202,6 @@ export interface ValidatedNetwork {
   userAfterSetup: JoinTarget | undefined;
 }
 
-// ---------------------------------------------------------------------------------------
-// Addresses
-
-function parseIPv4(text: string): Buffer | undefined {
-  const parts = text.split('.');
-  if (parts.length !== 4 || !parts.every((p) => /^(0|[1-9][0-9]{0,2})$/.test(p) && Number(p) <= 255)) return undefined;
-  return Buffer.from(parts.map(Number));
-}
-
-function parseIPv6(text: string): Buffer | undefined {
-  if (!net.isIPv6(text) || text.includes('%')) return undefined;
-  const groups = (part: string): number[] => {
-    if (part === '') return [];
-    return part.split(':').flatMap((g) => {
-      if (!g.includes('.')) return [parseInt(g, 16)];
-      const v4 = parseIPv4(g);
-      return v4 ? [v4.readUInt16BE(0), v4.readUInt16BE(2)] : [NaN];
-    });
-  };
-  const gap = text.indexOf('::');
-  let all: number[];
-  if (gap < 0) {
-    all = groups(text);
-  } else {
-    const head = groups(text.slice(0, gap));
-    const tail = groups(text.slice(gap + 2));
-    all = [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
-  }
-  if (all.length !== 8 || all.some((g) => !(g >= 0 && g <= 0xffff))) return undefined;
-  const bytes = Buffer.alloc(16);
-  all.forEach((g, i) => bytes.writeUInt16BE(g, i * 2));
-  return bytes;
-}
-
-/** The address masked to `prefix` bits. */
-function networkOf(bytes: Buffer, prefix: number): Buffer {
-  const out = Buffer.from(bytes);
-  for (let i = 0; i < out.length; i++) {
-    const bits = Math.max(0, Math.min(8, prefix - i * 8));
-    out[i] &= (0xff << (8 - bits)) & 0xff;
-  }
-  return out;
-}
-
-/** Whether two subnets share any address. */
-function overlaps(a: { bytes: Buffer; prefix: number }, b: { bytes: Buffer; prefix: number }): boolean {
-  if (a.bytes.length !== b.bytes.length) return false;
-  const p = Math.min(a.prefix, b.prefix);
-  return networkOf(a.bytes, p).equals(networkOf(b.bytes, p));
-}
-
-function formatAddress(bytes: Buffer): string {
-  if (bytes.length === 4) return [...bytes].join('.');
-  const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i).toString(16));
-  // The longest run of zero groups becomes '::' (RFC 5952).
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; i++) {
-    let j = i;
-    while (j < 8 && groups[j] === '0') j++;
-    if (j - i > bestLen) [best, bestLen] = [i, j - i];
-  }
-  if (best < 0) return groups.join(':');
-  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
-}
-
-/** Addresses that cannot be an end of a link: loopback, multicast, unspecified, reserved. */
-function unusable(family: 4 | 6, bytes: Buffer): string | undefined {
-  if (family === 4) {
-    if (bytes[0] === 127) return 'a loopback address';
-    if (bytes[0] === 0) return 'in 0.0.0.0/8 (this host)';
-    if (bytes[0] >= 224 && bytes[0] < 240) return 'a multicast address';
-    if (bytes[0] >= 240) return 'reserved (240.0.0.0/4)';
-    return undefined;
-  }
-  if (bytes.equals(Buffer.alloc(16))) return 'the unspecified address';
-  if (bytes.equals(Buffer.from([...new Array<number>(15).fill(0), 1]))) return 'the loopback address';
-  if (bytes[0] === 0xff) return 'a multicast address';
-  if (bytes.subarray(0, 12).equals(Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]))) return 'an IPv4-mapped address';
-  return undefined;
-}
-
-function parseCidr(option: string, value: unknown, family: 4 | 6): Cidr {
-  const example = family === 4 ? '10.200.1.1/24' : 'fd00:200:1::1/64';
-  const shape = `an IPv${family} address with a prefix length, such as '${example}'`;
-  if (typeof value !== 'string') return fail(option, `must be ${shape}, got ${describe(value)}`);
-  const slash = value.indexOf('/');
-  const prefixText = slash < 0 ? '' : value.slice(slash + 1);
-  const bytes = slash < 0 ? undefined : family === 4 ? parseIPv4(value.slice(0, slash)) : parseIPv6(value.slice(0, slash));
-  if (!bytes || !/^[0-9]{1,3}$/.test(prefixText)) return fail(option, `must be ${shape}, got '${value}'`, 'range');
-  const prefix = Number(prefixText);
-  const max = family === 4 ? 32 : 128;
-  // Both ends share the subnet, so it must hold at least two addresses.
-  if (prefix < 1 || prefix > max - 1) return fail(option, `has prefix length /${prefix}: it must be 1..${max - 1}, so that both ends of the link share the subnet, got '${value}'`, 'range');
-  const why = unusable(family, bytes);
-  if (why) return fail(option, `is ${why}, not usable on a link, got '${value}'`, 'range');
-  return { family, bytes, prefix, text: value, option };
-}
-
-/** Both ends in the same subnet, different, and (IPv4) neither the subnet's network nor broadcast address. */
-function checkPair(host: Cidr, sandbox: Cidr): void {
-  if (host.prefix !== sandbox.prefix || !overlaps(host, sandbox)) {
-    fail(sandbox.option, `'${sandbox.text}' must be in the subnet of ${host.option} '${host.text}' (same network, same prefix length)`, 'range');
-  }
-  if (host.bytes.equals(sandbox.bytes)) fail(sandbox.option, `must differ from ${host.option}, got '${sandbox.text}' for both`, 'range');
-  if (host.family === 4 && host.prefix <= 30) {
-    const network = networkOf(host.bytes, host.prefix);
-    const mask = networkOf(Buffer.alloc(4, 0xff), host.prefix);
-    const broadcast = Buffer.from(network.map((b, i) => b | (~mask[i] & 0xff)));
-    for (const end of [host, sandbox]) {
-      if (end.bytes.equals(network)) fail(end.option, `'${end.text}' is the network address of its subnet`, 'range');
-      if (end.bytes.equals(broadcast)) fail(end.option, `'${end.text}' is the broadcast address of its subnet`, 'range');
-    }
-  }
-}
 
 // ---------------------------------------------------------------------------------------
 // Validation
@@ -445,14 +317,15 @@ export function validateNetwork(options: NetworkOptions, namespaces: ValidatedOp
 // ---------------------------------------------------------------------------------------
 // Steps
 
-const JOIN_HINTS: Readonly<Record<string, string>> = {
+/** Why a join fails, by errno code (also for the PID namespace joined in network-host.ts). */
+export const JOIN_HINTS: Readonly<Record<string, string>> = {
   EPERM: 'joining needs CAP_SYS_ADMIN over the user namespace that owns the target',
   EINVAL: 'the kernel refused this namespace here (joining the same user namespace again, or a PID namespace that is not below ours)',
 };
 
 /**
  * Before anything else: joining existing namespaces (setns), the user namespace first, then
- * the veth's namespace. The PID namespace is not a step: see {@link withNetwork}.
+ * the veth's namespace. The PID namespace is not a step: see withNetwork (network-host.ts).
  */
 export function joinSteps(network: ValidatedNetwork): PlannedStep[] {
   const steps: PlannedStep[] = [];
@@ -513,151 +386,4 @@ export function withheldCloneFlags(network: ValidatedNetwork): number {
   if (network.veth !== undefined) flags |= C.CLONE_NEWNET;
   if (network.join.some((t) => t.kind === 'time')) flags |= C.CLONE_VM;
   return flags | network.unshareAfterJoin;
-}
-
-// ---------------------------------------------------------------------------------------
-// Before clone and after exit
-
-function openJoinTarget(target: JoinTarget): number {
-  const pid = /^\/proc\/([0-9]+)\/ns\//.exec(target.path)?.[1];
-  const missing = target.netnsName !== undefined
-    ? `no network namespace named '${target.netnsName}' (see listNetns(), or ip netns list)`
-    : pid !== undefined && !fs.existsSync(`/proc/${pid}`) ? `no process with pid ${pid}` : undefined;
-  return openNamespaceFd('spawnIsolated', `join-${target.kind}`, target.path, target.flag, JOIN_NAMES[target.kind], missing);
-}
-
-/**
- * Runs `fn` (the clone) with this thread's PID namespace for children set to `pidFd`, and
- * sets it back after. A PID namespace applies to a process's future children only, so the
- * child cannot join one for itself before exec; this thread can, for the child it clones.
- * The setting is per thread and nothing else runs on this thread meanwhile.
- */
-function inPidNamespace<T>(pidFd: number, path: string, fn: () => T): T {
-  const NEWPID = C.CLONE_NEWPID;
-  const own = openNamespaceFd('spawnIsolated', 'join-pid', '/proc/thread-self/ns/pid_for_children', NEWPID, 'PID');
-  try {
-    const err = binding.setns(pidFd, NEWPID);
-    if (err !== 0) throw new IsolationError({ errno: err, step: 'join-pid', syscall: 'setns', path, hint: JOIN_HINTS[describeErrno(err).code] });
-    try {
-      return fn();
-    } finally {
-      // Back to our own: always allowed (it is this thread's active PID namespace).
-      const back = binding.setns(own, NEWPID);
-      if (back !== 0) throw new IsolationError({ errno: back, step: 'join-pid-return', syscall: 'setns', path: '/proc/thread-self/ns/pid_for_children' });
-    }
-  } finally {
-    binding.closeFd(own);
-  }
-}
-
-/**
- * A host-end name unlikely to be taken: `nsj` + this process's pid + a counter, base 36. The
- * counter is the addon's, shared by every thread of the process (worker threads each have
- * their own copy of this module).
- */
-function defaultLinkName(): string {
-  const sequence = binding.nextSequence() % 36 ** 6;
-  return `nsj${process.pid.toString(36)}${sequence.toString(36)}`.slice(0, 15);
-}
-
-function nativeAddress(c: Cidr): NativeIpAddress {
-  return { family: c.family, address: c.bytes, prefix: c.prefix };
-}
-
-/** The host end's subnets must be unused on the host: a second route to them would be ambiguous. */
-function checkHostAddresses(veth: ValidatedVeth): void {
-  const existing = binding.addressList();
-  if (!Array.isArray(existing)) {
-    const { errno, syscall, message } = existing.error;
-    throw new IsolationError({ errno, step: 'veth-check', syscall, hint: message || undefined });
-  }
-  for (const c of veth.host) {
-    for (const a of existing) {
-      if (a.family !== c.family || !overlaps(c, { bytes: a.address, prefix: a.prefix })) continue;
-      fail(c.option, `'${c.text}' overlaps ${formatAddress(a.address)}/${a.prefix} of interface ${a.ifname || '?'} on the host: the link needs a subnet unused there`, 'range');
-    }
-  }
-}
-
-function vethError(error: NativeNetError, veth: ValidatedVeth, hostName: string): IsolationError {
-  const at = (list: Cidr[]): string | undefined => list[error.index]?.text;
-  const paths: Record<string, string | undefined> = {
-    'veth-create': hostName,
-    'veth-host-address': at(veth.host),
-    'veth-host-up': hostName,
-    'veth-sandbox-up': veth.sandboxName,
-    'veth-sandbox-address': at(veth.sandbox),
-    'veth-route': veth.host[error.index] ? `default via ${formatAddress(veth.host[error.index].bytes)}` : undefined,
-  };
-  let hint = error.message || undefined;
-  if (error.errno === EEXIST && error.step === 'veth-create') hint = `an interface named '${hostName}' exists on the host`;
-  return new IsolationError({ errno: error.errno, step: error.step, syscall: error.syscall, path: paths[error.step], hint });
-}
-
-/** Makes the veth pair and the namespace of its sandbox end (held by the returned fd). */
-function createVeth(veth: ValidatedVeth): { hostName: string; netnsFd: number } {
-  checkHostAddresses(veth);
-  for (let attempt = 0; ; attempt++) {
-    const hostName = veth.hostName ?? defaultLinkName();
-    const made = binding.vethCreate({
-      hostName,
-      sandboxName: veth.sandboxName,
-      loopback: veth.loopback,
-      hostAddresses: veth.host.map(nativeAddress),
-      sandboxAddresses: veth.sandbox.map(nativeAddress),
-      gateways: veth.defaultRoute ? veth.host.map(nativeAddress) : [],
-    });
-    if (!('error' in made)) return { hostName, netnsFd: made.netnsFd };
-    // A default name taken (by a sandbox of an earlier process with our pid): try the next.
-    if (made.error.errno === EEXIST && made.error.step === 'veth-create' && veth.hostName === undefined && attempt < 16) continue;
-    throw vethError(made.error, veth, hostName);
-  }
-}
-
-/** Deletes the host end (and so the pair); gone already (the kernel removes it with the namespace) is fine. */
-function removeLink(name: string): void {
-  const failed = binding.linkDelete(name);
-  if (failed && failed.error.errno !== ENODEV) {
-    process.emitWarning(`nsjail-node: could not delete veth '${name}': ${describeErrno(failed.error.errno).code}`);
-  }
-}
-
-/**
- * Runs `spawn` (compile + clone) with what the network plan needs around it: the
- * namespaces to join opened (so that a missing one fails before any process starts, and
- * later joins do not depend on paths seen from earlier ones), the veth pair made, the PID
- * namespace joined by this thread for the clone. The fds are closed once the child has
- * exec'd (it holds what it joined). The veth pair is deleted as soon as `exited` resolves
- * (before anyone who awaits the handle sees the exit), or at once when the spawn fails
- * (throws or returns `{ error }`).
- */
-export function withNetwork<R extends object>(network: ValidatedNetwork, exited: Promise<unknown>, spawn: () => R): R {
-  if (network.join.length === 0 && network.veth === undefined && network.userAfterSetup === undefined) return spawn();
-  const fds = new Map<JoinKind | 'veth' | 'userAfterSetup', number>();
-  let link: string | undefined;
-  try {
-    for (const target of network.join) fds.set(target.kind, openJoinTarget(target));
-    if (network.userAfterSetup !== undefined) {
-      const target = network.userAfterSetup;
-      fds.set('userAfterSetup', openNamespaceFd('spawnIsolated', 'join-user-after-setup', target.path, target.flag, JOIN_NAMES.user));
-    }
-    if (network.veth !== undefined) {
-      const made = createVeth(network.veth);
-      link = made.hostName;
-      fds.set('veth', made.netnsFd);
-    }
-    network.prepared = fds;
-    const pid = network.join.find((t) => t.kind === 'pid');
-    const result = pid === undefined ? spawn() : inPidNamespace(fds.get('pid') as number, pid.path, spawn);
-    if (link !== undefined && !('error' in result)) {
-      const name = link;
-      link = undefined;
-      void exited.then(() => removeLink(name));
-    }
-    return result;
-  } finally {
-    network.prepared = undefined;
-    for (const fd of fds.values()) binding.closeFd(fd);
-    if (link !== undefined) removeLink(link);
-  }
 }

@@ -11,7 +11,7 @@ import { IsolatedProcess } from './process';
 import { armSandbox, type SandboxControl } from './supervision';
 import { allocateHostId, closePrepared, prepareIdmappedTrees, type PreparedTrees } from './hostids';
 import { withHostId } from './identity';
-import { withNetwork } from './network';
+import { withNetwork } from './network-host';
 import type { StepLabel } from './steps';
 
 // Steps the child runs around the plan's own (src-native/child_plan.h: kStep*).

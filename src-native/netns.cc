@@ -1,5 +1,5 @@
 // Parent side: network namespaces and what goes into them, for lib/netns.ts and
-// lib/network.ts. Named namespaces follow iproute2's layout (a bind mount of the namespace
+// lib/network-host.ts. Named namespaces follow iproute2's layout (a bind mount of the namespace
 // on /run/netns/NAME, /run/netns being a shared mount point), so `ip netns` and this library
 // see the same ones.
 //
