@@ -8,6 +8,7 @@
         "src-native/clone.cc",
         "src-native/child.cc",
         "src-native/child_fs.cc",
+        "src-native/child_paths.cc",
         "src-native/child_net.cc",
         "src-native/child_limits.cc",
         "src-native/child_identity.cc",

@@ -1,7 +1,8 @@
 /**
  * The mount plan compiled into child steps (see lib/filesystem.ts for the plan's stages and
  * the options): staging, the new root, each entry of `mounts`, the root switch. The step
- * flags and the staging layout are shared with src-native/child_fs.cc, which executes them.
+ * flags and the staging layout are shared with src-native/child_paths.h; src-native/child_fs.cc
+ * executes the steps.
  */
 import * as path from 'node:path';
 import type { Flags, ValidatedFilesystem, ValidatedMount } from './filesystem';
@@ -19,10 +20,10 @@ export function makePrivateSteps(fsv: ValidatedFilesystem): PlannedStep[] {
 // covered only until stage-root's own pivot_root, after which the host's whole root,
 // /proc and /tmp included, is visible again under /oldroot.
 const STAGING_DIR = '/proc';
-// The staging layout, as in src-native/child_fs.cc (kNewRoot; the host's root is at kOldRoot).
+// The staging layout, as in src-native/child_paths.h (kNewRoot; the host's root is at kOldRoot).
 const NEW_ROOT = '/newroot';
 
-// Step.flags of the mount-plan steps, as in src-native/child_fs.cc. The low byte is the
+// Step.flags of the mount-plan steps, as in src-native/child_paths.h. The low byte is the
 // kernel's MOUNT_ATTR_RDONLY | NOSUID | NODEV | NOEXEC.
 const ATTR_RDONLY = 0x1;
 const ATTR_NOSUID = 0x2;

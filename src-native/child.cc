@@ -262,7 +262,7 @@ int RunChild(void* arg) noexcept {
 
   bool armed_last = die;  // armed with nothing since that could clear it
   bool blocked = plan->block_fd < 0;
-  FsRoots roots;          // opened by the first mount step that needs each (child_fs.cc)
+  FsRoots roots;          // opened by the first mount step that needs each (child_paths.cc)
   for (size_t i = 0; i < plan->step_count; i++) {
     const Step& s = plan->steps[i];
     // --block-fd: after the set-up, before the filter (which might forbid read).

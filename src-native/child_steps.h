@@ -7,7 +7,8 @@ namespace nsjail {
 
 // child_fs.cc: files, mounts, the root switch. The mount-plan steps resolve their paths in
 // three directories, each opened once per child (every open is a system call), on the
-// child's own stack, and closed when a root switch makes them stale (CloseFsRoots).
+// child's own stack, and closed when a root switch makes them stale (CloseFsRoots). The
+// resolution inside them is child_paths.cc's (child_paths.h).
 struct FsRoots {
   int old_root = -1;  // /oldroot: the host's root, where host sources are resolved
   int new_root = -1;  // /newroot: the sandbox's root being built
