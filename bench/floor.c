@@ -283,7 +283,7 @@ int main(int argc, char **argv) {
     self_pidfd = (int)syscall(434 /* SYS_pidfd_open */, getpid(), 0);
     const char *program = getenv("FLOOR_PROGRAM");
     if (program && *program) default_argv[0] = (char *)program;
-    if (nargs > 0 && !(child_argv = make_strings("/bin/true", nargs, 0))) return 1;
+    if (nargs > 0 && !(child_argv = make_strings(default_argv[0], nargs, 0))) return 1;
     if (nvars > 0 && !(child_envp = make_strings(NULL, nvars, 1))) return 1;
 
     /* Parse the comma-separated sets. */

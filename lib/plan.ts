@@ -35,24 +35,73 @@ export interface SpawnPlan {
 }
 
 /**
- * Strings packed for the addon: each followed by a NUL, in one Buffer (one copy into C++, one
- * pass to find them there, however many there are). Validation has made sure none holds a NUL.
+ * Where a spawn's strings are packed (lib/plan.ts: packStrings): one Buffer per kind, kept and
+ * reused from spawn to spawn. A fresh Buffer of a large argv or environment costs far more in
+ * page faults than the copy itself (a 200 kB one: about 1 ms in a VM), and so does a joined
+ * string above V8's large-object size (~128 kB), so strings are joined in chunks below it.
  */
-export function packStrings(list: readonly string[]): Buffer {
-  if (list.length === 0) return Buffer.alloc(0);
-  // The last NUL written on its own: `${joined}\0` would copy the whole string once more.
-  const joined = list.join('\0');
-  const packed = Buffer.allocUnsafe(Buffer.byteLength(joined) + 1);
-  packed[packed.write(joined)] = 0;
-  return packed;
+export type PackSlot = 'argv' | 'envp';
+/** The two slots of a spawn, and `own`: where a Buffer of its own is packed before its copy. */
+const scratch: Record<PackSlot | 'own', Buffer> = { argv: Buffer.allocUnsafeSlow(0), envp: Buffer.allocUnsafeSlow(0), own: Buffer.allocUnsafeSlow(0) };
+/** Strings joined at a time: the joined chunk stays a young-generation string. */
+const CHUNK = 1024;
+/** A scratch Buffer above this is not kept: the next spawn allocates again. */
+const SCRATCH_KEEP = 16 * 1024 * 1024;
+
+/** `slot`'s scratch with room for `need` bytes after the first `used` (kept). */
+function room(slot: PackSlot | 'own', used: number, need: number): Buffer {
+  const current = scratch[slot];
+  if (used + need <= current.length) return current;
+  const grown = Buffer.allocUnsafeSlow(Math.max(used + need, current.length * 2, 4096));
+  current.copy(grown, 0, 0, used);
+  scratch[slot] = grown;
+  return grown;
 }
 
 /**
- * The environment packed as keys and values in turn, each followed by a NUL: the addon turns
- * each key's NUL into the '=' of `key=value` (src-native/plan.cc: GetPacked).
+ * Strings packed for the addon: each followed by a NUL, in one Buffer (one pass to find them
+ * there, however many there are), after the bytes of `prefix` (strings packed already).
+ * `entry(i)` gives the i-th of `count` strings; validation has made sure none holds a NUL.
+ * With `slot` the result is a view of that slot's scratch, valid until the next packing into
+ * it: it must go to the addon at once (a synchronous spawn reads it in place, an asynchronous
+ * one copies it before the call returns). Without, a Buffer of its own (kept by a prepared
+ * sandbox).
  */
-export function packEnv(env: EnvList): Buffer {
-  return packStrings(env);
+function pack(count: number, entry: (i: number) => string, slot?: PackSlot, prefix?: Buffer): Buffer {
+  const target = slot ?? 'own';
+  let used = 0;
+  if (prefix !== undefined && prefix.length > 0) {
+    prefix.copy(room(target, 0, prefix.length), 0);
+    used = prefix.length;
+  }
+  if (used === 0 && count === 0) return Buffer.alloc(0);
+  const chunk: string[] = [];
+  for (let start = 0; start < count; start += CHUNK) {
+    const end = Math.min(count, start + CHUNK);
+    chunk.length = end - start;
+    for (let i = start; i < end; i++) chunk[i - start] = entry(i);
+    const joined = chunk.join('\0');
+    // UTF-8 takes at most 3 bytes per UTF-16 code unit; the NUL after the chunk's last string.
+    const buffer = room(target, used, joined.length * 3 + 1);
+    used += buffer.write(joined, used);
+    buffer[used++] = 0;
+  }
+  const packed = scratch[target].subarray(0, used);
+  if (scratch[target].length > SCRATCH_KEEP) scratch[target] = Buffer.allocUnsafeSlow(0);
+  return slot === undefined ? Buffer.from(packed) : packed;
+}
+
+/** argv (or any list of strings) packed for the addon; see {@link pack}. */
+export function packStrings(list: readonly string[], slot?: PackSlot): Buffer {
+  return pack(list.length, (i) => list[i], slot);
+}
+
+/**
+ * The environment packed as `key=value` strings, the layout execve takes, after `prefix` (an
+ * environment packed already); see {@link pack}.
+ */
+export function packEnv(env: EnvList, slot?: PackSlot, prefix?: Buffer): Buffer {
+  return pack(env.length / 2, (i) => `${env[2 * i]}=${env[2 * i + 1]}`, slot, prefix);
 }
 
 /** The clone engine: clone3 where the kernel has it, or forced (NSJAIL_NODE_CLONE=clone|clone3). */
@@ -168,8 +217,9 @@ export function compilePlan(options: ValidatedOptions): SpawnPlan {
       cloneFlags: cloneFlags(options.namespaces) & ~heldBack,
       engine: cloneEngine(),
       execCandidates: candidates,
-      argv: packStrings(options.argv),
-      envp: packEnv(options.env),
+      // Packed into the reused scratch: the plan goes to the addon right away (spawn.ts).
+      argv: packStrings(options.argv, 'argv'),
+      envp: packEnv(options.env, 'envp'),
       stdio: [stdioFor(options.stdio[0], 0), stdioFor(options.stdio[1], 1), stdioFor(options.stdio[2], 2)],
       steps: steps.map((s) => s.native),
       dieWithParent: options.dieWithParent,

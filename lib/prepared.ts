@@ -337,11 +337,12 @@ export class PreparedSandbox {
     if (r.envSet.length > 0 || r.envRemoved.length > 0) {
       // Only added variables: appended to the prepared ones as they are, without repacking them.
       const replaces = r.envRemoved.length > 0 || r.envSet.some((key, i) => i % 2 === 0 && this.#envKeys.has(key));
-      envp = replaces ? packEnv(this.#envList(r)) : Buffer.concat([this.#envPacked, packEnv(r.envSet)]);
+      envp = replaces ? packEnv(this.#envList(r), 'envp') : packEnv(r.envSet, 'envp', this.#envPacked);
       if (r.envRemoved.includes('PATH') || r.envSet.some((key, i) => i % 2 === 0 && key === 'PATH')) path = pathVariable(this.#envList(r));
     }
     const run: NativeRun = {
-      argv: r.argv === o.argv ? (compiled.argv ??= packStrings(o.argv)) : packStrings(r.argv),
+      // A run's own strings are packed into the reused scratch: the run goes to the addon at once.
+      argv: r.argv === o.argv ? (compiled.argv ??= packStrings(o.argv)) : packStrings(r.argv, 'argv'),
       envp,
       stdio: r.stdio.map((s, fd) => stdioFor(s, fd)) as [NativeStdio, NativeStdio, NativeStdio],
     };

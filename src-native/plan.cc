@@ -291,42 +291,45 @@ bool PlanStorage::Parse(const Napi::Object& plan, std::string* error) {
 
 namespace {
 
-// A packed list: one Buffer of strings each ended by a NUL (lib/plan.ts: packStrings), copied
-// once into `bytes`; `out` gets a pointer to each string and a final null. With `pairs` the
-// strings are keys and values in turn (lib/plan.ts: packEnv), and each key's NUL becomes the
-// '=' of a "key=value" string. One pass over the bytes, no per-string call into JavaScript.
-bool GetPacked(const Napi::Object& obj, const char* key, bool pairs, std::string* bytes, std::vector<char*>* out,
-               std::string* error) {
+// A packed list of NUL-terminated strings (lib/plan.ts: packStrings, packEnv) into `out`, a
+// null-terminated array of pointers into the bytes. With `borrow` the pointers go into the
+// caller's Buffer itself: only for a synchronous spawn, which uses them before returning while
+// JavaScript cannot run (the Buffer is the library's own and stays referenced by the call);
+// otherwise into a copy in `bytes`, checked after copying (the caller's memory could change
+// between a check and the copy). With `entries_need_equals` every string must hold a '='
+// (key=value). One pass over the bytes, no per-string call into JavaScript.
+bool GetPacked(const Napi::Object& obj, const char* key, bool entries_need_equals, bool borrow, std::string* bytes,
+               std::vector<char*>* out, std::string* error) {
   Napi::Value v = obj.Get(key);
   if (!v.IsBuffer()) {
     *error = std::string("plan.") + key + " must be a Buffer";
     return false;
   }
   Napi::Buffer<char> b = v.As<Napi::Buffer<char>>();
-  bytes->assign(b.Data(), b.Length());
-  // Checked on the copy: the caller's memory could change between a check and the copy.
-  if (!bytes->empty() && bytes->back() != '\0') {
+  char* p = b.Data();
+  size_t size = b.Length();
+  if (!borrow) {
+    bytes->assign(p, size);
+    p = bytes->data();
+  }
+  if (size > 0 && p[size - 1] != '\0') {
     *error = std::string("plan.") + key + " must end with a NUL";
     return false;
   }
-  char* p = bytes->data();
-  char* end = p + bytes->size();
+  char* end = p + size;
   // Every string ends with a NUL, the last one at end - 1: memchr always finds one.
   auto next = [end](char* from) { return static_cast<char*>(std::memchr(from, '\0', static_cast<size_t>(end - from))); };
   size_t count = 0;
   for (char* q = p; q < end; q = next(q) + 1) count++;
-  if (pairs && count % 2 != 0) {
-    *error = std::string("plan.") + key + " must hold key and value pairs";
-    return false;
-  }
-  out->reserve((pairs ? count / 2 : count) + 1);
+  out->clear();
+  out->reserve(count + 1);
   while (p < end) {
-    out->push_back(p);
     char* nul = next(p);
-    if (pairs) {
-      *nul = '=';
-      nul = next(nul + 1);
+    if (entries_need_equals && !std::memchr(p, '=', static_cast<size_t>(nul - p))) {
+      *error = std::string("plan.") + key + " entries must be key=value";
+      return false;
     }
+    out->push_back(p);
     p = nul + 1;
   }
   out->push_back(nullptr);
@@ -376,8 +379,9 @@ const char* RunStorage::Keep(std::string s) {
   return strings_.back().c_str();
 }
 
-bool RunStorage::Parse(const Napi::Object& run, const PlanStorage& base, std::string* error) {
-  if (!GetPacked(run, "argv", false, &argv_bytes_, &argv_, error) || !GetPacked(run, "envp", true, &envp_bytes_, &envp_, error)) {
+bool RunStorage::Parse(const Napi::Object& run, const PlanStorage& base, bool borrow, std::string* error) {
+  if (!GetPacked(run, "argv", false, borrow, &argv_bytes_, &argv_, error) ||
+      !GetPacked(run, "envp", true, borrow, &envp_bytes_, &envp_, error)) {
     return false;
   }
   if (argv_.size() < 2) {

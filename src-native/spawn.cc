@@ -97,7 +97,9 @@ void Reap(pid_t pid) {
 
 class SpawnJob {
  public:
-  SpawnJob() = default;
+  // `synchronous`: Prepare, Run and Finish happen within one call on the JavaScript thread,
+  // so the run's argv and environment are read in place from the caller's Buffers (plan.h).
+  explicit SpawnJob(bool synchronous) : synchronous_(synchronous) {}
   SpawnJob(const SpawnJob&) = delete;
   SpawnJob& operator=(const SpawnJob&) = delete;
   // A child that was cloned but never handed to a watcher (the environment went away while
@@ -123,7 +125,7 @@ class SpawnJob {
   bool Prepare(Napi::Env env, std::shared_ptr<const PlanStorage> base, const Napi::Object& run_object) {
     base_ = std::move(base);
     std::string reason;
-    if (!run_.Parse(run_object, *base_, &reason)) {
+    if (!run_.Parse(run_object, *base_, synchronous_, &reason)) {
       Napi::TypeError::New(env, "spawnIsolated: malformed native plan: " + reason).ThrowAsJavaScriptException();
       return false;
     }
@@ -379,6 +381,7 @@ class SpawnJob {
     child_.stdio[i] = child_end_[i].get();
   }
 
+  const bool synchronous_;
   std::shared_ptr<const PlanStorage> base_;  // the fixed part, perhaps shared with other spawns
   RunStorage run_;                            // this run's argv, envp, stdio, step changes
   ChildPlan child_{};                         // what the child reads: base_ with run_ applied
@@ -526,7 +529,7 @@ bool CheckArguments(const Napi::CallbackInfo& info, size_t functions, const char
 Napi::Value Spawn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckArguments(info, 1, "spawn(plan, onExit): bad arguments")) return env.Null();
-  SpawnJob job;
+  SpawnJob job(true);
   if (!job.Prepare(env, info[0].As<Napi::Object>())) return env.Null();
   job.Run();
   return job.Finish(env, info[1].As<Napi::Function>());
@@ -537,7 +540,7 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
 Napi::Value SpawnAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckArguments(info, 2, "spawnAsync(plan, onExit, onDone): bad arguments")) return env.Null();
-  auto job = std::make_unique<SpawnJob>();
+  auto job = std::make_unique<SpawnJob>(false);
   if (!job->Prepare(env, info[0].As<Napi::Object>())) return env.Null();
   AsyncSpawns* spawns = AsyncSpawns::For(env);
   spawns->Submit(new AsyncSpawn(spawns, std::move(job), info[1].As<Napi::Function>(), info[2].As<Napi::Function>()));
@@ -560,7 +563,7 @@ Napi::Value SpawnPrepared(const Napi::CallbackInfo& info) {
     Napi::TypeError::New(env, "spawnPrepared(prepared, run, onExit): bad arguments").ThrowAsJavaScriptException();
     return env.Null();
   }
-  SpawnJob job;
+  SpawnJob job(true);
   if (!job.Prepare(env, prepared->storage(), info[1].As<Napi::Object>())) return env.Null();
   job.Run();
   return job.Finish(env, info[2].As<Napi::Function>());
@@ -575,7 +578,7 @@ Napi::Value SpawnPreparedAsync(const Napi::CallbackInfo& info) {
     Napi::TypeError::New(env, "spawnPreparedAsync(prepared, run, onExit, onDone): bad arguments").ThrowAsJavaScriptException();
     return env.Null();
   }
-  auto job = std::make_unique<SpawnJob>();
+  auto job = std::make_unique<SpawnJob>(false);
   if (!job->Prepare(env, prepared->storage(), info[1].As<Napi::Object>())) return env.Null();
   AsyncSpawns* spawns = AsyncSpawns::For(env);
   spawns->Submit(new AsyncSpawn(spawns, std::move(job), info[2].As<Napi::Function>(), info[3].As<Napi::Function>()));
