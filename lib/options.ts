@@ -88,7 +88,7 @@ export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 
 /**
  * An environment after validation: keys and values in turn (`[key0, value0, key1, ...]`),
- * one flat array, packed for the addon with a single join (lib/plan.ts: packEnv).
+ * one flat array, packed for the addon as `key=value` strings (lib/plan.ts: packEnv).
  */
 export type EnvList = readonly string[];
 

@@ -48,6 +48,24 @@ const CHUNK = 1024;
 /** A scratch Buffer above this is not kept: the next spawn allocates again. */
 const SCRATCH_KEEP = 16 * 1024 * 1024;
 
+/** Spawn calls under way: while the addon reads a run, packing goes elsewhere (see {@link whilePacked}). */
+let lent = 0;
+
+/**
+ * Runs `call`, the addon's spawn of strings packed into the scratch, with the scratch lent to
+ * it: JavaScript that runs meanwhile (the addon's reads of a field a plan leaves out would run
+ * a getter on Object.prototype) and spawns gets Buffers of its own, and cannot change the
+ * strings the addon is about to read in place.
+ */
+export function whilePacked<R>(call: () => R): R {
+  lent++;
+  try {
+    return call();
+  } finally {
+    lent--;
+  }
+}
+
 /** `slot`'s scratch with room for `need` bytes after the first `used` (kept). */
 function room(slot: PackSlot | 'own', used: number, need: number): Buffer {
   const current = scratch[slot];
@@ -68,7 +86,8 @@ function room(slot: PackSlot | 'own', used: number, need: number): Buffer {
  * sandbox).
  */
 function pack(count: number, entry: (i: number) => string, slot?: PackSlot, prefix?: Buffer): Buffer {
-  const target = slot ?? 'own';
+  const transient = slot !== undefined && lent === 0;
+  const target = transient ? slot : 'own';
   let used = 0;
   if (prefix !== undefined && prefix.length > 0) {
     prefix.copy(room(target, 0, prefix.length), 0);
@@ -81,14 +100,15 @@ function pack(count: number, entry: (i: number) => string, slot?: PackSlot, pref
     chunk.length = end - start;
     for (let i = start; i < end; i++) chunk[i - start] = entry(i);
     const joined = chunk.join('\0');
-    // UTF-8 takes at most 3 bytes per UTF-16 code unit; the NUL after the chunk's last string.
-    const buffer = room(target, used, joined.length * 3 + 1);
+    // UTF-8 takes at most 3 bytes per UTF-16 code unit (counted exactly for a large chunk, not
+    // to keep a scratch three times its size); the NUL after the chunk's last string.
+    const buffer = room(target, used, (joined.length > 65536 ? Buffer.byteLength(joined) : joined.length * 3) + 1);
     used += buffer.write(joined, used);
     buffer[used++] = 0;
   }
   const packed = scratch[target].subarray(0, used);
   if (scratch[target].length > SCRATCH_KEEP) scratch[target] = Buffer.allocUnsafeSlow(0);
-  return slot === undefined ? Buffer.from(packed) : packed;
+  return transient ? packed : Buffer.from(packed);
 }
 
 /** argv (or any list of strings) packed for the addon; see {@link pack}. */

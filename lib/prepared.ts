@@ -13,7 +13,7 @@ import { FILESYSTEM_OPTION_KEYS } from './filesystem';
 import { IDENTITY_OPTION_KEYS } from './identity';
 import { NETWORK_OPTION_KEYS, validateNetwork } from './network';
 import { PROTOCOL_OPTION_KEYS } from './protocol';
-import { compilePlan, execCandidates, packEnv, packStrings, pathVariable, stdioFor, type SpawnPlan } from './plan';
+import { compilePlan, execCandidates, packEnv, packStrings, pathVariable, stdioFor, whilePacked, type SpawnPlan } from './plan';
 import type { IsolatedProcess } from './process';
 import { runToEnd, type RunOptions, type RunResult } from './run';
 import {
@@ -151,7 +151,7 @@ export class PreparedSandbox {
     let result: ReturnType<typeof binding.spawnPrepared>;
     try {
       native = this.#nativeRun(compiled, r, l);
-      result = binding.spawnPrepared(compiled.native, native, l.onExit);
+      result = whilePacked(() => binding.spawnPrepared(compiled.native, native, l.onExit));
     } catch (e) {
       l.control.abandon();
       throw e;
@@ -172,7 +172,7 @@ export class PreparedSandbox {
       return new Promise((resolve, reject) => {
         try {
           const native = this.#nativeRun(compiled, r, l);
-          binding.spawnPreparedAsync(compiled.native, native, l.onExit, (result) => {
+          whilePacked(() => binding.spawnPreparedAsync(compiled.native, native, l.onExit, (result) => {
             try {
               if ('thrown' in result) {
                 l.control.abandon();
@@ -182,7 +182,7 @@ export class PreparedSandbox {
             } catch (e) {
               reject(e);
             }
-          });
+          }));
         } catch (e) {
           // Refused before it was queued: no callback will come.
           l.control.abandon();
@@ -326,7 +326,9 @@ export class PreparedSandbox {
   #compile(options: ValidatedOptions): Compiled {
     const plan = compilePlan(options);
     const { argv: _argv, envp: _envp, stdio: _stdio, ...fixed } = plan.native;
-    return { plan, native: binding.preparePlan(fixed), cgroupJoins: plan.cgroupJoins };
+    // Each run packs its own: the plan kept for error messages holds no view of the scratch.
+    const kept: SpawnPlan = { ...plan, native: { ...plan.native, argv: Buffer.alloc(0), envp: Buffer.alloc(0) } };
+    return { plan: kept, native: binding.preparePlan(fixed), cgroupJoins: plan.cgroupJoins };
   }
 
   /** The addon's part of a run: packed argv and environment, stdio, and the steps it changes. */

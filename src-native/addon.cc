@@ -17,8 +17,9 @@ namespace nsjail {
 AddonData* GetAddonData(Napi::Env env) { return env.GetInstanceData<AddonData>(); }
 
 bool CanCallIntoJs(napi_env env) {
-  // Raw N-API with its statuses: a trivial call into JavaScript (Object(), kept from Init: no
-  // lookup on every exit) fails exactly when the environment can no longer run it.
+  // Raw N-API with its statuses: a call into a function of ours that does nothing fails exactly
+  // when the environment can no longer run JavaScript. (Not a global such as Object: that one
+  // may be the program's own code, and a synchronous spawn must run none before exec.)
   AddonData* data = nullptr;
   napi_value probe, global, result;
   if (napi_get_instance_data(env, reinterpret_cast<void**>(&data)) != napi_ok || !data || !data->probe) return false;
@@ -62,7 +63,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   data->child_constructor = Napi::Persistent(ChildHandle::DefineClass(env));
   data->prepared_constructor = Napi::Persistent(PreparedPlan::DefineClass(env));
-  napi_create_reference(env, env.Global().Get("Object"), 1, &data->probe);
+  Napi::Function probe = Napi::Function::New(env, [](const Napi::CallbackInfo& info) { return info.Env().Undefined(); }, "probe");
+  napi_create_reference(env, probe, 1, &data->probe);
   env.SetInstanceData(data);
   exports.Set("spawn", Napi::Function::New(env, Spawn, "spawn"));
   exports.Set("spawnAsync", Napi::Function::New(env, SpawnAsync, "spawnAsync"));

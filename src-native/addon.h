@@ -10,7 +10,7 @@ struct Leftovers;   // teardown.cc
 struct AddonData {
   Napi::FunctionReference child_constructor;
   Napi::FunctionReference prepared_constructor;  // PreparedPlan (plan.h)
-  napi_ref probe = nullptr;  // the global Object function, for CanCallIntoJs
+  napi_ref probe = nullptr;  // a native function that does nothing, for CanCallIntoJs
   AsyncSpawns* async_spawns = nullptr;  // made by the first spawnAsync, freed with the environment
   Leftovers* leftovers = nullptr;       // fds and cgroups to reclaim with the environment
 };

@@ -293,8 +293,9 @@ namespace {
 
 // A packed list of NUL-terminated strings (lib/plan.ts: packStrings, packEnv) into `out`, a
 // null-terminated array of pointers into the bytes. With `borrow` the pointers go into the
-// caller's Buffer itself: only for a synchronous spawn, which uses them before returning while
-// JavaScript cannot run (the Buffer is the library's own and stays referenced by the call);
+// caller's Buffer itself: only for a synchronous spawn, which reads it last and runs no
+// JavaScript after it until the child has exec'd (the Buffer is the library's own, referenced
+// by the call, and lib/plan.ts packs elsewhere while a spawn call is under way);
 // otherwise into a copy in `bytes`, checked after copying (the caller's memory could change
 // between a check and the copy). With `entries_need_equals` every string must hold a '='
 // (key=value). One pass over the bytes, no per-string call into JavaScript.
@@ -380,6 +381,9 @@ const char* RunStorage::Keep(std::string s) {
 }
 
 bool RunStorage::Parse(const Napi::Object& run, const PlanStorage& base, bool borrow, std::string* error) {
+  // Every other field first: reading a field a run leaves out may run JavaScript (a getter on
+  // Object.prototype), and none may run once argv and envp are borrowed (they could change).
+  if (!ParseStdio(run, stdio, error) || !ParseChanges(run, base, error)) return false;
   if (!GetPacked(run, "argv", false, borrow, &argv_bytes_, &argv_, error) ||
       !GetPacked(run, "envp", true, borrow, &envp_bytes_, &envp_, error)) {
     return false;
@@ -388,8 +392,11 @@ bool RunStorage::Parse(const Napi::Object& run, const PlanStorage& base, bool bo
     *error = "plan.argv is empty";
     return false;
   }
-  if (!ParseStdio(run, stdio, error)) return false;
-  // A prepared sandbox's run: what differs from the prepared plan.
+  return true;
+}
+
+// A prepared sandbox's run: what differs from the prepared plan.
+bool RunStorage::ParseChanges(const Napi::Object& run, const PlanStorage& base, std::string* error) {
   Napi::Value candidates = run.Get("runCandidates");
   if (!candidates.IsUndefined()) {
     std::vector<std::string> list;

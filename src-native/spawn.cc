@@ -136,6 +136,11 @@ class SpawnJob {
     // JavaScript can still run now, every read above succeeded (a prepared plan's were checked
     // so when it was parsed).
     if (!CanCallIntoJs(env)) return false;
+    // An fd given for stdio must be open now: checked before any pipe is made here, which
+    // could otherwise take a closed fd's number and be passed on in its place.
+    for (int i = 0; i < 3 && !failure_.where; i++) {
+      if (run_.stdio[i].kind == StdioRequest::kFd && ::fcntl(run_.stdio[i].fd, F_GETFD) < 0) Fail("stdio", "fcntl", errno, i);
+    }
     for (int i = 0; i < 3 && !failure_.where; i++) PrepareStdio(i);
     if (failure_.where) return true;
     if (child_.die_with_parent) child_.parent_pidfd = SelfPidfd();

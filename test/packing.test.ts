@@ -73,6 +73,62 @@ describe('argv and env reach the program exactly', () => {
   });
 });
 
+describe('JavaScript that runs inside a spawn call cannot change the strings it spawns', () => {
+  // The addon reads fields a plan or run leaves out (chdirAt); a getter on Object.prototype
+  // then runs inside the spawn call. One that spawns (packing other strings) must not change
+  // what the spawn under way gives its program.
+  const A = { PATH: '/usr/bin:/bin', A_ONLY: 'a' };
+  const B = { PATH: '/bin', B_TOKEN: 'secret-of-b' };
+  const optionsA: SpawnOptions = { command: SH, args: ['-c', ECHO, 'sh', 'a1', 'a2'], env: A, pid: true, stdio: ['ignore', 'pipe', 'inherit'] };
+  const optionsB: SpawnOptions = { command: SH, args: ['-c', ECHO, 'sh', 'b1'], env: B, stdio: ['ignore', 'pipe', 'inherit'] };
+
+  /** Runs `spawn` with a getter on Object.prototype.chdirAt that starts B once; the handles of both. */
+  async function withGetter(spawn: () => ReturnType<typeof spawnIsolated>): Promise<{ a: string; b: string; fired: number }> {
+    let fired = 0;
+    let inner: ReturnType<typeof spawnIsolated> | undefined;
+    let busy = false;
+    Object.defineProperty(Object.prototype, 'chdirAt', {
+      configurable: true,
+      get() {
+        fired++;
+        if (!busy && inner === undefined) {
+          busy = true;
+          try {
+            inner = spawnIsolated(optionsB);
+          } finally {
+            busy = false;
+          }
+        }
+        return undefined;
+      },
+    });
+    let outer: ReturnType<typeof spawnIsolated>;
+    try {
+      outer = spawn();
+    } finally {
+      delete (Object.prototype as Record<string, unknown>).chdirAt;
+    }
+    const started = inner;
+    if (started === undefined) throw new Error('the getter did not run inside the spawn call');
+    const [a, b] = await Promise.all([output(outer), output(started)]);
+    return { a, b, fired };
+  }
+
+  test('spawnIsolated and a prepared sandbox\'s run; the control: the getter ran inside the call and its spawn ran', async () => {
+    const box = prepareSandbox(optionsA);
+    try {
+      for (const spawn of [() => spawnIsolated(optionsA), () => box.spawn({ args: ['-c', ECHO, 'sh', 'a1', 'a2'], env: { A_ONLY: 'a' } })]) {
+        const { a, b, fired } = await withGetter(spawn);
+        expect(fired).toBeGreaterThan(0);
+        expect(b).toBe(expected(['b1'], B));
+        expect(a).toBe(expected(['a1', 'a2'], A));
+      }
+    } finally {
+      box.close();
+    }
+  });
+});
+
 describe('the addon checks the packed strings it is given', () => {
   const plan = (): ReturnType<typeof compilePlan>['native'] => ({ ...compilePlan(validateOptions({ command: '/bin/true', stdio: 'ignore' })).native });
 

@@ -1,5 +1,5 @@
 /** Failures: bad options before any process starts; child failures as IsolationError. */
-import { IsolationError, spawnIsolated, type SpawnOptions } from '../lib';
+import { IsolationError, prepareSandbox, spawnIsolated, type SpawnOptions } from '../lib';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { catchError, childCount, lingeringZombies, makeTempDir } from './helpers';
@@ -113,5 +113,28 @@ describe('bad options throw before any process starts', () => {
   test('a stdio fd that is not open is reported for that stream', () => {
     const err = catchError(() => spawnIsolated({ command: '/bin/true', stdio: ['ignore', 987654, 'ignore'] })) as IsolationError;
     expect(err).toMatchObject({ code: 'EBADF', step: 'stdio[1]' });
+  });
+
+  test('a stdio fd just closed is reported too, not replaced by a pipe the spawn makes under its number; also from a prepared sandbox', () => {
+    const { dir, cleanup } = makeTempDir();
+    try {
+      const file = path.join(dir, 'out');
+      const closed = fs.openSync(file, 'w');
+      fs.closeSync(closed);
+      // The control: the lowest free number is the one just closed, which the spawn's own
+      // pipes for 'ignore' would take.
+      const reused = fs.openSync(file, 'r');
+      expect(reused).toBe(closed);
+      fs.closeSync(reused);
+      const err = catchError(() => spawnIsolated({ command: '/bin/echo', args: ['x'], stdio: ['ignore', closed, 'ignore'] })) as IsolationError;
+      expect(err).toMatchObject({ code: 'EBADF', step: 'stdio[1]' });
+      const fd = fs.openSync(file, 'w');
+      const box = prepareSandbox({ command: '/bin/echo', args: ['x'], stdio: ['ignore', fd, 'ignore'] });
+      fs.closeSync(fd);
+      expect(catchError(() => box.spawn())).toMatchObject({ code: 'EBADF', step: 'stdio[1]' });
+      expect(fs.readFileSync(file, 'utf8')).toBe('');
+    } finally {
+      cleanup();
+    }
   });
 });
