@@ -48,24 +48,6 @@ const CHUNK = 1024;
 /** A scratch Buffer above this is not kept: the next spawn allocates again. */
 const SCRATCH_KEEP = 16 * 1024 * 1024;
 
-/** Spawn calls under way: while the addon reads a run, packing goes elsewhere (see {@link whilePacked}). */
-let lent = 0;
-
-/**
- * Runs `call`, the addon's spawn of strings packed into the scratch, with the scratch lent to
- * it: JavaScript that runs meanwhile (the addon's reads of a field a plan leaves out would run
- * a getter on Object.prototype) and spawns gets Buffers of its own, and cannot change the
- * strings the addon is about to read in place.
- */
-export function whilePacked<R>(call: () => R): R {
-  lent++;
-  try {
-    return call();
-  } finally {
-    lent--;
-  }
-}
-
 /** `slot`'s scratch with room for `need` bytes after the first `used` (kept). */
 function room(slot: PackSlot | 'own', used: number, need: number): Buffer {
   const current = scratch[slot];
@@ -86,8 +68,7 @@ function room(slot: PackSlot | 'own', used: number, need: number): Buffer {
  * sandbox).
  */
 function pack(count: number, entry: (i: number) => string, slot?: PackSlot, prefix?: Buffer): Buffer {
-  const transient = slot !== undefined && lent === 0;
-  const target = transient ? slot : 'own';
+  const target = slot ?? 'own';
   let used = 0;
   if (prefix !== undefined && prefix.length > 0) {
     prefix.copy(room(target, 0, prefix.length), 0);
@@ -108,7 +89,7 @@ function pack(count: number, entry: (i: number) => string, slot?: PackSlot, pref
   }
   const packed = scratch[target].subarray(0, used);
   if (scratch[target].length > SCRATCH_KEEP) scratch[target] = Buffer.allocUnsafeSlow(0);
-  return transient ? packed : Buffer.from(packed);
+  return slot === undefined ? Buffer.from(packed) : packed;
 }
 
 /** argv (or any list of strings) packed for the addon; see {@link pack}. */

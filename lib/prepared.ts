@@ -13,7 +13,7 @@ import { FILESYSTEM_OPTION_KEYS } from './filesystem';
 import { IDENTITY_OPTION_KEYS } from './identity';
 import { NETWORK_OPTION_KEYS, validateNetwork } from './network';
 import { PROTOCOL_OPTION_KEYS } from './protocol';
-import { compilePlan, execCandidates, packEnv, packStrings, pathVariable, stdioFor, whilePacked, type SpawnPlan } from './plan';
+import { compilePlan, execCandidates, packEnv, packStrings, pathVariable, stdioFor, type SpawnPlan } from './plan';
 import type { IsolatedProcess } from './process';
 import { runToEnd, type RunOptions, type RunResult } from './run';
 import {
@@ -151,7 +151,7 @@ export class PreparedSandbox {
     let result: ReturnType<typeof binding.spawnPrepared>;
     try {
       native = this.#nativeRun(compiled, r, l);
-      result = whilePacked(() => binding.spawnPrepared(compiled.native, native, l.onExit));
+      result = binding.spawnPrepared(compiled.native, native, l.onExit);
     } catch (e) {
       l.control.abandon();
       throw e;
@@ -172,7 +172,7 @@ export class PreparedSandbox {
       return new Promise((resolve, reject) => {
         try {
           const native = this.#nativeRun(compiled, r, l);
-          whilePacked(() => binding.spawnPreparedAsync(compiled.native, native, l.onExit, (result) => {
+          binding.spawnPreparedAsync(compiled.native, native, l.onExit, (result) => {
             try {
               if ('thrown' in result) {
                 l.control.abandon();
@@ -182,7 +182,7 @@ export class PreparedSandbox {
             } catch (e) {
               reject(e);
             }
-          }));
+          });
         } catch (e) {
           // Refused before it was queued: no callback will come.
           l.control.abandon();

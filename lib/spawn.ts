@@ -5,7 +5,7 @@ import { describeErrno, IsolationError } from './errors';
 import { explainExecFailure } from './exec-diagnosis';
 import { deliverExit } from './exits';
 import { validateOptions, type SpawnOptions, type ValidatedOptions } from './options';
-import { compilePlan, whilePacked, type SpawnPlan } from './plan';
+import { compilePlan, type SpawnPlan } from './plan';
 import { initExitStatus, initProgramPid } from './init';
 import { IsolatedProcess } from './process';
 import { armSandbox, type SandboxControl } from './supervision';
@@ -181,7 +181,7 @@ export function spawnOnThisThread(l: Launch): IsolatedProcess {
     // Network: namespaces to join and the veth link, ready before clone, gone after exit.
     result = withNetwork(l.validated.network, l.exited, () => {
       plan = planFor(l);
-      return whilePacked(() => binding.spawn(plan.native, l.onExit));
+      return binding.spawn(plan.native, l.onExit);
     });
   } catch (e) {
     l.control.abandon();
@@ -195,7 +195,7 @@ export function spawnOnThisThread(l: Launch): IsolatedProcess {
 /** binding.spawnAsync; when it throws instead of queueing the spawn, the sandbox's cgroup goes. */
 function spawnAsyncOrAbandon(l: Launch, plan: SpawnPlan, done: Parameters<typeof binding.spawnAsync>[2]): void {
   try {
-    whilePacked(() => binding.spawnAsync(plan.native, l.onExit, done));
+    binding.spawnAsync(plan.native, l.onExit, done);
   } catch (e) {
     closePrepared(l.prepared);
     l.control.abandon();

@@ -15,9 +15,17 @@
 namespace nsjail {
 namespace {
 
+// A field of a plan object: its own property only. The plan is the library's own object, but
+// a property missing from it would otherwise be looked up on Object.prototype, where a
+// polluted prototype (or a getter: JavaScript run in the middle of a spawn) could supply it.
+Napi::Value Field(const Napi::Object& obj, const char* key) {
+  if (!obj.HasOwnProperty(key)) return obj.Env().Undefined();
+  return obj.Get(key);
+}
+
 bool GetStringList(const Napi::Object& obj, const char* key, std::vector<std::string>* out,
                    std::string* error) {
-  Napi::Value v = obj.Get(key);
+  Napi::Value v = Field(obj, key);
   if (!v.IsArray()) {
     *error = std::string("plan.") + key + " must be an array";
     return false;
@@ -41,7 +49,7 @@ bool GetStringList(const Napi::Object& obj, const char* key, std::vector<std::st
 
 // An optional string (or Buffer, for data) field of a step; absent means null.
 bool GetBytes(const Napi::Object& obj, const char* key, std::string* out, bool* present) {
-  Napi::Value v = obj.Get(key);
+  Napi::Value v = Field(obj, key);
   *present = !v.IsUndefined() && !v.IsNull();
   if (!*present) return true;
   if (v.IsString()) {
@@ -59,18 +67,18 @@ bool GetBytes(const Napi::Object& obj, const char* key, std::string* out, bool* 
 // A boolean field. Not ToBoolean(): a Get that failed (the environment going away) yields an
 // empty value, on which ToBoolean is a fatal error.
 bool GetFlag(const Napi::Object& obj, const char* key) {
-  Napi::Value v = obj.Get(key);
+  Napi::Value v = Field(obj, key);
   return v.IsBoolean() && v.As<Napi::Boolean>().Value();
 }
 
 double GetNumber(const Napi::Object& obj, const char* key, double fallback) {
-  Napi::Value v = obj.Get(key);
+  Napi::Value v = Field(obj, key);
   return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
 }
 
 // Up to two 64-bit numbers, as BigInts (rlimits and capability sets need all 64 bits).
 bool GetValues(const Napi::Object& obj, uint64_t values[2]) {
-  Napi::Value v = obj.Get("values");
+  Napi::Value v = Field(obj, "values");
   if (v.IsUndefined()) return true;
   if (!v.IsArray() || v.As<Napi::Array>().Length() > 2) return false;
   Napi::Array arr = v.As<Napi::Array>();
@@ -132,7 +140,7 @@ const char* PlanStorage::Keep(std::string s) {
 bool PlanStorage::Parse(const Napi::Object& plan, std::string* error) {
   clone_flags = static_cast<unsigned long long>(GetNumber(plan, "cloneFlags", 0));
 
-  std::string engine_name = plan.Get("engine").IsString() ? plan.Get("engine").As<Napi::String>().Utf8Value() : "auto";
+  std::string engine_name = Field(plan, "engine").IsString() ? Field(plan, "engine").As<Napi::String>().Utf8Value() : "auto";
   if (engine_name == "clone3") {
     engine = CloneEngine::kClone3;
   } else if (engine_name == "clone") {
@@ -159,21 +167,21 @@ bool PlanStorage::Parse(const Napi::Object& plan, std::string* error) {
   // Identity extras (lib/identity.ts, lib/init.ts): parent-written id maps and init.
   child.init_fd = child.status_fd = -1;
   child.init_argv = nullptr;
-  Napi::Value init = plan.Get("init");
+  Napi::Value init = Field(plan, "init");
   if (!init.IsUndefined()) {
     std::vector<std::string> init_argv;
-    if (!init.IsObject() || !init.As<Napi::Object>().Get("fd").IsNumber() ||
+    if (!init.IsObject() || !Field(init.As<Napi::Object>(), "fd").IsNumber() ||
         !GetStringList(init.As<Napi::Object>(), "argv", &init_argv, error)) {
       if (error->empty()) *error = "plan.init must be {fd, argv}";
       return false;
     }
-    child.init_fd = init.As<Napi::Object>().Get("fd").As<Napi::Number>().Int32Value();
+    child.init_fd = Field(init.As<Napi::Object>(), "fd").As<Napi::Number>().Int32Value();
     keep_list(init_argv, &init_argv_);
     child.init_argv = init_argv_.data();
   }
-  Napi::Value info = plan.Get("info");
+  Napi::Value info = Field(plan, "info");
   if (!info.IsUndefined()) {
-    if (!info.IsObject() || !info.As<Napi::Object>().Get("fd").IsNumber() ||
+    if (!info.IsObject() || !Field(info.As<Napi::Object>(), "fd").IsNumber() ||
         !GetStringList(info.As<Napi::Object>(), "namespaces", &info_namespaces, error)) {
       if (error->empty()) *error = "plan.info must be {fd, namespaces}";
       return false;
@@ -185,12 +193,12 @@ bool PlanStorage::Parse(const Napi::Object& plan, std::string* error) {
       }
     }
     wants_info = true;
-    info_fd = info.As<Napi::Object>().Get("fd").As<Napi::Number>().Int32Value();
+    info_fd = Field(info.As<Napi::Object>(), "fd").As<Napi::Number>().Int32Value();
   }
   userns_block_fd = static_cast<int>(GetNumber(plan, "usernsBlockFd", -1));
-  Napi::Value host_id_value = plan.Get("hostId");
+  Napi::Value host_id_value = Field(plan, "hostId");
   if (host_id_value.IsNumber()) host_id = host_id_value.As<Napi::Number>().Int64Value();
-  Napi::Value setup = plan.Get("parentSetup");
+  Napi::Value setup = Field(plan, "parentSetup");
   if (!setup.IsUndefined()) {
     if (!setup.IsArray()) {
       *error = "plan.parentSetup must be an array";
@@ -205,10 +213,10 @@ bool PlanStorage::Parse(const Napi::Object& plan, std::string* error) {
         ok = GetStringList(item.As<Napi::Object>(), "argv", &p.argv, error) && !p.argv.empty();
       } else if (ok) {
         Napi::Object o = item.As<Napi::Object>();
-        ok = o.Get("path").IsString() && o.Get("data").IsString();
+        ok = Field(o, "path").IsString() && Field(o, "data").IsString();
         if (ok) {
-          p.path = o.Get("path").As<Napi::String>().Utf8Value();
-          p.data = o.Get("data").As<Napi::String>().Utf8Value();
+          p.path = Field(o, "path").As<Napi::String>().Utf8Value();
+          p.data = Field(o, "data").As<Napi::String>().Utf8Value();
         }
       }
       if (!ok) {
@@ -219,7 +227,7 @@ bool PlanStorage::Parse(const Napi::Object& plan, std::string* error) {
     }
   }
 
-  Napi::Value steps_value = plan.Get("steps");
+  Napi::Value steps_value = Field(plan, "steps");
   if (!steps_value.IsArray()) {
     *error = "plan.steps must be an array";
     return false;
@@ -234,7 +242,7 @@ bool PlanStorage::Parse(const Napi::Object& plan, std::string* error) {
     }
     Napi::Object so = sv.As<Napi::Object>();
     Step step{};
-    Napi::Value op_value = so.Get("op");
+    Napi::Value op_value = Field(so, "op");
     if (!op_value.IsString() || !ParseStepOp(op_value.As<Napi::String>().Utf8Value(), &step.op)) {
       *error = "plan.steps[" + std::to_string(i) + "].op is not a known step";
       return false;
@@ -294,14 +302,14 @@ namespace {
 // A packed list of NUL-terminated strings (lib/plan.ts: packStrings, packEnv) into `out`, a
 // null-terminated array of pointers into the bytes. With `borrow` the pointers go into the
 // caller's Buffer itself: only for a synchronous spawn, which reads it last and runs no
-// JavaScript after it until the child has exec'd (the Buffer is the library's own, referenced
-// by the call, and lib/plan.ts packs elsewhere while a spawn call is under way);
+// JavaScript after it until the child has exec'd (the Buffer is the library's own and
+// referenced by the call; plan fields are read as own properties: no getter runs);
 // otherwise into a copy in `bytes`, checked after copying (the caller's memory could change
 // between a check and the copy). With `entries_need_equals` every string must hold a '='
 // (key=value). One pass over the bytes, no per-string call into JavaScript.
 bool GetPacked(const Napi::Object& obj, const char* key, bool entries_need_equals, bool borrow, std::string* bytes,
                std::vector<char*>* out, std::string* error) {
-  Napi::Value v = obj.Get(key);
+  Napi::Value v = Field(obj, key);
   if (!v.IsBuffer()) {
     *error = std::string("plan.") + key + " must be a Buffer";
     return false;
@@ -338,7 +346,7 @@ bool GetPacked(const Napi::Object& obj, const char* key, bool entries_need_equal
 }
 
 bool ParseStdio(const Napi::Object& plan, StdioRequest (&stdio)[3], std::string* error) {
-  Napi::Value stdio_value = plan.Get("stdio");
+  Napi::Value stdio_value = Field(plan, "stdio");
   if (!stdio_value.IsArray() || stdio_value.As<Napi::Array>().Length() != 3) {
     *error = "plan.stdio must be an array of 3";
     return false;
@@ -365,7 +373,7 @@ bool ParseStdio(const Napi::Object& plan, StdioRequest (&stdio)[3], std::string*
 
 // An optional uint32 index field below `limit` (inclusive when `inclusive`).
 bool GetIndex(const Napi::Object& obj, const char* key, size_t limit, bool inclusive, size_t* out) {
-  Napi::Value v = obj.Get(key);
+  Napi::Value v = Field(obj, key);
   if (!v.IsNumber()) return false;
   double d = v.As<Napi::Number>().DoubleValue();
   if (!(d >= 0) || d != static_cast<double>(static_cast<size_t>(d))) return false;
@@ -397,7 +405,7 @@ bool RunStorage::Parse(const Napi::Object& run, const PlanStorage& base, bool bo
 
 // A prepared sandbox's run: what differs from the prepared plan.
 bool RunStorage::ParseChanges(const Napi::Object& run, const PlanStorage& base, std::string* error) {
-  Napi::Value candidates = run.Get("runCandidates");
+  Napi::Value candidates = Field(run, "runCandidates");
   if (!candidates.IsUndefined()) {
     std::vector<std::string> list;
     if (!GetStringList(run, "runCandidates", &list, error)) return false;
@@ -408,8 +416,8 @@ bool RunStorage::ParseChanges(const Napi::Object& run, const PlanStorage& base, 
     for (auto& c : list) candidates_.push_back(const_cast<char*>(Keep(std::move(c))));
     candidates_.push_back(nullptr);
   }
-  Napi::Value paths = run.Get("stepPaths");
-  Napi::Value chdir = run.Get("chdirAt");
+  Napi::Value paths = Field(run, "stepPaths");
+  Napi::Value chdir = Field(run, "chdirAt");
   if (paths.IsUndefined() && chdir.IsUndefined()) return true;
   steps_ = base.steps();
   if (!paths.IsUndefined()) {
@@ -422,23 +430,23 @@ bool RunStorage::ParseChanges(const Napi::Object& run, const PlanStorage& base, 
       Napi::Value item = items.Get(i);
       size_t index = 0;
       if (!item.IsObject() || !GetIndex(item.As<Napi::Object>(), "index", steps_.size(), false, &index) ||
-          !item.As<Napi::Object>().Get("path").IsString()) {
+          !Field(item.As<Napi::Object>(), "path").IsString()) {
         *error = "plan.stepPaths[" + std::to_string(i) + "] must be {index, path}";
         return false;
       }
-      steps_[index].path = Keep(item.As<Napi::Object>().Get("path").As<Napi::String>().Utf8Value());
+      steps_[index].path = Keep(Field(item.As<Napi::Object>(), "path").As<Napi::String>().Utf8Value());
     }
   }
   if (!chdir.IsUndefined()) {
     size_t index = 0;
     if (!chdir.IsObject() || !GetIndex(chdir.As<Napi::Object>(), "index", steps_.size(), true, &index) ||
-        !chdir.As<Napi::Object>().Get("path").IsString()) {
+        !Field(chdir.As<Napi::Object>(), "path").IsString()) {
       *error = "plan.chdirAt must be {index, path}";
       return false;
     }
     Step step{};
     step.op = StepOp::kChdir;
-    step.path = Keep(chdir.As<Napi::Object>().Get("path").As<Napi::String>().Utf8Value());
+    step.path = Keep(Field(chdir.As<Napi::Object>(), "path").As<Napi::String>().Utf8Value());
     steps_.insert(steps_.begin() + static_cast<std::ptrdiff_t>(index), step);
   }
   return true;
