@@ -9,7 +9,7 @@ import { LIMIT_OPTION_KEYS, validateLimits, type LimitOptions, type ValidatedLim
 import { NETWORK_OPTION_KEYS, validateNetwork, type NetworkOptions, type ValidatedNetwork } from './network';
 import { PROTOCOL_OPTION_KEYS, validateProtocol, type ProtocolOptions, type ValidatedProtocol } from './protocol';
 import { socketFamilyFilter } from './socket-families';
-import { checkAbsolutePath, checkArray, checkBoolean, checkCString, describe, isCString, fail, rejectUnknownKeys } from './validate';
+import { checkAbsolutePath, checkArray, checkBoolean, checkCString, describe, isCString, fail, ownOptions, rejectUnknownKeys } from './validate';
 
 /** Where one of the program's standard streams goes. */
 export type StdioOption =
@@ -206,10 +206,11 @@ export function validateStdio(value: unknown): [StdioOption, StdioOption, StdioO
 }
 
 /** Validates user options and fills in defaults; throws TypeError/RangeError naming the option. */
-export function validateOptions(options: SpawnOptions): ValidatedOptions {
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    throw new TypeError(`spawnIsolated: options must be an object, got ${describe(options)}`);
+export function validateOptions(given: SpawnOptions): ValidatedOptions {
+  if (given === null || typeof given !== 'object' || Array.isArray(given)) {
+    throw new TypeError(`spawnIsolated: options must be an object, got ${describe(given)}`);
   }
+  const options = ownOptions(given);
   rejectUnknownKeys(options, KNOWN_KEYS, 'options.', HABITS);
 
   const command = checkCString('command', options.command);

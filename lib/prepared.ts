@@ -21,7 +21,7 @@ import {
   type ErrorContext, type Launch, type Spawned,
 } from './spawn';
 import type { StepLabel } from './steps';
-import { checkCString, checkObject, describe, isCString, rejectUnknownKeys } from './validate';
+import { checkCString, checkObject, describe, isCString, ownOptions, rejectUnknownKeys } from './validate';
 
 /**
  * What may differ between the runs of a {@link PreparedSandbox}; everything else is fixed
@@ -218,12 +218,13 @@ export class PreparedSandbox {
   #checkRun(run: unknown, keys: readonly string[], name: string): SandboxRun {
     if (this.#closed) throw new Error(`${name}: this prepared sandbox is closed`);
     if (run === null || typeof run !== 'object' || Array.isArray(run)) throw new TypeError(`${name}: run must be an object, got ${describe(run)}`);
+    const own = ownOptions(run);
     try {
-      rejectUnknownKeys(run, keys, 'options.', FIXED_HINTS);
+      rejectUnknownKeys(own, keys, 'options.', FIXED_HINTS);
     } catch (e) {
       throw asRunError(e, name);
     }
-    return run as SandboxRun;
+    return own as SandboxRun;
   }
 
   /** Validates a run's differences (each only when given) against the prepared options. */

@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import type { SpawnOptions, StdioOption } from './options';
 import type { CloseStatus, IsolatedProcess } from './process';
 import { spawnIsolated } from './spawn';
-import { describe } from './validate';
+import { describe, ownOptions } from './validate';
 
 /** Options of {@link runIsolated}: those of spawnIsolated without `stdio`, plus these. */
 export interface RunOptions extends Omit<SpawnOptions, 'stdio'> {
@@ -102,7 +102,7 @@ export async function runIsolated(options: RunOptions): Promise<RunResult<string
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw new TypeError(`runIsolated: options must be an object, got ${describe(options)}`);
   }
-  const o = options as RunOptions & { stdio?: unknown };
+  const o = ownOptions(options) as RunOptions & { stdio?: unknown };
   if ('stdio' in o) {
     throw new TypeError('runIsolated: options.stdio is not accepted (stdout and stderr are collected, stdin comes from options.input); use spawnIsolated for other stdio');
   }

@@ -15,6 +15,36 @@ export function describe(value: unknown): string {
   return typeof value === 'object' ? 'an object' : `${typeof value} ${String(value)}`;
 }
 
+/** Keys whose values {@link ownOptions} keeps as given: read only through their own keys (env: Object.keys) or as a list of strings (args). */
+const KEPT_AS_GIVEN: ReadonlySet<string> = new Set(['env', 'args']);
+
+function ownCopy(value: unknown, key: string | undefined): unknown {
+  if (value === null || typeof value !== 'object' || (key !== undefined && KEPT_AS_GIVEN.has(key))) return value;
+  if (Array.isArray(value)) {
+    // Holes stay holes (checkArray names them).
+    const copy: unknown[] = new Array<unknown>(value.length);
+    for (let i = 0; i < value.length; i++) if (Object.hasOwn(value, i)) copy[i] = ownCopy(value[i], undefined);
+    return copy;
+  }
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return value; // a Buffer, an AbortSignal, a class instance
+  const copy = Object.create(null) as Record<string, unknown>;
+  for (const k of Object.keys(value)) copy[k] = ownCopy((value as Record<string, unknown>)[k], k);
+  return copy;
+}
+
+/**
+ * Options as the caller wrote them, with nothing else: plain objects copied as objects
+ * without a prototype and arrays copied element by element, so that an option the caller
+ * left out is never read from a polluted Object.prototype (or a hole from Array.prototype).
+ * Such a gadget could otherwise add a writable host mount to every sandbox, or turn a
+ * namespace off. Other objects (Buffers, AbortSignals) are kept as they are, as are `env`
+ * and `args` (read through their own keys, or as strings).
+ */
+export function ownOptions<T extends object>(options: T): T {
+  return ownCopy(options, undefined) as T;
+}
+
 function editDistance(a: string, b: string): number {
   const row = Array.from({ length: b.length + 1 }, (_, i) => i);
   for (let i = 1; i <= a.length; i++) {
