@@ -35,8 +35,8 @@ export interface SpawnPlan {
 }
 
 /**
- * Where a spawn's strings are packed (lib/plan.ts: packStrings): one Buffer per kind, kept and
- * reused from spawn to spawn. A fresh Buffer of a large argv or environment costs far more in
+ * Where a spawn's strings are packed ({@link packStrings}, {@link packEnv}): one Buffer per
+ * kind, kept and reused from spawn to spawn. A fresh Buffer of a large argv or environment costs far more in
  * page faults than the copy itself (a 200 kB one: about 1 ms in a VM), and so does a joined
  * string above V8's large-object size (~128 kB), so strings are joined in chunks below it.
  */
