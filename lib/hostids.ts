@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import { binding } from './binding';
 import { IsolationError } from './errors';
 import type { ValidatedMount } from './filesystem';
-import { describe } from './validate';
+import { describe, ownOptions } from './validate';
 
 /** A range of host ids for sandboxes, and where their leases are kept. */
 export interface HostIdRange {
@@ -89,7 +89,8 @@ function fromEnvironment(): Required<HostIdRange> {
  */
 export function configureHostIds(range: HostIdRange): void {
   if (range === null || typeof range !== 'object') throw new TypeError(`configureHostIds: range must be an object, got ${describe(range)}`);
-  const next = checkRange('configureHostIds: range', range);
+  // Its own properties only: a polluted Object.prototype.lockDir must not move the leases.
+  const next = checkRange('configureHostIds: range', ownOptions(range));
   if (!rangeIsMapped(next)) throw new RangeError(`configureHostIds: ids ${next.base}..${next.base + next.count - 1} are not mapped in this process's user namespace (/proc/self/uid_map)`);
   if (config === undefined || next.lockDir !== config.lockDir) closeLockDir();
   config = next;

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import type { NativeNetError } from '../types/native';
 import { binding } from './binding';
 import { IsolationError } from './errors';
-import { describe } from './validate';
+import { describe, ownOptions } from './validate';
 
 /** Where named network namespaces live (iproute2's NETNS_RUN_DIR). */
 export const NETNS_DIR = '/run/netns';
@@ -81,7 +81,7 @@ export function createNetns(name: string, options: CreateNetnsOptions = {}): str
   for (const key of Object.keys(options)) {
     if (key !== 'loopback') throw new TypeError(`createNetns: unknown option ${key}`);
   }
-  const loopback = options.loopback ?? true;
+  const loopback = ownOptions(options).loopback ?? true;
   if (typeof loopback !== 'boolean') throw new TypeError(`createNetns: options.loopback must be a boolean, got ${describe(loopback)}`);
   const path = `${NETNS_DIR}/${name}`;
   const error = binding.netnsCreate(NETNS_DIR, path, loopback);

@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { elfAbi, readElf, readLdCache, type ElfAbi, type ElfInfo, type LdCacheEntry } from './elf';
 import { IsolationError } from './errors';
+import { ownOptions } from './validate';
 
 /** Options for {@link buildRootfs}. */
 export interface RootfsOptions {
@@ -46,7 +47,9 @@ export interface RootfsManifest {
  * @throws TypeError or RangeError naming the bad argument; Error naming the binary and soname of a missing library;
  * IsolationError naming the step (`copy`, `mkdir`, ...), errno and rootfs path of a write that failed.
  */
-export async function buildRootfs(dir: string, programs: string[], options: RootfsOptions = {}): Promise<RootfsManifest> {
+export async function buildRootfs(dir: string, programs: string[], given: RootfsOptions = {}): Promise<RootfsManifest> {
+  // Its own properties only: a polluted Object.prototype.extraFiles must not copy host files in.
+  const options = given !== null && typeof given === 'object' ? ownOptions(given) : given;
   await validate(dir, programs, options);
   const resolver = new Resolver(options.libraryPath ?? []);
   const hostPaths = new Set<string>();

@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { hostSystemMounts, prepareSandbox, runIsolated, spawnIsolated, type SpawnOptions } from '../../lib';
+import { buildRootfs, hostSystemMounts, prepareSandbox, runIsolated, spawnIsolated, type SpawnOptions } from '../../lib';
 import { collect, expectHostMountsUnchanged, makeTempDir } from '../helpers';
 
 jest.setTimeout(30_000);
@@ -86,5 +86,23 @@ test('a prepared run and runIsolated read their own options only; CONTROL: given
     expect((await Promise.all([collect(child.stdout), child.exited]))[0]).toBe('gadget\n');
   } finally {
     box.close();
+  }
+});
+
+test('Object.prototype.extraFiles does not copy a host file into a rootfs buildRootfs makes; CONTROL: the option does', async () => {
+  const host = sentinel();
+  const out = makeTempDir('nsjail-node-pollution-root-');
+  const control = makeTempDir('nsjail-node-pollution-root-');
+  try {
+    const built = await polluted('extraFiles', [host.file], () => buildRootfs(out.dir, ['/bin/true']));
+    expect(built.files).not.toContain(host.file);
+    expect(fs.existsSync(path.join(out.dir, host.file))).toBe(false);
+    const given = await buildRootfs(control.dir, ['/bin/true'], { extraFiles: [host.file] });
+    expect(given.files).toContain(host.file);
+    expect(fs.readFileSync(path.join(control.dir, host.file), 'utf8')).toBe('host only\n');
+  } finally {
+    out.cleanup();
+    control.cleanup();
+    host.cleanup();
   }
 });
