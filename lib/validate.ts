@@ -37,8 +37,8 @@ function ownCopy(value: unknown, key: string | undefined): unknown {
  * Options as the caller wrote them, with nothing else: plain objects copied as objects
  * without a prototype and arrays copied element by element, so that an option the caller
  * left out is never read from a polluted Object.prototype (or a hole from Array.prototype).
- * Such a gadget could otherwise add a writable host mount to every sandbox, or turn a
- * namespace off. Other objects (Buffers, AbortSignals) are kept as they are, as are `env`
+ * Such a gadget could otherwise add a host mount to every sandbox, or drop `net: true`'s
+ * seccomp filter. Other objects (Buffers, AbortSignals) are kept as they are, as are `env`
  * and `args` (read through their own keys, or as strings).
  */
 export function ownOptions<T extends object>(options: T): T {

@@ -389,8 +389,8 @@ const char* RunStorage::Keep(std::string s) {
 }
 
 bool RunStorage::Parse(const Napi::Object& run, const PlanStorage& base, bool borrow, std::string* error) {
-  // Every other field first: reading a field a run leaves out may run JavaScript (a getter on
-  // Object.prototype), and none may run once argv and envp are borrowed (they could change).
+  // argv and envp last: once they are borrowed nothing may run that could change them (the
+  // fields are own data properties, Field: reading them runs no JavaScript either).
   if (!ParseStdio(run, stdio, error) || !ParseChanges(run, base, error)) return false;
   if (!GetPacked(run, "argv", false, borrow, &argv_bytes_, &argv_, error) ||
       !GetPacked(run, "envp", true, borrow, &envp_bytes_, &envp_, error)) {

@@ -71,10 +71,10 @@ class PlanStorage {
 
 // What one run adds to a PlanStorage: argv and envp (each one packed Buffer of NUL-terminated
 // strings, pointed into: the caller's own for a synchronous spawn, `borrow`, read last with no
-// JavaScript run after it until exec, else a copy; so
-// their cost grows with their bytes as the kernel's own copy at execve does), stdio and, for a
-// prepared sandbox, the exec candidates of a PATH given for this run, replaced step paths
-// (the cgroup.procs files of this run's cgroup, its cwd) and an inserted chdir step.
+// JavaScript run after it until exec, else a copy; so their cost grows with their bytes as the
+// kernel's own copy at execve does), stdio and, for a prepared sandbox, the exec candidates of
+// a PATH given for this run, replaced step paths (the cgroup.procs files of this run's
+// cgroup, its cwd) and an inserted chdir step.
 class RunStorage {
  public:
   bool Parse(const Napi::Object& run, const PlanStorage& base, bool borrow, std::string* error);

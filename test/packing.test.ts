@@ -5,6 +5,8 @@
  * returns. What the program receives must be exactly what was given, across chunk
  * boundaries, in multi-byte UTF-8, and whatever else was packed meanwhile.
  */
+import * as childProcess from 'node:child_process';
+import * as path from 'node:path';
 import { binding } from '../lib/binding';
 import { compilePlan } from '../lib/plan';
 import { validateOptions } from '../lib/options';
@@ -114,6 +116,26 @@ describe('no JavaScript runs inside a spawn call', () => {
     }
     for (const out of await Promise.all(outputs)) expect(out).toBe(expected(['a1', 'a2'], A));
   });
+});
+
+test('a globalThis.Object replaced after the addon loaded does not run inside a spawn call; the control: it runs for a call of Object() made there', () => {
+  // In a Node of its own: the addon's global is the process's, not this test's context.
+  const script = `
+    const { binding } = require('./dist/binding');
+    const { spawnIsolated } = require('./dist');
+    const Real = Object;
+    let inCall = false, fired = 0;
+    const spawn = binding.spawn;
+    binding.spawn = (...args) => { inCall = true; try { return spawn(...args); } finally { inCall = false; } };
+    globalThis.Object = new Proxy(Real, { apply: (t, self, args) => (inCall && fired++, Reflect.apply(t, self, args)) });
+    const child = spawnIsolated({ command: '/bin/true', pid: true, stdio: 'ignore' });
+    const during = fired;
+    inCall = true; Object(); inCall = false;
+    globalThis.Object = Real;
+    child.exited.then((s) => console.log(during, fired, s.exitCode));`;
+  const r = childProcess.spawnSync(process.execPath, ['-e', script], { cwd: path.join(__dirname, '..'), encoding: 'utf8' });
+  expect(r.stderr).toBe('');
+  expect(r.stdout).toBe('0 1 0\n');
 });
 
 describe('the addon reads a plan\'s own fields only', () => {
