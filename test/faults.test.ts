@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { IsolationError, spawnIsolatedAsync } from '../lib';
 import { binding } from '../lib/binding';
 import type { NativeBinding } from '../types/native';
-import { lingeringZombies, makeTempDir, openFdCount, stageLibraryForOtherUsers } from './helpers';
+import { lingeringZombies, makeTempDir, openFdCount, stableFdCount, stageLibraryForOtherUsers } from './helpers';
 
 const DIST = path.join(__dirname, '..', 'dist');
 
@@ -366,15 +366,8 @@ describe('spawnIsolatedAsync: a plan the addon refuses leaves no cgroup', () => 
   test('a spawn that fails in the child has closed its fds (pidfd, pipes) when the rejection is seen', async () => {
     // What the first calls set up for good: the async machinery, the init helper's fd.
     await (await spawnIsolatedAsync({ command: '/bin/true', pid: true, init: true, stdio: 'ignore' })).child;
-    // The warm-up's ignored output pipes are closed by the discard thread once drained, which
-    // may be just after its exit is seen: the count is taken once it has stopped changing.
-    let before = openFdCount();
-    for (let i = 0; i < 100; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      const now = openFdCount();
-      if (now === before) break;
-      before = now;
-    }
+    // The warm-up's ignored output pipes may still be open: counted once settled.
+    const before = await stableFdCount();
     for (const options of [{ command: '/nonexistent-nsjail-faults' }, { command: '/bin/true', root: '/nonexistent-nsjail-faults', time: true }]) {
       await expect(spawnIsolatedAsync({ ...options, stdio: 'pipe' })).rejects.toThrow(IsolationError);
       // Checked inside the same microtask checkpoint as the rejection, not a loop turn later.

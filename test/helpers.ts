@@ -83,6 +83,22 @@ export function openFdCount(): number {
   return fs.readdirSync('/proc/self/fd').length;
 }
 
+/**
+ * openFdCount once it has stopped changing: the ignored output pipes of sandboxes that just
+ * exited are closed by the discard thread once drained, which may be just after their exits
+ * are seen. For a count taken before a check that nothing is left open.
+ */
+export async function stableFdCount(): Promise<number> {
+  let count = openFdCount();
+  for (let i = 0; i < 100; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const now = openFdCount();
+    if (now === count) break;
+    count = now;
+  }
+  return count;
+}
+
 /** A temp dir removed by the returned cleanup (use in afterEach / finally). */
 export function makeTempDir(prefix = 'nsjail-node-test-'): { dir: string; cleanup: () => void } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));

@@ -12,7 +12,7 @@ import fc from 'fast-check';
 import { hostSystemMounts, IsolationError, seccompPresets, spawnIsolated, spawnIsolatedAsync, type IsolatedProcess, type SpawnOptions } from '../lib';
 import { parseCommandLine } from '../lib/cli';
 import { validateOptions } from '../lib/options';
-import { catchError, childrenOfThisProcess, makeTempDir, openFdCount } from './helpers';
+import { catchError, childrenOfThisProcess, makeTempDir, openFdCount, stableFdCount } from './helpers';
 
 const MARK = `nsjail-prop-${process.pid}`;
 const KNOWN_KEYS = [
@@ -184,7 +184,8 @@ describe('options, property-based', () => {
     await settle(spawnIsolated({ command: '/bin/true', pid: true, init: true, stdio: 'ignore' }));
     await settle(spawnIsolated({ command: '/bin/true', user: true, mount: true, capabilities: ['CAP_SYS_ADMIN'], stdio: 'ignore' }));
     await settle((await spawnIsolatedAsync({ command: '/bin/true', stdio: 'ignore' })).child);
-    fdsBefore = openFdCount();
+    // The warm-ups' ignored output pipes may still be open: counted once settled.
+    fdsBefore = await stableFdCount();
   });
 
   afterAll(() => {
